@@ -1,0 +1,1 @@
+"""lfkit.data (see DESIGN.md for what this module owns)."""

@@ -1,0 +1,1 @@
+"""lfkit.eval (see DESIGN.md for what this module owns)."""

@@ -1,0 +1,1 @@
+"""lfkit.generate (see DESIGN.md for what this module owns)."""

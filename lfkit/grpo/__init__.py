@@ -1,0 +1,1 @@
+"""lfkit.grpo (see DESIGN.md for what this module owns)."""

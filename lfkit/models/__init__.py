@@ -1,0 +1,1 @@
+"""lfkit.models (see DESIGN.md for what this module owns)."""

@@ -1,0 +1,1 @@
+"""lfkit.pipeline (see DESIGN.md for what this module owns)."""

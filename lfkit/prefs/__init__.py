@@ -1,0 +1,1 @@
+"""lfkit.prefs (see DESIGN.md for what this module owns)."""

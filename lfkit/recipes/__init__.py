@@ -1,0 +1,1 @@
+"""lfkit.recipes (see DESIGN.md for what this module owns)."""

@@ -1,0 +1,1 @@
+"""lfkit.registry (see DESIGN.md for what this module owns)."""

@@ -1,0 +1,1 @@
+"""lfkit.reward (see DESIGN.md for what this module owns)."""

@@ -1,0 +1,1 @@
+"""lfkit.sql (see DESIGN.md for what this module owns)."""

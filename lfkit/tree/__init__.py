@@ -1,0 +1,1 @@
+"""lfkit.tree (see DESIGN.md for what this module owns)."""
