@@ -41,3 +41,58 @@ lint: $(STAMP) ## ruff check and format check
 format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix lfkit tests benchmarks
 	$(BIN)/ruff format lfkit tests benchmarks
+
+# ---- training on the demo corpus (engineer C: sft / dpo / rm) --------------------------------
+# CPU defaults: the embedded SmolLM2 on the Lahman demo corpus, capped at MAX_STEPS optimizer
+# steps. On GPUs: make sft dpo PRESET=qwen2.5-coder-1.5b MAX_STEPS= (see `lfkit render --list`).
+PRESET ?= smollm2-135m
+WORK ?= work
+CORPUS ?= $(WORK)/corpus
+DATA ?= $(WORK)/data
+OUT ?= $(WORK)/saves/$(PRESET)
+MAX_STEPS ?= 20
+DPO_SAMPLES ?= 32
+NUM_REJECTS ?= 2
+MAX_NEW_TOKENS ?= 128
+SETS ?= # extra `lfkit render` overrides, e.g. SETS="--set lora_rank=16 --set cutoff_len=2048"
+.PHONY: sft dpo rm
+
+LF_ENV := HF_HUB_OFFLINE=1 DISABLE_VERSION_CHECK=1 WANDB_DISABLED=true
+LF_TRAIN := $(LF_ENV) $(BIN)/llamafactory-cli train
+# $(call RENDER,stage,dataset,extra args): render + validate the recipe into $(OUT)/<stage>.yaml
+RENDER = $(LF_ENV) $(LFKIT) render $(1) --preset $(PRESET) --dataset $(2) --dataset-dir $(DATA) \
+	--output-dir $(OUT)/$(1) $(if $(MAX_STEPS),--set max_steps=$(MAX_STEPS)) $(SETS) $(3) -o $(OUT)/$(1).yaml
+
+define TRAIN_SFT
+	$(call RENDER,sft,text2sql_sft)
+	$(LF_TRAIN) $(OUT)/sft.yaml
+endef
+
+$(CORPUS)/train.json: | $(STAMP)
+	$(LFKIT) data demo --out $(CORPUS)
+
+$(DATA)/text2sql_sft.json: $(CORPUS)/train.json
+	$(LFKIT) data sft --bird-dir $(CORPUS) --split train --out $@
+	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_sft --file $@ --kind sft --force
+
+sft: $(DATA)/text2sql_sft.json ## LoRA SFT on the demo corpus -> $(OUT)/sft  (PRESET DATA OUT MAX_STEPS SETS)
+	$(TRAIN_SFT)
+
+# DPO/RM need an SFT adapter: made here only when missing (`make sft dpo` trains it once).
+$(OUT)/sft/adapter_model.safetensors: $(DATA)/text2sql_sft.json
+	$(TRAIN_SFT)
+
+# Pairs sampled from the SFT model, execution-verified: chosen = gold, rejected = its wrong SQL.
+$(DATA)/text2sql_dpo.jsonl: $(OUT)/sft/adapter_model.safetensors
+	$(LF_ENV) $(LFKIT) prefs rejects --preset $(PRESET) --adapter-path $(OUT)/sft \
+		--sft-data $(DATA)/text2sql_sft.json --db-root $(CORPUS)/train_databases --output $@ \
+		--num-rejects $(NUM_REJECTS) --max-samples $(DPO_SAMPLES) --max-new-tokens $(MAX_NEW_TOKENS) --overwrite
+	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_dpo --file $@ --kind preference --force
+
+dpo: $(DATA)/text2sql_dpo.jsonl ## DPO from the SFT adapter (reference = SFT model) -> $(OUT)/dpo
+	$(call RENDER,dpo,text2sql_dpo,--adapter $(OUT)/sft)
+	$(LF_TRAIN) $(OUT)/dpo.yaml
+
+rm: $(DATA)/text2sql_dpo.jsonl ## reward model (value head) on the same pairs -> $(OUT)/rm
+	$(call RENDER,rm,text2sql_dpo)
+	$(LF_TRAIN) $(OUT)/rm.yaml

@@ -1,1 +1,21 @@
-"""lfkit.data (see DESIGN.md for what this module owns)."""
+"""lfkit.data: BIRD loading, the schema prompt builder, SFT rows and the Lahman demo corpus.
+
+``lfkit.data.bird`` reads BIRD-style corpora, ``lfkit.data.prompts`` owns the prompt format
+(instruction, schema DDL, answer fence) for every stage, ``lfkit.data.sft`` writes alpaca
+SFT rows, ``lfkit.data.lengths`` reports token lengths against a cutoff and
+``lfkit.data.demo`` builds the embedded Lahman corpus (imports pandas lazily).
+"""
+
+from lfkit.data.bird import Example, load_bird, resolve_db_path, split_db_root
+from lfkit.data.prompts import INSTRUCTION, SchemaPromptBuilder, chat_messages, format_sql_answer
+
+__all__ = [
+    "INSTRUCTION",
+    "Example",
+    "SchemaPromptBuilder",
+    "chat_messages",
+    "format_sql_answer",
+    "load_bird",
+    "resolve_db_path",
+    "split_db_root",
+]

@@ -1,1 +1,24 @@
-"""lfkit.eval (see DESIGN.md for what this module owns)."""
+"""lfkit.eval: scoring predictions like BIRD (EX by difficulty, soft-F1) and its file formats."""
+
+from lfkit.eval.formats import (
+    BIRD_SEPARATOR,
+    GoldItem,
+    Prediction,
+    match_predictions,
+    read_gold,
+    read_predictions,
+    write_bird_predictions,
+)
+from lfkit.eval.score import render_report, score_predictions
+
+__all__ = [
+    "BIRD_SEPARATOR",
+    "GoldItem",
+    "Prediction",
+    "match_predictions",
+    "read_gold",
+    "read_predictions",
+    "render_report",
+    "score_predictions",
+    "write_bird_predictions",
+]

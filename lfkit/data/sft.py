@@ -1,0 +1,133 @@
+"""SFT rows (alpaca) from a BIRD-style corpus.
+
+A row is ``{"instruction", "input", "output", "question_id", "db_id"}``: the instruction and
+input come from :class:`~lfkit.data.prompts.SchemaPromptBuilder`, the output is the gold SQL
+in the answer format of :func:`~lfkit.data.prompts.format_sql_answer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lfkit.data.bird import Example, load_bird
+from lfkit.data.prompts import SchemaPromptBuilder, format_sql_answer
+from lfkit.io import write_rows
+
+logger = logging.getLogger(__name__)
+
+SFT_FIELDS = ("instruction", "input", "output", "question_id", "db_id")
+
+
+@dataclass
+class SFTOptions:
+    """What `lfkit data sft` does besides building prompts."""
+
+    limit: int | None = field(default=None, metadata={"help": "Keep at most this many questions."})
+    sample_seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "With limit: a random sample drawn with this seed (kept in file order); else the first rows."
+        },
+    )
+    check_gold: bool = field(
+        default=False, metadata={"help": "Execute every gold query; drop rows whose SQL errors or times out."}
+    )
+    timeout: float = field(default=30.0, metadata={"help": "Seconds per gold query when check_gold is on."})
+    workers: int | None = field(default=None, metadata={"help": "Processes executing gold SQL (default: CPU count)."})
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit <= 0:
+            raise ValueError(f"limit must be positive, got {self.limit}")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {self.timeout}")
+
+
+def select_examples(examples: Sequence[Example], limit: int | None, sample_seed: int | None) -> list[Example]:
+    """The first ``limit`` examples, or a seeded random sample of them kept in file order."""
+    examples = list(examples)
+    if limit is None or limit >= len(examples):
+        return examples
+    if sample_seed is None:
+        return examples[:limit]
+    keep = sorted(random.Random(sample_seed).sample(range(len(examples)), limit))
+    return [examples[i] for i in keep]
+
+
+def sft_row(example: Example, builder: SchemaPromptBuilder) -> dict[str, Any]:
+    instruction, input_text = builder.build(example)
+    return {
+        "instruction": instruction,
+        "input": input_text,
+        "output": format_sql_answer(example.gold_sql),
+        "question_id": example.question_id,
+        "db_id": example.db_id,
+    }
+
+
+def check_gold_sql(
+    examples: Sequence[Example], timeout: float = 30.0, workers: int | None = None, progress: bool = False
+) -> list[str]:
+    """Execution status of every gold query (``ok | error | timeout | too_many_rows``), via lfkit.sql."""
+    from lfkit.sql import Verifier
+
+    with Verifier(timeout=timeout, workers=workers) as verifier:
+        results = verifier.execute_many([(e.db_path, e.gold_sql) for e in examples], progress=progress)
+    return [r.status for r in results]
+
+
+# A gold answer longer than the row cap still executed: only errors and timeouts drop a row.
+GOLD_FAILURES = frozenset({"error", "timeout"})
+
+
+def build_sft(
+    bird_dir: str | os.PathLike[str],
+    split: str,
+    out: str | os.PathLike[str],
+    builder: SchemaPromptBuilder | None = None,
+    options: SFTOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    gold_progress: bool = False,
+) -> dict[str, Any]:
+    """Write SFT rows for ``<bird_dir>/<split>.json`` to ``out`` (JSONL by extension, else a JSON array).
+
+    Returns stats: rows written, rows dropped by gold status, prompts shortened by the budget.
+    """
+    builder = builder or SchemaPromptBuilder()
+    options = options or SFTOptions()
+    examples = select_examples(load_bird(bird_dir, split), options.limit, options.sample_seed)
+    dropped: Counter[str] = Counter()
+    if options.check_gold:
+        statuses = check_gold_sql(examples, options.timeout, options.workers, progress=gold_progress)
+        dropped = Counter(s for s in statuses if s in GOLD_FAILURES)
+        failed = [e.question_id for e, s in zip(examples, statuses, strict=True) if s in GOLD_FAILURES]
+        if failed:
+            logger.warning(
+                "dropped %d of %d rows whose gold SQL does not execute (%s); question_ids: %s",
+                len(failed),
+                len(examples),
+                ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items())),
+                ", ".join(map(str, failed[:20])) + (", ..." if len(failed) > 20 else ""),
+            )
+        examples = [e for e, s in zip(examples, statuses, strict=True) if s not in GOLD_FAILURES]
+    rows = []
+    for i, example in enumerate(examples):
+        rows.append(sft_row(example, builder))
+        if progress is not None:
+            progress(i + 1, len(examples))
+    builder.warn_if_cut()
+    write_rows(out, rows)
+    return {
+        "out": str(out),
+        "rows": len(rows),
+        "dropped": dict(sorted(dropped.items())),
+        "prompts_cut": builder.n_cut,
+        "prompts_over_budget": builder.n_over_budget,
+        "databases": len({e.db_id for e in examples}),
+        "budget_report": builder.report(),
+    }

@@ -1,0 +1,82 @@
+"""``lfkit prefs merge``: join shard outputs into one dataset (seed 000's shard + merge flow).
+
+Every input must hold the same kind of rows (preference rows with chosen/rejected, or
+SFT rows with output). Rows are deduplicated -- preference rows by question and the
+normalised SQL of both answers for ``rejects`` rows (by exact text for others), SFT rows
+by question and output -- and ordered by question_id, so the result does not depend on
+the order the shard files are given in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lfkit.io import DataFileError, read_rows, write_rows
+
+
+def row_kind(path: Path, i: int, row: dict[str, Any]) -> str:
+    if "chosen" in row or "rejected" in row:
+        missing = [k for k in ("chosen", "rejected") if not isinstance(row.get(k), str)]
+        if missing:
+            raise DataFileError(f"{path}: row {i}: field '{missing[0]}' must be a string")
+        return "preference"
+    if isinstance(row.get("output"), str):
+        return "sft"
+    raise DataFileError(f"{path}: row {i}: neither a preference row (chosen/rejected) nor an SFT row (output)")
+
+
+def _dedup_key(kind: str, row: dict[str, Any]) -> tuple:
+    from lfkit.sql import extract_sql, normalize_sql
+
+    qid = str(row.get("question_id"))
+    if kind == "sft":
+        return (qid, row["output"])
+    if row.get("source") == "rejects":  # answers are single SQL blocks: compare the queries
+        return (qid, normalize_sql(extract_sql(row["chosen"])), normalize_sql(extract_sql(row["rejected"])))
+    return (qid, row["chosen"], row["rejected"])
+
+
+def _order(row: dict[str, Any]) -> tuple:
+    qid = row.get("question_id")
+    return (0, qid, "") if isinstance(qid, int) else (1, 0, str(qid))
+
+
+def merge_outputs(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]) -> dict[str, Any]:
+    """Merge ``inputs`` into ``output`` (atomic; JSONL by extension). Returns counts."""
+    if not inputs:
+        raise ValueError("nothing to merge: give at least one input file")
+    out_path = Path(output).resolve()
+    kinds: dict[str, Path] = {}
+    seen: set[tuple] = set()
+    rows: list[dict[str, Any]] = []
+    read = duplicates = 0
+    for name in inputs:
+        path = Path(name)
+        if path.resolve() == out_path:
+            raise ValueError(f"--output {output} is also an input; write the merge to a new file")
+        for i, row in enumerate(read_rows(path)):
+            read += 1
+            kind = row_kind(path, i, row)
+            kinds.setdefault(kind, path)
+            if len(kinds) > 1:
+                a, b = sorted(kinds.items())
+                raise DataFileError(f"cannot merge {a[0]} rows ({a[1]}) with {b[0]} rows ({b[1]})")
+            key = _dedup_key(kind, row)
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            rows.append(row)
+    rows.sort(key=_order)  # stable: within a question, file order
+    write_rows(output, rows)
+    return {
+        "inputs": len(inputs),
+        "rows_read": read,
+        "duplicates": duplicates,
+        "rows": len(rows),
+        "kind": next(iter(kinds), "empty"),
+        "output": str(output),
+    }

@@ -1,0 +1,277 @@
+"""Validated ``dataset_info.json`` entries for lfkit's datasets.
+
+LLaMA-Factory finds a dataset through ``<dataset_dir>/dataset_info.json``. When an entry
+has ``columns``, every column it does not list is reset to None: a mapping with the wrong
+keys (seed 003 §6.1: ``{"instruction": "instruction", ...}`` instead of
+``{"prompt": "instruction", ...}``) leaves every response empty and training stops with
+"Cannot find valid samples". lfkit writes entries only from :data:`KINDS`, checks them
+against ``dataset_info/entry.schema.json`` and validates the data file first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from lfkit.io import DataFileError, atomic_write_text, read_rows
+from lfkit.resources import resource_dir
+
+SCHEMA_FILE = "entry.schema.json"
+# Data files LLaMA-Factory loads with its json loader (FILEEXT2TYPE) and lfkit writes.
+DATA_SUFFIXES = (".json", ".jsonl")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")  # `dataset: a,b` in a recipe splits on commas
+
+
+class RegistryError(ValueError):
+    """A dataset_info.json entry cannot be written (conflict, bad name, malformed file)."""
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """One kind of lfkit dataset and its LLaMA-Factory column mapping."""
+
+    name: str = field(metadata={"help": "Kind name used by `lfkit register --kind`."})
+    columns: dict[str, str] = field(metadata={"help": "LLaMA-Factory column key -> field of the data rows."})
+    ranking: bool = field(default=False, metadata={"help": "Pairwise preference data (`ranking: true`)."})
+    description: str = field(default="", metadata={"help": "One line for --help."})
+
+    def __post_init__(self) -> None:
+        if self.ranking != ("chosen" in self.columns and "rejected" in self.columns):
+            raise ValueError(f"kind {self.name}: ranking kinds map exactly chosen and rejected")
+
+
+# The one definition of each kind's mapping (DESIGN.md "dataset_info entries").
+KINDS: dict[str, DatasetKind] = {
+    "sft": DatasetKind(
+        "sft",
+        {"prompt": "instruction", "query": "input", "response": "output"},
+        description="alpaca SFT rows: instruction, input, output",
+    ),
+    "preference": DatasetKind(
+        "preference",
+        {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"},
+        ranking=True,
+        description="alpaca pairwise rows for dpo / rm: instruction, input, chosen, rejected",
+    ),
+    "cot": DatasetKind(
+        "cot",
+        {"prompt": "instruction", "query": "input", "response": "output"},
+        description="SFT-shaped rows whose output is <think>reasoning</think> then the answer",
+    ),
+}
+KIND_COLUMNS: dict[str, dict[str, str]] = {name: dict(kind.columns) for name, kind in KINDS.items()}
+
+# The entries shipped in dataset_info/dataset_info.json (`lfkit install` copies them; a test keeps them in sync).
+STANDARD_DATASETS: dict[str, tuple[str, str]] = {
+    "text2sql_sft": ("sft", "text2sql_sft.json"),
+    "text2sql_dpo": ("preference", "text2sql_dpo.jsonl"),
+    "text2sql_cot": ("cot", "text2sql_cot.json"),
+}
+
+_THINK = re.compile(r"^\s*<think>(?P<reasoning>.*?)</think>(?P<answer>.*)$", re.DOTALL)
+
+
+def entry_for(kind: str, file_name: str) -> dict[str, Any]:
+    """The dataset_info.json entry for a data file of ``kind`` (``file_name`` relative to dataset_dir)."""
+    spec = _kind(kind)
+    entry: dict[str, Any] = {"file_name": file_name, "formatting": "alpaca"}
+    if spec.ranking:
+        entry["ranking"] = True
+    entry["columns"] = dict(spec.columns)
+    return entry
+
+
+def standard_entries() -> dict[str, dict[str, Any]]:
+    """lfkit's standard dataset names and entries (the content of dataset_info/dataset_info.json)."""
+    return {name: entry_for(kind, file_name) for name, (kind, file_name) in STANDARD_DATASETS.items()}
+
+
+def _kind(kind: str) -> DatasetKind:
+    if kind not in KINDS:
+        raise RegistryError(f"unknown dataset kind '{kind}'; choose one of: {', '.join(KINDS)}")
+    return KINDS[kind]
+
+
+@cache
+def entry_schema() -> dict[str, Any]:
+    """The JSON Schema of an lfkit dataset_info entry (``dataset_info/entry.schema.json``)."""
+    return json.loads((resource_dir("dataset_info") / SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+def validate_entry(entry: dict[str, Any], where: str = "entry") -> None:
+    """Check an entry against the JSON Schema; the error names the offending key."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(entry_schema())
+    errors = sorted(validator.iter_errors(entry), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        path = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise RegistryError(f"{where}: '{path}': {err.message}")
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def validate_data_file(path: str | os.PathLike[str], kind: str) -> int:
+    """Check that a data file is what LLaMA-Factory needs for ``kind``; return its row count.
+
+    Every row must hold the mapped fields as non-empty strings; preference rows need
+    ``chosen != rejected``; CoT outputs need ``<think>reasoning</think>answer``; and every
+    column must keep one JSON type across rows (LLaMA-Factory loads the file with
+    ``datasets``, whose Arrow schema rejects a column that changes type). Raises
+    :class:`~lfkit.io.DataFileError` naming the file, row and field.
+    """
+    spec = _kind(kind)
+    path = Path(path)
+    if path.suffix not in DATA_SUFFIXES:
+        raise DataFileError(
+            f"{path}: LLaMA-Factory reads lfkit data as {' or '.join(DATA_SUFFIXES)}, not '{path.suffix}'"
+        )
+    rows = read_rows(path)
+    if not rows:
+        raise DataFileError(f"{path}: no rows")
+    fields = list(dict.fromkeys(spec.columns.values()))
+    column_types: dict[str, tuple[str, int]] = {}
+    for i, row in enumerate(rows):
+        for f in fields:
+            if f not in row:
+                raise DataFileError(f"{path}: row {i}: field '{f}' is missing (kind '{kind}' maps it)")
+            value = row[f]
+            if not isinstance(value, str):
+                raise DataFileError(f"{path}: row {i}: field '{f}' must be a string, got {_json_kind(value)}")
+            if not value.strip():
+                raise DataFileError(f"{path}: row {i}: field '{f}' is empty")
+        if spec.ranking and row["chosen"].strip() == row["rejected"].strip():
+            raise DataFileError(f"{path}: row {i}: field 'rejected' equals 'chosen' (a pair needs two answers)")
+        if kind == "cot":
+            m = _THINK.match(row["output"])
+            if m is None:
+                raise DataFileError(f"{path}: row {i}: field 'output' must start with <think>...</think>")
+            if not m["reasoning"].strip() or not m["answer"].strip():
+                raise DataFileError(
+                    f"{path}: row {i}: field 'output' needs reasoning inside <think> and an answer after it"
+                )
+        for key, value in row.items():
+            t = _json_kind(value)
+            if t == "null":
+                continue
+            seen = column_types.setdefault(key, (t, i))
+            if seen[0] != t:
+                raise DataFileError(
+                    f"{path}: row {i}: field '{key}' is a {t} but row {seen[1]} has a {seen[0]} "
+                    "(datasets cannot load a column whose type changes)"
+                )
+    return len(rows)
+
+
+def relative_file_name(dataset_info: str | os.PathLike[str], data_file: str | os.PathLike[str]) -> str:
+    """``data_file`` relative to the dataset_info.json folder (LLaMA-Factory's ``dataset_dir``), with '/'."""
+    base = Path(dataset_info).resolve().parent
+    return Path(os.path.relpath(Path(data_file).resolve(), base)).as_posix()
+
+
+def read_dataset_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The entries of a dataset_info.json in file order ({} when the file does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise DataFileError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    if not isinstance(info, dict):
+        raise DataFileError(f"{path}: expected a JSON object of dataset entries, got {type(info).__name__}")
+    return info
+
+
+@dataclass
+class Registration:
+    """What :func:`register` did."""
+
+    entry: dict[str, Any]
+    action: str  # "added" | "replaced" | "unchanged" | "checked"
+    rows: int
+    dataset_info: Path
+    backup: Path | None = None
+    previous: dict[str, Any] | None = None
+
+
+def register(
+    dataset_info: str | os.PathLike[str],
+    name: str,
+    data_file: str | os.PathLike[str],
+    kind: str,
+    *,
+    force: bool = False,
+    check: bool = False,
+) -> Registration:
+    """Validate ``data_file`` and add (or confirm) its entry ``name`` in ``dataset_info``.
+
+    The file is created when absent. Other entries and their order are kept; an existing
+    entry ``name`` that differs is replaced only with ``force`` (in place, same position).
+    Before changing an existing file its previous content is saved as ``<file>.bak``, and
+    the new content is written atomically. ``check`` validates everything and writes nothing.
+    """
+    dataset_info = Path(dataset_info)
+    if not _NAME.fullmatch(name):
+        raise RegistryError(f"dataset name '{name}': use letters, digits, '_', '-' and '.' (no spaces or commas)")
+    if dataset_info.name != "dataset_info.json":
+        raise RegistryError(f"{dataset_info}: LLaMA-Factory reads its entries only from a file named dataset_info.json")
+    data_file = Path(data_file)
+    rows = validate_data_file(data_file, kind)
+    entry = entry_for(kind, relative_file_name(dataset_info, data_file))
+    validate_entry(entry, f"{dataset_info}: entry '{name}'")
+    info = read_dataset_info(dataset_info)
+    previous = info.get(name)
+    if previous == entry:
+        return Registration(entry, "checked" if check else "unchanged", rows, dataset_info, previous=previous)
+    if previous is not None and not force:
+        problem = ""
+        if isinstance(previous, dict) and "file_name" in previous:
+            try:
+                validate_entry(previous, "existing entry")
+            except RegistryError as exc:  # e.g. seed 003's {"instruction": "instruction", ...} mapping
+                problem = f"; the existing entry is broken ({exc})"
+        raise RegistryError(
+            f"{dataset_info}: entry '{name}' exists and differs: {json.dumps(previous)} "
+            f"(would write {json.dumps(entry)}){problem}; pass --force to replace it"
+        )
+    if check:
+        return Registration(entry, "checked", rows, dataset_info, previous=previous)
+    backup = None
+    if dataset_info.exists():
+        backup = dataset_info.with_name(dataset_info.name + ".bak")
+        atomic_write_text(backup, dataset_info.read_text(encoding="utf-8-sig"))
+    info[name] = entry  # an existing key keeps its position
+    atomic_write_text(dataset_info, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    return Registration(entry, "replaced" if previous is not None else "added", rows, dataset_info, backup, previous)
+
+
+def register_dataset(
+    dataset_info: str | os.PathLike[str],
+    name: str,
+    data_file: str | os.PathLike[str],
+    kind: str,
+    *,
+    force: bool = False,
+    check: bool = False,
+) -> dict[str, Any]:
+    """:func:`register` returning just the entry (the contract in docs/CONTRACTS.md)."""
+    return register(dataset_info, name, data_file, kind, force=force, check=check).entry

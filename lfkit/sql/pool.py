@@ -1,0 +1,286 @@
+"""A small process pool for sandboxed SQL that survives dying workers.
+
+``concurrent.futures.ProcessPoolExecutor`` marks the whole pool broken when one worker dies
+(a segfault in an extension, the OOM killer, ``RLIMIT_AS``); here a dead worker is replaced,
+its query is reported as an error and the batch goes on. Each worker keeps one read-only
+connection per database file (reopened when the file changes) and runs one query at a time.
+
+Workers start with the ``forkserver`` method where available (else ``spawn``): never ``fork``,
+because callers may have torch or CUDA loaded. A worker sets SQLite's heap limit and an
+``RLIMIT_AS`` backstop for its own process only. A query still running well past its timeout
+(stuck outside SQLite's progress handler) gets its worker killed and is reported as a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+
+from lfkit.sql.execute import (
+    DEFAULT_HEAP_LIMIT,
+    DEFAULT_MAX_ROWS,
+    DEFAULT_TIMEOUT,
+    ExecResult,
+    SandboxConnection,
+    set_heap_limit,
+)
+
+# Connections a worker keeps open (least recently used are closed first).
+MAX_OPEN_DATABASES = 64
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+class _ConnectionCache:
+    """Per-process read-only connections, one per database file."""
+
+    def __init__(self, limit: int = MAX_OPEN_DATABASES) -> None:
+        self.limit = limit
+        self.conns: dict[str, SandboxConnection] = {}
+
+    def get(self, db_path: str) -> SandboxConnection:
+        conn = self.conns.pop(db_path, None)
+        if conn is not None and not conn.is_current():
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = SandboxConnection(db_path)
+            while len(self.conns) >= self.limit:
+                self.conns.pop(next(iter(self.conns))).close()
+        self.conns[db_path] = conn  # re-insert: most recently used last
+        return conn
+
+    def drop(self, db_path: str) -> None:
+        conn = self.conns.pop(db_path, None)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            conn.close()
+        self.conns.clear()
+
+
+def run_query(cache: _ConnectionCache, db_path: str, sql: str, timeout: float, max_rows: int) -> ExecResult:
+    """Execute on a cached sandbox connection; used by workers and by the in-process mode."""
+    start = time.monotonic()
+    try:
+        conn = cache.get(db_path)
+    except Exception as exc:  # FileNotFoundError, sqlite3.Error
+        return ExecResult("error", elapsed=time.monotonic() - start, error=f"cannot open database: {exc}")
+    result = conn.execute(sql, timeout=timeout, max_rows=max_rows)
+    if result.error and "out of memory" in result.error:
+        cache.drop(db_path)  # SQLite may leave a connection unusable after NOMEM
+    return result
+
+
+def _worker_main(conn: Connection, timeout: float, max_rows: int, heap_limit: int | None, as_limit: int | None) -> None:
+    if as_limit:
+        import resource
+
+        try:
+            _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if hard == resource.RLIM_INFINITY or as_limit < hard:
+                resource.setrlimit(resource.RLIMIT_AS, (as_limit, hard))
+        except (ValueError, OSError):
+            pass  # not supported here; SQLite's heap limit still applies
+    set_heap_limit(heap_limit)
+    cache = _ConnectionCache()
+    try:
+        while True:
+            try:
+                task = conn.recv()
+            except (EOFError, OSError):
+                return  # the parent went away
+            if task is None:
+                return
+            task_id, db_path, sql = task
+            try:
+                result = run_query(cache, db_path, sql, timeout, max_rows)
+            except MemoryError:
+                result = ExecResult("error", error="out of memory (worker memory limit reached)")
+            try:
+                conn.send((task_id, result))
+            except MemoryError:
+                conn.send((task_id, ExecResult("error", error="out of memory while returning the result")))
+    finally:
+        cache.close()
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    task: tuple[int, str, str] | None = None
+    started: float = field(default=0.0)
+
+
+class ExecPool:
+    """Run ``(db_path, sql)`` tasks over worker processes; see the module docstring.
+
+    >>> with ExecPool(workers=2, timeout=5) as pool:                      # doctest: +SKIP
+    ...     pool.run([("db.sqlite", "SELECT 1"), ("db.sqlite", "SELECT 2")])
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        heap_limit: int | None = DEFAULT_HEAP_LIMIT,
+        memory_limit: int | None = None,
+        kill_grace: float | None = None,
+    ) -> None:
+        self.n_workers = default_workers() if workers is None else int(workers)
+        if self.n_workers < 1:
+            raise ValueError(f"ExecPool needs at least one worker, got {workers}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        self.timeout = float(timeout)
+        self.max_rows = int(max_rows)
+        self.heap_limit = heap_limit
+        # Address-space backstop: SQLite's heap plus room for Python, the rows and the libraries.
+        self.memory_limit = (
+            memory_limit if memory_limit is not None else 2 * (heap_limit or DEFAULT_HEAP_LIMIT) + (1 << 30)
+        )
+        # A query still running this long after its timeout is stuck outside SQLite: kill the worker.
+        self.kill_grace = kill_grace if kill_grace is not None else max(5.0, self.timeout)
+        methods = multiprocessing.get_all_start_methods()
+        self._ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if self._ctx.get_start_method() == "forkserver":
+            self._ctx.set_forkserver_preload(["lfkit.sql.execute"])
+        self._workers: list[_Worker] = []
+        self.replaced = 0  # workers that died or were killed and were replaced
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=_worker_main,
+            args=(child, self.timeout, self.max_rows, self.heap_limit, self.memory_limit),
+            daemon=True,
+            name="lfkit-sql-worker",
+        )
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def _ensure_started(self) -> None:
+        while len(self._workers) < self.n_workers:
+            self._workers.append(self._spawn())
+
+    def _replace(self, worker: _Worker) -> None:
+        self._kill(worker)
+        self._workers[self._workers.index(worker)] = self._spawn()
+        self.replaced += 1
+
+    @staticmethod
+    def _kill(worker: _Worker) -> None:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        worker.conn.close()
+
+    def worker_pids(self) -> dict[int, int | None]:
+        """``{pid: running task index or None}`` for the live workers (for monitoring and tests)."""
+        return {w.process.pid: (w.task[0] if w.task else None) for w in self._workers if w.process.pid}
+
+    def run(
+        self,
+        tasks: Sequence[tuple[str | os.PathLike[str], str]],
+        on_result: Callable[[int, ExecResult], None] | None = None,
+    ) -> list[ExecResult]:
+        """Execute every task; results come back in task order. ``on_result(i, result)`` as each finishes."""
+        results: list[ExecResult | None] = [None] * len(tasks)
+        if not tasks:
+            return []
+        self._ensure_started()
+        pending = deque((i, os.fspath(db), sql) for i, (db, sql) in enumerate(tasks))
+        done = 0
+
+        def finish(worker: _Worker, result: ExecResult) -> None:
+            nonlocal done
+            assert worker.task is not None
+            index = worker.task[0]
+            worker.task = None
+            results[index] = result
+            done += 1
+            if on_result is not None:
+                on_result(index, result)
+
+        while done < len(tasks):
+            for worker in list(self._workers):
+                if worker.task is None and pending:
+                    task = pending.popleft()
+                    try:
+                        worker.conn.send(task)
+                    except (BrokenPipeError, OSError):  # died while idle: replace and retry the task
+                        pending.appendleft(task)
+                        self._replace(worker)
+                        continue
+                    worker.task, worker.started = task, time.monotonic()
+            busy = [w for w in self._workers if w.task is not None]
+            if not busy:
+                continue
+            now = time.monotonic()
+            deadline = min(w.started + self.timeout + self.kill_grace for w in busy)
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], max(0.0, deadline - now)))
+            for worker in busy:
+                if worker.conn in ready:
+                    try:
+                        _, result = worker.conn.recv()
+                    except (EOFError, OSError):  # died mid-query
+                        worker.process.join(timeout=1)
+                        finish(worker, self._death_result(worker, worker.process.exitcode))
+                        self._replace(worker)
+                        continue
+                    finish(worker, result)
+                elif worker.process.sentinel in ready:
+                    worker.process.join(timeout=1)
+                    finish(worker, self._death_result(worker, worker.process.exitcode))
+                    self._replace(worker)
+                elif time.monotonic() > worker.started + self.timeout + self.kill_grace:
+                    elapsed = time.monotonic() - worker.started
+                    finish(worker, ExecResult("timeout", elapsed=elapsed, error=f"killed after {elapsed:.1f}s"))
+                    self._replace(worker)
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _death_result(worker: _Worker, exitcode: int | None) -> ExecResult:
+        elapsed = time.monotonic() - worker.started
+        if exitcode is None:
+            how = "connection lost"
+        elif exitcode < 0:
+            how = f"killed by signal {-exitcode}"
+        else:
+            how = f"exit code {exitcode}"
+        return ExecResult("error", elapsed=elapsed, error=f"SQL worker process died ({how}) while running this query")
+
+    def close(self) -> None:
+        for worker in self._workers:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                worker.conn.send(None)
+        for worker in self._workers:
+            worker.process.join(timeout=2)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=2)
+            worker.conn.close()
+        self._workers = []
+
+    def __enter__(self) -> ExecPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,104 @@
+"""The hf backend on CPU with the tiny model: batching, per-sample seeds, LoRA adapters, stops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lfkit.generate import GenerationError, SamplingConfig, get_backend
+
+CHATS = [
+    [{"role": "user", "content": "How many players were born in 1980?"}],
+    [{"role": "user", "content": "List the teams of 2017 " + "with a long schema " * 30}],
+    [{"role": "user", "content": "Who hit the most home runs?"}],
+]
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model: Path):
+    backend = get_backend("hf", model=str(tiny_model), device="cpu", batch_size=8)
+    yield backend
+    backend.close()
+
+
+def test_n_completions_per_chat_reproducible_by_seed(hf) -> None:
+    cfg = SamplingConfig(n=3, temperature=1.0, top_p=0.95, max_new_tokens=12, seed=5)
+    a = hf.generate(CHATS, cfg)
+    assert [len(x) for x in a] == [3, 3, 3]
+    assert all(isinstance(t, str) and t for x in a for t in x)
+    assert hf.generate(CHATS, cfg) == a
+    assert len({t for x in a for t in x}) > 3  # samples differ from each other
+    assert hf.generate(CHATS, SamplingConfig(n=3, temperature=1.0, top_p=0.95, max_new_tokens=12, seed=6)) != a
+
+
+def test_samples_do_not_depend_on_batch_composition(hf) -> None:
+    # Each row draws from its own generator (seed + index*1000 + j): batching 3 prompts with
+    # left padding, or asking for one prompt alone with its own seed, gives the same samples.
+    cfg = SamplingConfig(n=2, temperature=0.9, top_p=1.0, max_new_tokens=10, seed=11)
+    hf.batch_size = 3
+    batched = hf.generate(CHATS, cfg)
+    hf.batch_size = 1
+    try:
+        one_by_one = hf.generate(CHATS, cfg)
+        alone = hf.generate([CHATS[2]], cfg, seeds=[11 + 2 * 1000])
+    finally:
+        hf.batch_size = 8
+    assert batched == one_by_one
+    assert alone[0] == batched[2]
+
+
+def test_greedy_decodes_once_and_copies(hf) -> None:
+    before = hf.stats.completion_tokens
+    out = hf.generate(CHATS[:2], SamplingConfig(n=3, temperature=0, max_new_tokens=6))
+    assert all(len(set(x)) == 1 and len(x) == 3 for x in out)
+    assert hf.stats.completion_tokens - before <= 2 * 3 * 6
+
+
+def test_top_p_keeps_the_same_nucleus_as_transformers() -> None:
+    import torch
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    from lfkit.generate.hf_backend import SeededSampler
+
+    logits = torch.log(torch.tensor([[0.05, 0.5, 0.15, 0.3]]))
+    for top_p in (0.5, 0.7, 0.9, 0.99):
+        hf_support = set(torch.isfinite(TopPLogitsWarper(top_p)(None, logits.clone()))[0].nonzero().flatten().tolist())
+        drawn = set()
+        for seed in range(200):
+            scores = SeededSampler(1.0, top_p, [seed], "cpu")(None, logits.clone())
+            assert torch.isfinite(scores).sum() == 1
+            drawn.add(int(scores.argmax()))
+        assert drawn == hf_support, top_p
+    # frequencies follow the renormalised nucleus: p(1) = 0.5 / 0.8 at top_p = 0.7
+    picks = [int(SeededSampler(1.0, 0.7, [s], "cpu")(None, logits.clone()).argmax()) for s in range(400)]
+    assert 0.55 < picks.count(1) / 400 < 0.70
+
+
+def test_completion_is_cut_at_the_first_stop_token(hf) -> None:
+    enc = hf.encoder
+    ids = enc.tokenizer.encode("SELECT 1", add_special_tokens=False)
+    stop = enc.stop_token_ids[0]
+    text, n = enc.decode_completion([*ids, stop, *ids])
+    assert text == "SELECT 1"
+    assert n == len(ids) + 1
+
+
+def test_lora_adapter_is_applied(hf, tiny_model: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    # init_lora_weights=False: random B, so the adapter changes the model from the first step
+    peft_model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
+    peft_model.save_pretrained(tmp_path / "adapter")
+    cfg = SamplingConfig(n=2, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=3)
+    with get_backend("hf", model=str(tiny_model), adapter=str(tmp_path / "adapter"), device="cpu") as tuned:
+        with_adapter = tuned.generate(CHATS, cfg)
+    assert with_adapter != hf.generate(CHATS, cfg)
+    with pytest.raises(GenerationError, match="adapter_config.json"):
+        get_backend("hf", model=str(tiny_model), adapter=str(tmp_path / "missing"), device="cpu")

@@ -1,0 +1,157 @@
+"""Proof by the real consumer: what lfkit registers, LLaMA-Factory's own loader accepts, whole.
+
+Each test goes the way a user does: ``lfkit data sft`` / preference rows -> ``lfkit register``
+-> ``llamafactory.data.get_dataset`` with the real Qwen tokenizer (the ``tiny`` embedded
+model) and the ``qwen3_nothink`` template, and asserts that no row was dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lfkit.cli import main
+from lfkit.io import read_rows, write_rows
+from lfkit.registry import RegistryError, register, validate_entry
+
+SEED_003_WRONG_COLUMNS = {"instruction": "instruction", "input": "input", "output": "output"}
+
+
+def lf_load(dataset_dir: Path, name: str, stage: str, model: Path, work: Path, cutoff: int = 4096):
+    """The train split exactly as `llamafactory-cli train` would build it."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
+    from llamafactory.hparams import get_train_args
+    from llamafactory.model import load_tokenizer
+
+    model_args, data_args, training_args, _, _ = get_train_args(
+        {
+            "stage": stage,
+            "do_train": True,
+            "model_name_or_path": str(model),
+            "dataset": name,
+            "dataset_dir": str(dataset_dir),
+            "template": "qwen3_nothink",
+            "cutoff_len": cutoff,
+            "output_dir": str(work / "out"),
+            "cache_dir": str(work / "hf_cache"),
+            "overwrite_cache": True,
+            "finetuning_type": "lora",
+            "report_to": "none",
+        }
+    )
+    tokenizer_module = load_tokenizer(model_args)
+    template = get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
+    # LLaMA-Factory's dpo and rm workflows both build the pairwise dataset (stage "rm")
+    dataset_stage = "rm" if stage in ("rm", "dpo") else stage
+    module = get_dataset(template, model_args, data_args, training_args, stage=dataset_stage, **tokenizer_module)
+    return module["train_dataset"], tokenizer_module["tokenizer"]
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def demo_sft(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo train SFT rows written by `lfkit data sft` into a LLaMA-Factory style data folder."""
+    data = tmp_path_factory.mktemp("lf_data")
+    _cli("data", "sft", "--bird-dir", str(demo_corpus), "--split", "train", "--out", str(data / "sft.json"),
+         "--n-examples", "0", "--limit", "120", "--sample-seed", "0")  # fmt: skip
+    return data / "sft.json"
+
+
+def test_sft_dataset_loads_without_dropping_rows(demo_sft: Path, tiny_model: Path, tmp_path: Path) -> None:
+    info = demo_sft.parent / "dataset_info.json"
+    _cli("register", "--dataset-info", str(info), "--name", "text2sql_sft", "--file", str(demo_sft), "--kind", "sft")
+    rows = read_rows(demo_sft)
+    dataset, tokenizer = lf_load(demo_sft.parent, "text2sql_sft", "sft", tiny_model, tmp_path)
+    assert len(dataset) == len(rows) == 120
+    # the supervised target is exactly lfkit's answer format, and the prompt holds the question
+    first = dataset[0]
+    target = [t for t, label in zip(first["input_ids"], first["labels"], strict=True) if label != -100]
+    assert tokenizer.decode(target).startswith(rows[0]["output"])
+    assert rows[0]["input"].rsplit("Question: ", 1)[1] in tokenizer.decode(first["input_ids"])
+
+
+def test_preference_dataset_loads_for_rm_and_dpo(demo_sft: Path, tiny_model: Path, tmp_path: Path) -> None:
+    rows = read_rows(demo_sft)[:40]
+    pairs = [
+        {
+            "instruction": r["instruction"],
+            "input": r["input"],
+            "chosen": r["output"],
+            "rejected": r["output"].replace("SELECT", "SELECT DISTINCT", 1) + "\n-- wrong",
+            "question_id": r["question_id"],
+            "db_id": r["db_id"],
+            "source": "test",
+            "round": 0,
+        }
+        for r in rows
+    ]
+    data = tmp_path / "data"
+    write_rows(data / "dpo.jsonl", pairs)
+    info = data / "dataset_info.json"
+    register(info, "text2sql_dpo", data / "dpo.jsonl", "preference")
+    for stage in ("rm", "dpo"):
+        dataset, _ = lf_load(data, "text2sql_dpo", stage, tiny_model, tmp_path / stage)
+        assert len(dataset) == len(pairs)
+        assert {"chosen_input_ids", "rejected_input_ids"} <= set(dataset.column_names)
+        assert dataset[0]["chosen_input_ids"] != dataset[0]["rejected_input_ids"]
+
+
+def test_cot_dataset_loads(demo_sft: Path, tiny_model: Path, tmp_path: Path) -> None:
+    rows = read_rows(demo_sft)[:20]
+    cot = [{**r, "output": "<think>\nFind the table, then filter it.\n</think>\n\n" + r["output"]} for r in rows]
+    data = tmp_path / "data"
+    write_rows(data / "cot.json", cot)
+    register(data / "dataset_info.json", "text2sql_cot", data / "cot.json", "cot")
+    dataset, tokenizer = lf_load(data, "text2sql_cot", "sft", tiny_model, tmp_path)
+    assert len(dataset) == 20
+    target = [t for t, label in zip(dataset[0]["input_ids"], dataset[0]["labels"], strict=True) if label != -100]
+    assert "Find the table, then filter it." in tokenizer.decode(target)  # the reasoning is trained on
+
+
+def test_seed_003_wrong_mapping_fails_in_llamafactory_and_lfkit_refuses_it(
+    demo_sft: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Seed 003 §6.1: columns {instruction, input, output} -> "Cannot find valid samples"."""
+    data = tmp_path / "data"
+    write_rows(data / "sft.json", read_rows(demo_sft)[:10])
+    info = data / "dataset_info.json"
+    wrong = {"file_name": "sft.json", "formatting": "alpaca", "columns": SEED_003_WRONG_COLUMNS}
+    info.write_text(json.dumps({"bird_mini_text2sql": wrong}, indent=2), encoding="utf-8")
+    # LLaMA-Factory itself: every unlisted column key is reset, the responses are empty
+    with pytest.raises(RuntimeError, match="Cannot find valid samples"):
+        lf_load(data, "bird_mini_text2sql", "sft", tiny_model, tmp_path / "wrong")
+    # lfkit: the schema gate every written entry passes rejects that mapping ...
+    with pytest.raises(RegistryError, match=r"'columns': 'instruction' is not one of"):
+        validate_entry(wrong)
+    # ... and `lfkit register` will not silently keep or overwrite it
+    before = info.read_bytes()
+    refused = CliRunner().invoke(
+        main,
+        ["register", "--dataset-info", str(info), "--name", "bird_mini_text2sql", "--file", str(data / "sft.json"),
+         "--kind", "sft"],
+    )  # fmt: skip
+    assert refused.exit_code == 1 and "existing entry is broken" in refused.output and "--force" in refused.output
+    assert info.read_bytes() == before
+    fixed = CliRunner().invoke(
+        main,
+        ["register", "--dataset-info", str(info), "--name", "bird_mini_text2sql", "--file", str(data / "sft.json"),
+         "--kind", "sft", "--force"],
+    )  # fmt: skip
+    assert fixed.exit_code == 0, fixed.output
+    assert json.loads(info.read_text(encoding="utf-8"))["bird_mini_text2sql"]["columns"] == {
+        "prompt": "instruction",
+        "query": "input",
+        "response": "output",
+    }
+    dataset, _ = lf_load(data, "bird_mini_text2sql", "sft", tiny_model, tmp_path / "fixed")
+    assert len(dataset) == 10
