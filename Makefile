@@ -42,6 +42,9 @@ format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix lfkit tests benchmarks
 	$(BIN)/ruff format lfkit tests benchmarks
 
+bench: $(STAMP) ## run every benchmarks/bench_*.py (e.g. verification: lfkit Verifier vs BIRD's per-pair loop)
+	@set -e; for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
 # ---- training on the demo corpus (engineer C: sft / dpo / rm) --------------------------------
 # CPU defaults: the embedded SmolLM2 on the Lahman demo corpus, capped at MAX_STEPS optimizer
 # steps. On GPUs: make sft dpo PRESET=qwen2.5-coder-1.5b MAX_STEPS= (see `lfkit render --list`).

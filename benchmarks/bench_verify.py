@@ -55,7 +55,8 @@ TEMPLATES = (
         tuple({"y": y} for y in (1950, 1960, 1970, 1980, 1990, 2000)),
         "SELECT playerID, sum(HR) AS hr FROM Batting WHERE yearID >= {y} GROUP BY playerID ORDER BY hr DESC LIMIT 10",
         (
-            "select playerID, sum(HR) as hr from Batting where yearID >= {y} group by playerID order by hr desc limit 10",
+            "select playerID, sum(HR) as hr from Batting where yearID >= {y} group by playerID "
+            "order by hr desc limit 10",
             "SELECT playerID, SUM(HR) AS hr\nFROM Batting\nWHERE yearID >= {y}\nGROUP BY playerID\nORDER BY hr DESC\n"
             "LIMIT 10;",
             "SELECT b.playerID, sum(b.HR) AS hr FROM Batting AS b WHERE b.yearID >= {y} GROUP BY b.playerID "
@@ -64,11 +65,14 @@ TEMPLATES = (
             "ORDER BY hr DESC LIMIT 10",
         ),
         (
-            "SELECT playerID, sum(HR) AS hr FROM Batting WHERE yearID > {y} GROUP BY playerID ORDER BY hr DESC LIMIT 10",
-            "SELECT playerID, max(HR) AS hr FROM Batting WHERE yearID >= {y} GROUP BY playerID ORDER BY hr DESC LIMIT 10",
+            "SELECT playerID, sum(HR) AS hr FROM Batting WHERE yearID > {y} GROUP BY playerID "
+            "ORDER BY hr DESC LIMIT 10",
+            "SELECT playerID, max(HR) AS hr FROM Batting WHERE yearID >= {y} GROUP BY playerID "
+            "ORDER BY hr DESC LIMIT 10",
         ),
         (
-            "SELECT playerID, sum(HomeRuns) FROM Batting WHERE yearID >= {y} GROUP BY playerID ORDER BY 2 DESC LIMIT 10",
+            "SELECT playerID, sum(HomeRuns) FROM Batting WHERE yearID >= {y} GROUP BY playerID "
+            "ORDER BY 2 DESC LIMIT 10",
             "SELECT playerID, sum(HR) FROM Batting WHERE year >= {y} GROUP BY playerID LIMIT 10",
         ),
         "SELECT DISTINCT b1.playerID, (SELECT sum(b2.HR) FROM Batting b2 WHERE b2.playerID = b1.playerID "
@@ -86,8 +90,9 @@ TEMPLATES = (
             "select P.nameFirst, P.nameLast, sum(B.H) as hits from People as P join Batting as B "
             "on P.playerID = B.playerID where P.birthCountry = '{c}' group by P.playerID having hits > 500 "
             "order by hits desc",
-            "SELECT p.nameFirst, p.nameLast, SUM(b.H) AS hits\nFROM People p\nJOIN Batting b ON p.playerID = b.playerID\n"
-            "WHERE p.birthCountry = '{c}'\nGROUP BY p.playerID\nHAVING hits > 500\nORDER BY hits DESC",
+            "SELECT p.nameFirst, p.nameLast, SUM(b.H) AS hits\nFROM People p\n"
+            "JOIN Batting b ON p.playerID = b.playerID\nWHERE p.birthCountry = '{c}'\nGROUP BY p.playerID\n"
+            "HAVING hits > 500\nORDER BY hits DESC",
             "SELECT T1.nameFirst, T1.nameLast, sum(T2.H) AS hits FROM People AS T1 INNER JOIN Batting AS T2 "
             "ON T1.playerID = T2.playerID WHERE T1.birthCountry = '{c}' GROUP BY T1.playerID HAVING hits > 500 "
             "ORDER BY hits DESC",
@@ -138,7 +143,9 @@ TEMPLATES = (
     ),
     Template(
         "shortstop-heavy seasons per year",
-        tuple({"g": g, "y": y} for g, y in ((100, 1950), (120, 1940), (140, 1960), (80, 1970), (60, 1990), (150, 1900))),
+        tuple(
+            {"g": g, "y": y} for g, y in ((100, 1950), (120, 1940), (140, 1960), (80, 1970), (60, 1990), (150, 1900))
+        ),
         "SELECT yearID, count(*) FROM Appearances WHERE G_ss > {g} AND yearID >= {y} GROUP BY yearID ORDER BY yearID",
         (
             "select yearID, count(*) from Appearances where G_ss > {g} and yearID >= {y} group by yearID "
@@ -266,7 +273,7 @@ def with_lfkit(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", type=Path, help="an existing full Lahman SQLite file (default: build one in a temp dir)")
+    parser.add_argument("--db", type=Path, help="an existing full Lahman SQLite file (default: build one in a tmp dir)")
     parser.add_argument("--samples", type=int, default=8, help="candidates per question (default 8)")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds per query (default 2)")
     parser.add_argument("--workers", type=int, default=None, help="lfkit worker processes (default: all cores)")
@@ -299,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             "  gold = the gold spelling, same = gold re-spelled (case/whitespace/aliases), wrong = runs with another "
-            "answer,\n  error = does not run, slow = correlated subquery or needless sort (finishes), trap = join without condition "
-            "(times out)"
+            "answer,\n  error = does not run, slow = correlated subquery or needless sort (finishes), "
+            "trap = join without condition (times out)"
         )
 
         start = time.perf_counter()
@@ -324,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if base_labels != lf_labels:
         diff = [i for i, (a, b) in enumerate(zip(base_labels, lf_labels, strict=True)) if a != b]
-        print(f"LABELS DIFFER on {len(diff)} pairs, e.g. pair {diff[0]}: {base_labels[diff[0]]} vs {lf_labels[diff[0]]}")
+        first = diff[0]
+        print(f"LABELS DIFFER on {len(diff)} pairs, e.g. pair {first}: {base_labels[first]} vs {lf_labels[first]}")
         return 2
     statuses = Counter(status for _, status in lf_labels)
     correct = sum(c for c, _ in lf_labels)

@@ -209,3 +209,37 @@ def demo_sft(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     out = tmp_path_factory.mktemp("demo_sft") / "sft.json"
     build_sft(demo_corpus, "train", out, options=SFTOptions(limit=16))
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_datasets(demo_sft: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LLaMA-Factory ``dataset_dir`` holding the demo rows, registered with ``lfkit.registry``.
+
+    ``text2sql_sft`` = ``demo_sft``'s rows; ``text2sql_dpo`` = the same prompts with gold as
+    chosen and a deliberately wrong SQL as rejected (source "test"). Read-only.
+    """
+    from lfkit.data.prompts import format_sql_answer
+    from lfkit.io import read_rows, write_rows
+    from lfkit.registry import register_dataset
+
+    out = tmp_path_factory.mktemp("demo_datasets")
+    rows = read_rows(demo_sft)
+    write_rows(out / "text2sql_sft.json", rows)
+    wrong = format_sql_answer("SELECT COUNT(*) FROM People WHERE 1 = 0")
+    pairs = [
+        {
+            "instruction": r["instruction"],
+            "input": r["input"],
+            "chosen": r["output"],
+            "rejected": wrong,
+            "question_id": r["question_id"],
+            "db_id": r["db_id"],
+            "source": "test",
+            "round": 1,
+        }
+        for r in rows
+    ]
+    write_rows(out / "text2sql_dpo.jsonl", pairs)
+    register_dataset(out / "dataset_info.json", "text2sql_sft", out / "text2sql_sft.json", "sft")
+    register_dataset(out / "dataset_info.json", "text2sql_dpo", out / "text2sql_dpo.jsonl", "preference")
+    return out

@@ -26,11 +26,12 @@ def fence(sql: str) -> str:
 def variants(gold: str) -> dict[str, str]:
     """Completions of known kinds for one gold query."""
     core = gold.strip().rstrip(";")
+    assert core.upper().startswith("SELECT"), core  # the re-spaced variant below assumes it
     return {
         # same rows as gold, different text (and a different normalised SQL)
         "correct_rewrite": fence(f"SELECT * FROM ({core})"),
         # gold up to whitespace and keyword case: normalises to gold
-        "gold_spacing": fence("  " + core.replace(" ", "   ") + " ;"),
+        "gold_spacing": fence("  select" + core[len("SELECT") :].replace(" FROM ", "\n    FROM ", 1) + " ;"),
         "wrong": fence(f"SELECT * FROM ({core}) LIMIT 0"),
         "wrong_dup": fence(f"select *   from ({core})   limit 0"),
         "error": fence("SELECT no_such_column FROM no_such_table"),

@@ -59,7 +59,7 @@ def _cli(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo_sft(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sft120(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Demo train SFT rows written by `lfkit data sft` into a LLaMA-Factory style data folder."""
     data = tmp_path_factory.mktemp("lf_data")
     _cli("data", "sft", "--bird-dir", str(demo_corpus), "--split", "train", "--out", str(data / "sft.json"),
@@ -67,11 +67,11 @@ def demo_sft(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return data / "sft.json"
 
 
-def test_sft_dataset_loads_without_dropping_rows(demo_sft: Path, tiny_model: Path, tmp_path: Path) -> None:
-    info = demo_sft.parent / "dataset_info.json"
-    _cli("register", "--dataset-info", str(info), "--name", "text2sql_sft", "--file", str(demo_sft), "--kind", "sft")
-    rows = read_rows(demo_sft)
-    dataset, tokenizer = lf_load(demo_sft.parent, "text2sql_sft", "sft", tiny_model, tmp_path)
+def test_sft_dataset_loads_without_dropping_rows(sft120: Path, tiny_model: Path, tmp_path: Path) -> None:
+    info = sft120.parent / "dataset_info.json"
+    _cli("register", "--dataset-info", str(info), "--name", "text2sql_sft", "--file", str(sft120), "--kind", "sft")
+    rows = read_rows(sft120)
+    dataset, tokenizer = lf_load(sft120.parent, "text2sql_sft", "sft", tiny_model, tmp_path)
     assert len(dataset) == len(rows) == 120
     # the supervised target is exactly lfkit's answer format, and the prompt holds the question
     first = dataset[0]
@@ -80,8 +80,8 @@ def test_sft_dataset_loads_without_dropping_rows(demo_sft: Path, tiny_model: Pat
     assert rows[0]["input"].rsplit("Question: ", 1)[1] in tokenizer.decode(first["input_ids"])
 
 
-def test_preference_dataset_loads_for_rm_and_dpo(demo_sft: Path, tiny_model: Path, tmp_path: Path) -> None:
-    rows = read_rows(demo_sft)[:40]
+def test_preference_dataset_loads_for_rm_and_dpo(sft120: Path, tiny_model: Path, tmp_path: Path) -> None:
+    rows = read_rows(sft120)[:40]
     pairs = [
         {
             "instruction": r["instruction"],
@@ -106,8 +106,8 @@ def test_preference_dataset_loads_for_rm_and_dpo(demo_sft: Path, tiny_model: Pat
         assert dataset[0]["chosen_input_ids"] != dataset[0]["rejected_input_ids"]
 
 
-def test_cot_dataset_loads(demo_sft: Path, tiny_model: Path, tmp_path: Path) -> None:
-    rows = read_rows(demo_sft)[:20]
+def test_cot_dataset_loads(sft120: Path, tiny_model: Path, tmp_path: Path) -> None:
+    rows = read_rows(sft120)[:20]
     cot = [{**r, "output": "<think>\nFind the table, then filter it.\n</think>\n\n" + r["output"]} for r in rows]
     data = tmp_path / "data"
     write_rows(data / "cot.json", cot)
@@ -119,11 +119,11 @@ def test_cot_dataset_loads(demo_sft: Path, tiny_model: Path, tmp_path: Path) -> 
 
 
 def test_seed_003_wrong_mapping_fails_in_llamafactory_and_lfkit_refuses_it(
-    demo_sft: Path, tiny_model: Path, tmp_path: Path
+    sft120: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
     """Seed 003 §6.1: columns {instruction, input, output} -> "Cannot find valid samples"."""
     data = tmp_path / "data"
-    write_rows(data / "sft.json", read_rows(demo_sft)[:10])
+    write_rows(data / "sft.json", read_rows(sft120)[:10])
     info = data / "dataset_info.json"
     wrong = {"file_name": "sft.json", "formatting": "alpaca", "columns": SEED_003_WRONG_COLUMNS}
     info.write_text(json.dumps({"bird_mini_text2sql": wrong}, indent=2), encoding="utf-8")

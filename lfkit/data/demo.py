@@ -944,8 +944,11 @@ def generate_questions(
                     if on_progress is not None:
                         on_progress(done)
                     break
-                else:  # pragma: no cover - the pools are large; this means a broken template
-                    raise RuntimeError(f"could not generate a {difficulty} question with a non-empty answer")
+                else:  # 200 draws without a new answerable question: the value pools are used up
+                    raise RuntimeError(
+                        f"could not generate another {difficulty} {split} question with a non-empty answer "
+                        f"after {len(rows)}; ask for fewer questions"
+                    )
             out[split] = rows
     finally:
         conn.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,12 @@ def _render(
             )
             if validate:
                 validate_recipe(config, base_dir=Path.cwd())
-        header = f"Rendered by lfkit: lfkit render {stage} --preset {preset}" + "".join(f" --set {s}" for s in sets)
+        args = ["lfkit", "render", stage, "--preset", preset]
+        for flag, value in (("--dataset", dataset), ("--dataset-dir", dataset_dir), ("--output-dir", output_dir)):
+            args += [flag, value] if value else []
+        args += [a for adapter in adapters for a in ("--adapter", adapter)]
+        args += [a for item in sets for a in ("--set", item)]
+        header = "Rendered by: " + " ".join(shlex.quote(a) for a in args)
         text = dump_recipe(config, header)
     if str(output) == "-":
         click.echo(text, nl=False)

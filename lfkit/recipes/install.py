@@ -37,6 +37,13 @@ def _copy_atomic(src: Path, dest: Path) -> None:
         raise
 
 
+def _write_bytes_atomic(dest: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, dest)
+
+
 def install_into(
     lf_dir: str | Path,
     *,
@@ -103,14 +110,19 @@ def install_into(
                     raise RecipeError(f"{dest} exists and differs from lfkit's; pass --force to replace it")
 
         # ---- write
+        original = lf_info.read_bytes()
+        backup: Path | None = None
         for name, kind, src, dest in plan:
             if not (dest.exists() and filecmp.cmp(src, dest, shallow=False)):
                 _copy_atomic(src, dest)
                 report.append((dest, "written"))
             result = register(lf_info, name, dest, kind, force=force)
             report.append((lf_info, f"{result.action}:{name}"))
-            if result.backup is not None and (result.backup, "backup") not in report:
-                report.append((result.backup, "backup"))
+            backup = result.backup or backup
+        if backup is not None:
+            # register() backs up before each entry; the .bak should be the file as it was before install
+            _write_bytes_atomic(backup, original)
+            report.append((backup, "backup"))
         if rendered is not None:
             for path in sorted(p for p in rendered.rglob("*") if p.is_file()):
                 dest = lf_dir / INSTALL_PREFIX / path.relative_to(rendered)

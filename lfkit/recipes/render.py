@@ -182,7 +182,8 @@ def render_recipe(
         deepspeed=deepspeed,
     )
     text = _env().get_template(spec.template).render(**context)
-    config = yaml.safe_load(text)
+    # null means "LLaMA-Factory's default": leave the key out rather than pass None to its parser
+    config = {k: v for k, v in yaml.safe_load(text).items() if v is not None}
 
     if lf_overrides:
         from lfkit.recipes.validate import lf_argument_names

@@ -24,7 +24,9 @@ _THINK_END = re.compile(r"</think>", re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.IGNORECASE | re.DOTALL)
 # A fence opens at a line start with ``` and an optional language tag; it closes at ``` starting or
 # ending a line (``` inside a string literal does not close it), or at the end of the text.
-_FENCE = re.compile(r"(?:^|\n)[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|```[ \t]*(?=\n|\Z)|\Z)", re.DOTALL)
+_FENCE = re.compile(
+    r"(?:^|\n)[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|```[ \t]*(?=\n|\Z)|\Z)", re.DOTALL
+)
 # A one-line fence: ```sql SELECT 1```
 _INLINE_FENCE = re.compile(r"```(?:sql|sqlite)?[ \t]+([^`\n]+?)[ \t]*```", re.IGNORECASE)
 _SQL_LANGS = {"", "sql", "sqlite", "sqlite3", "postgresql", "mysql", "tsql", "plsql"}

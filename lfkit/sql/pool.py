@@ -5,22 +5,30 @@
 its query is reported as an error and the batch goes on. Each worker keeps one read-only
 connection per database file (reopened when the file changes) and runs one query at a time.
 
-Workers start with the ``forkserver`` method where available (else ``spawn``): never ``fork``,
-because callers may have torch or CUDA loaded. A worker sets SQLite's heap limit and an
-``RLIMIT_AS`` backstop for its own process only. A query still running well past its timeout
+Workers are fresh interpreters (``python -m lfkit.sql._worker``) talking over a socket pair,
+not ``multiprocessing`` children: never ``fork`` (callers may have torch or CUDA loaded), and
+unlike ``spawn``/``forkserver`` the caller's ``__main__`` is never re-imported, so the pool works
+from scripts without an ``if __name__ == "__main__"`` guard, notebooks and pytest alike.
+A worker sets SQLite's heap limit and an ``RLIMIT_AS`` backstop for its own process only.
+A query still running well past its timeout
 (stuck outside SQLite's progress handler) gets its worker killed and is reported as a timeout.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import multiprocessing
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
 from lfkit.sql.execute import (
     DEFAULT_HEAP_LIMIT,
@@ -118,9 +126,21 @@ def _worker_main(conn: Connection, timeout: float, max_rows: int, heap_limit: in
         cache.close()
 
 
+def _worker_cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lfkit.sql._worker", description="lfkit SQL worker (internal)")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--timeout", type=float, required=True)
+    parser.add_argument("--max-rows", type=int, required=True)
+    parser.add_argument("--heap-limit", type=int, default=0)
+    parser.add_argument("--as-limit", type=int, default=0)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which closes the pool
+    _worker_main(Connection(args.fd), args.timeout, args.max_rows, args.heap_limit or None, args.as_limit or None)
+
+
 @dataclass
 class _Worker:
-    process: multiprocessing.process.BaseProcess
+    process: subprocess.Popen
     conn: Connection
     task: tuple[int, str, str] | None = None
     started: float = field(default=0.0)
@@ -152,29 +172,37 @@ class ExecPool:
         self.max_rows = int(max_rows)
         self.heap_limit = heap_limit
         # Address-space backstop: SQLite's heap plus room for Python, the rows and the libraries.
-        self.memory_limit = (
-            memory_limit if memory_limit is not None else 2 * (heap_limit or DEFAULT_HEAP_LIMIT) + (1 << 30)
-        )
+        if memory_limit is None:
+            memory_limit = 2 * (heap_limit or DEFAULT_HEAP_LIMIT) + (1 << 30)
+        self.memory_limit = memory_limit
         # A query still running this long after its timeout is stuck outside SQLite: kill the worker.
         self.kill_grace = kill_grace if kill_grace is not None else max(5.0, self.timeout)
-        methods = multiprocessing.get_all_start_methods()
-        self._ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if self._ctx.get_start_method() == "forkserver":
-            self._ctx.set_forkserver_preload(["lfkit.sql.execute"])
         self._workers: list[_Worker] = []
         self.replaced = 0  # workers that died or were killed and were replaced
 
     def _spawn(self) -> _Worker:
-        parent, child = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=_worker_main,
-            args=(child, self.timeout, self.max_rows, self.heap_limit, self.memory_limit),
-            daemon=True,
-            name="lfkit-sql-worker",
-        )
-        process.start()
-        child.close()
-        return _Worker(process, parent)
+        parent, child = socket.socketpair()
+        # the worker must import this very lfkit, even when the caller put it on sys.path by hand
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        cmd = [
+            sys.executable,
+            "-m",
+            "lfkit.sql._worker",
+            f"--fd={child.fileno()}",
+            f"--timeout={self.timeout!r}",
+            f"--max-rows={self.max_rows}",
+            f"--heap-limit={self.heap_limit or 0}",
+            f"--as-limit={self.memory_limit or 0}",
+        ]
+        try:
+            process = subprocess.Popen(
+                cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            )
+        finally:
+            child.close()
+        return _Worker(process, Connection(parent.detach()))
 
     def _ensure_started(self) -> None:
         while len(self._workers) < self.n_workers:
@@ -187,14 +215,15 @@ class ExecPool:
 
     @staticmethod
     def _kill(worker: _Worker) -> None:
-        if worker.process.is_alive():
+        if worker.process.poll() is None:
             worker.process.kill()
-        worker.process.join(timeout=5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.process.wait(timeout=5)
         worker.conn.close()
 
     def worker_pids(self) -> dict[int, int | None]:
         """``{pid: running task index or None}`` for the live workers (for monitoring and tests)."""
-        return {w.process.pid: (w.task[0] if w.task else None) for w in self._workers if w.process.pid}
+        return {w.process.pid: (w.task[0] if w.task else None) for w in self._workers}
 
     def run(
         self,
@@ -222,6 +251,9 @@ class ExecPool:
         while done < len(tasks):
             for worker in list(self._workers):
                 if worker.task is None and pending:
+                    if worker.process.poll() is not None:  # died while idle
+                        self._replace(worker)
+                        continue
                     task = pending.popleft()
                     try:
                         worker.conn.send(task)
@@ -235,21 +267,19 @@ class ExecPool:
                 continue
             now = time.monotonic()
             deadline = min(w.started + self.timeout + self.kill_grace for w in busy)
-            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], max(0.0, deadline - now)))
+            # a worker that dies closes its end of the socket: its connection turns readable (EOF)
+            ready = set(wait([w.conn for w in busy], max(0.0, deadline - now)))
             for worker in busy:
                 if worker.conn in ready:
                     try:
                         _, result = worker.conn.recv()
                     except (EOFError, OSError):  # died mid-query
-                        worker.process.join(timeout=1)
-                        finish(worker, self._death_result(worker, worker.process.exitcode))
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            worker.process.wait(timeout=1)
+                        finish(worker, self._death_result(worker, worker.process.poll()))
                         self._replace(worker)
                         continue
                     finish(worker, result)
-                elif worker.process.sentinel in ready:
-                    worker.process.join(timeout=1)
-                    finish(worker, self._death_result(worker, worker.process.exitcode))
-                    self._replace(worker)
                 elif time.monotonic() > worker.started + self.timeout + self.kill_grace:
                     elapsed = time.monotonic() - worker.started
                     finish(worker, ExecResult("timeout", elapsed=elapsed, error=f"killed after {elapsed:.1f}s"))
@@ -272,10 +302,12 @@ class ExecPool:
             with contextlib.suppress(BrokenPipeError, OSError):
                 worker.conn.send(None)
         for worker in self._workers:
-            worker.process.join(timeout=2)
-            if worker.process.is_alive():
+            try:
+                worker.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
                 worker.process.kill()
-                worker.process.join(timeout=2)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.process.wait(timeout=2)
             worker.conn.close()
         self._workers = []
 

@@ -1,0 +1,53 @@
+"""Predict SQL for a split with a model: the prompts training saw, greedy decoding, one extractor.
+
+Evaluation of a model is this plus :func:`lfkit.eval.score_predictions`. The prompt comes
+from :class:`lfkit.data.prompts.SchemaPromptBuilder` (the one prompt builder) and the SQL
+from :func:`lfkit.sql.extract_sql` (the one extractor), so the numbers measure what the
+model does on the data it was trained on, not a second prompt format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lfkit.data.prompts import chat_messages
+from lfkit.sql import extract_sql
+
+if TYPE_CHECKING:
+    from lfkit.data.bird import Example
+    from lfkit.data.prompts import SchemaPromptBuilder
+    from lfkit.generate import GenerationBackend
+
+
+def predict_sql(
+    examples: Sequence[Example],
+    backend: GenerationBackend,
+    builder: SchemaPromptBuilder,
+    *,
+    max_new_tokens: int = 128,
+    chunk_size: int = 16,
+    progress: bool = True,
+    description: str = "predicting",
+) -> dict[int, tuple[str, str]]:
+    """Greedy-decode one SQL per example; returns ``{question_id: (sql, db_id)}``.
+
+    ``chunk_size`` chats go to the backend per call (it batches inside), so the progress
+    bar moves while a long split is decoded.
+    """
+    from lfkit.generate import SamplingConfig
+
+    cfg = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=0)
+    chats = [chat_messages(*builder.build(ex)) for ex in examples]
+    predictions: dict[int, tuple[str, str]] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not progress, transient=True) as bar:
+        task = bar.add_task(description, total=len(chats))
+        for start in range(0, len(chats), chunk_size):
+            outs = backend.generate(chats[start : start + chunk_size], cfg)
+            for ex, completions in zip(examples[start : start + chunk_size], outs, strict=True):
+                predictions[ex.question_id] = (extract_sql(completions[0]), ex.db_id)
+            bar.advance(task, len(outs))
+    return predictions

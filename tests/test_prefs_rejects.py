@@ -1,0 +1,245 @@
+"""lfkit prefs rejects: execution-verified labels, dedup, pairing, shards, journal, CLI.
+
+Completions come from a canned in-process backend (tests/prefs_canned.py) built from each
+question's gold SQL; every one is executed for real on the demo Lahman database."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from prefs_canned import CannedBackend, cycle_answers, variants
+
+from lfkit.cli import main
+from lfkit.data.prompts import format_sql_answer
+from lfkit.io import DataFileError, read_rows
+from lfkit.prefs import JobError, RejectsConfig, build_rejects, edit_distance, merge_outputs, select_pairs
+from lfkit.prefs.job import Option, load_items
+from lfkit.registry import validate_data_file
+from lfkit.sql import execute_sql, extract_sql, normalize_sql, results_match
+
+KINDS = ["correct_rewrite", "gold_spacing", "wrong", "wrong_dup", "error", "prose"]
+PREF_FIELDS = ["instruction", "input", "chosen", "rejected", "question_id", "db_id", "source", "round"]
+
+
+def cfg_for(demo_sft: Path, demo_corpus: Path, out: Path, **kw) -> RejectsConfig:
+    base = dict(
+        sft_data=str(demo_sft),
+        db_root=str(demo_corpus / "train_databases"),
+        output=str(out),
+        num_samples=len(KINDS),
+        max_samples=6,
+        batch_size=4,
+        workers=0,
+    )
+    return RejectsConfig(**{**base, **kw})
+
+
+def run(demo_sft: Path, demo_corpus: Path, out: Path, kinds=KINDS, **kw):
+    backend = CannedBackend(cycle_answers(demo_sft, kinds))
+    summary = build_rejects(cfg_for(demo_sft, demo_corpus, out, num_samples=len(kinds), **kw), backend, progress=False)
+    return summary, backend
+
+
+def test_execution_correct_candidates_are_never_rejected(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dpo.json"
+    summary, _ = run(demo_sft, demo_corpus, out)
+    rows = read_rows(out)
+    items = {it.question_id: it for it in load_items(demo_sft, demo_corpus / "train_databases", 6)}
+    assert summary.questions == 6 and summary.gold_failed == 0
+    assert summary.labels["correct"] == 12  # the rewrite and the re-spaced gold, per question
+    assert summary.labels["wrong"] == 12 and summary.labels["error"] == 6 and summary.labels["no_sql"] == 6
+    assert summary.duplicates == 6  # "select *   from (...)   limit 0" normalises to the wrong one
+    assert len(rows) == summary.pairs == 12  # chosen gold x {wrong, error} per question
+    assert summary.questions_without_pair == 0
+    for row in rows:
+        assert list(row) == PREF_FIELDS
+        item = items[row["question_id"]]
+        assert row["source"] == "rejects" and row["round"] == 1 and row["db_id"] == "lahman"
+        assert row["chosen"] == format_sql_answer(item.gold_sql)  # exactly the SFT output
+        assert row["instruction"] == item.instruction and row["input"] == item.input
+        rejected_sql = extract_sql(row["rejected"])
+        assert row["rejected"] == format_sql_answer(rejected_sql)  # same answer format as chosen
+        # independent check: a rejected query never reproduces gold's result ...
+        gold = execute_sql(item.db_path, item.gold_sql)
+        assert gold.ok and gold.rows
+        assert not results_match(execute_sql(item.db_path, rejected_sql), gold)
+        # ... and the correct rewrites, textually different from gold, are never rejected
+        for kind in ("correct_rewrite", "gold_spacing"):
+            assert normalize_sql(rejected_sql) != normalize_sql(extract_sql(variants(item.gold_sql)[kind]))
+    assert validate_data_file(out, "preference") == len(rows)
+
+
+def test_keep_correct_as_chosen_and_no_dedup(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    summary, _ = run(demo_sft, demo_corpus, tmp_path / "a.jsonl", keep_correct_as_chosen=True)
+    rows = read_rows(tmp_path / "a.jsonl")
+    # chosen: gold and the rewrite (the re-spaced gold normalises to gold); rejected: wrong, error
+    assert summary.extra["chosen_variants"] == 6 and len(rows) == 6 * 2 * 2
+    chosen = {extract_sql(r["chosen"]) for r in rows if r["question_id"] == rows[0]["question_id"]}
+    assert len(chosen) == 2 and any(c.startswith("SELECT * FROM (") for c in chosen)
+    assert (tmp_path / "a.jsonl").read_text().count("\n") == len(rows)  # JSONL: one line per pair
+
+    summary, _ = run(demo_sft, demo_corpus, tmp_path / "b.json", dedup=False)
+    assert summary.duplicates == 0 and summary.pairs == 6 * 3
+
+
+def test_pairing_strategies(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    gold = Option("g", "SELECT name FROM singer WHERE age > 30")
+    near = Option("n", "SELECT name FROM singer WHERE age > 31")
+    far = Option("f", "SELECT COUNT(*) FROM concert GROUP BY year")
+    same = Option("g", "SELECT name FROM singer WHERE age > 30")
+    assert select_pairs([gold], [far, near], "hardest", 1, random.Random(0)) == [(gold, near)]
+    assert select_pairs([gold], [far, near, same], "all", 0, random.Random(0)) == [(gold, far), (gold, near)]
+    picks = {select_pairs([gold], [far, near], "random", 1, random.Random(s))[0][1].text for s in range(20)}
+    assert picks == {"n", "f"}
+    assert edit_distance("kitten", "sitting") == 3 and edit_distance([], ["a"]) == 1
+
+    summary, _ = run(demo_sft, demo_corpus, tmp_path / "h.json", pairing="hardest")
+    rows = read_rows(tmp_path / "h.json")
+    assert len(rows) == 6 and summary.pairs == 6
+    # closest to gold: wrapping gold in a subquery + LIMIT 0 beats an unrelated broken query
+    assert all("LIMIT 0" in r["rejected"] for r in rows)
+    summary, _ = run(demo_sft, demo_corpus, tmp_path / "r.json", pairing="random", max_pairs_per_question=2)
+    assert summary.pairs == 12
+    again, _ = run(demo_sft, demo_corpus, tmp_path / "r2.json", pairing="random", max_pairs_per_question=1)
+    assert again.pairs == 6
+
+
+def test_shards_merge_to_the_single_run(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    single, _ = run(demo_sft, demo_corpus, tmp_path / "all.json", max_samples=8)
+    seen_seeds = []
+    for shard in (0, 1, 2):
+        summary, backend = run(
+            demo_sft, demo_corpus, tmp_path / "part{shard_id}.jsonl", max_samples=8, num_shards=3, shard_id=shard, seed=5
+        )
+        seen_seeds += backend.seeds
+        assert (tmp_path / f"part{shard}.jsonl").exists()
+    # question i (file order) is sampled with seed + i*1000, whichever shard it lands in
+    assert sorted(seen_seeds) == [5 + i * 1000 for i in range(8)]
+    parts = [tmp_path / f"part{s}.jsonl" for s in (2, 0, 1)]
+    stats = merge_outputs([*parts, parts[0]], tmp_path / "merged.json")
+    assert stats["duplicates"] == len(read_rows(parts[0])) and stats["kind"] == "preference"
+    assert read_rows(tmp_path / "merged.json") == read_rows(tmp_path / "all.json")
+    with pytest.raises(DataFileError, match="cannot merge"):
+        merge_outputs([parts[0], demo_sft], tmp_path / "bad.json")
+
+
+def test_resume_skips_journalled_questions(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    answer = cycle_answers(demo_sft, KINDS)
+
+    class Crashing(CannedBackend):
+        def _generate(self, chats, cfg, seeds):
+            if self.chats:  # the second batch dies
+                raise RuntimeError("killed")
+            return super()._generate(chats, cfg, seeds)
+
+    cfg = cfg_for(demo_sft, demo_corpus, tmp_path / "out.json", max_samples=10, batch_size=4)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_rejects(cfg, Crashing(answer), progress=False)
+    assert not (tmp_path / "out.json").exists()
+    journal = tmp_path / "out.json.candidates.jsonl"
+    assert len(journal.read_text().splitlines()) == 1 + 4
+    with journal.open("a") as fh:  # a torn last line, as a kill during a write leaves
+        fh.write('{"question_id": 99, "cand')
+    resumed = CannedBackend(answer)
+    summary = build_rejects(cfg_for(demo_sft, demo_corpus, tmp_path / "out.json", max_samples=10), resumed, False)
+    assert len(resumed.chats) == 6 and summary.resumed == 4
+    ids = [json.loads(line)["question_id"] for line in journal.read_text().splitlines()[1:]]
+    assert len(ids) == len(set(ids)) == 10
+    straight, _ = run(demo_sft, demo_corpus, tmp_path / "straight.json", max_samples=10)
+    assert read_rows(tmp_path / "out.json") == read_rows(tmp_path / "straight.json")
+    assert straight.as_dict()["labels"] == summary.as_dict()["labels"]
+
+
+def test_journal_from_other_settings_is_not_resumed(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2)
+    with pytest.raises(JobError, match=r"temperature: 0\.7 -> 1\.1.*--overwrite"):
+        run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2, temperature=1.1)
+    summary, backend = run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2, temperature=1.1, overwrite=True)
+    assert summary.resumed == 0 and len(backend.chats) == 2
+    # pairing options apply when writing: changing them re-uses the journal, no sampling
+    summary, backend = run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2, temperature=1.1, pairing="hardest")
+    assert summary.resumed == 2 and backend.chats == [] and summary.pairs == 2
+
+
+def test_gold_that_fails_is_counted_not_paired(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    rows = read_rows(demo_sft)[:3]
+    rows[1]["output"] = format_sql_answer("SELECT nope FROM missing_table")
+    sft = tmp_path / "sft.json"
+    sft.write_text(json.dumps(rows))
+    summary, _ = run(sft, demo_corpus, tmp_path / "o.json", kinds=["wrong", "error"])
+    assert summary.gold_failed == 1 and summary.questions_without_pair == 1 and summary.pairs == 4
+    assert {r["question_id"] for r in read_rows(tmp_path / "o.json")} == {rows[0]["question_id"], rows[2]["question_id"]}
+
+
+def test_bad_input_names_file_row_and_field(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    rows = read_rows(demo_sft)[:3]
+    bad = tmp_path / "bad.json"
+    for edit, message in [
+        (lambda r: r.pop("db_id"), r"bad.json: row 1: field 'db_id'"),
+        (lambda r: r.update(db_id="nowhere"), r"bad.json: row 1: field 'db_id' 'nowhere'.*no folder"),
+        (lambda r: r.update(output="I do not know"), r"bad.json: row 1: field 'output' holds no SQL"),
+        (lambda r: r.update(question_id=rows[0]["question_id"]), r"bad.json: row 1: field 'question_id'.*repeats row 0"),
+    ]:
+        copy = json.loads(json.dumps(rows))
+        edit(copy[1])
+        bad.write_text(json.dumps(copy))
+        with pytest.raises(DataFileError, match=message):
+            load_items(bad, demo_corpus / "train_databases")
+    with pytest.raises(ValueError, match="is the input --sft-data"):
+        cfg_for(demo_sft, demo_corpus, demo_sft)
+    with pytest.raises(ValueError, match="shard_id"):
+        cfg_for(demo_sft, demo_corpus, tmp_path / "o.json", num_shards=2, shard_id=2)
+
+
+def test_cli_help_and_user_errors(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["prefs", "rejects", "--help"])
+    assert result.exit_code == 0
+    for text in ("--num-rejects", "--dedup-rejects", "--pairing", "--keep-correct-as-chosen", "--num-shards", "Examples"):
+        assert text in result.output
+    args = ["prefs", "rejects", "--sft-data", str(demo_sft), "--db-root", str(demo_corpus / "train_databases")]
+    result = runner.invoke(main, [*args, "--output", str(tmp_path / "o.json")])
+    assert result.exit_code != 0 and "--base-model" in result.output and "Traceback" not in result.output
+    result = runner.invoke(main, [*args, "--output", str(tmp_path / "o.json"), "--base-model", str(tmp_path)])
+    assert result.exit_code == 1 and "--template" in result.output
+    result = runner.invoke(main, ["prefs", "merge", str(demo_sft), "--output", str(demo_sft)])
+    assert result.exit_code == 1 and "also an input" in result.output
+
+
+@pytest.mark.slow
+def test_cli_with_the_hf_backend_and_llamafactory_accepts_the_output(
+    tiny_model: Path, demo_sft: Path, demo_corpus: Path, tmp_path: Path
+) -> None:
+    """The real CLI end to end with the tiny model; then a canned run's output through LF's loader."""
+    out = tmp_path / "dpo.json"
+    args = ["prefs", "rejects", "--base-model", "tiny", "--sft-data", str(demo_sft)]
+    args += ["--db-root", str(demo_corpus / "train_databases"), "--output", str(out), "--num-rejects", "2"]
+    args += ["--max-samples", "3", "--max-new-tokens", "8", "--workers", "0", "--quiet", "--summary-json", str(tmp_path / "s.json")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "questions with no usable pair" in result.output
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["questions"] == 3 and summary["candidates"] == 6
+    assert sum(summary["labels"].values()) == 6  # a random model writes no SQL: all labelled, none paired
+    assert read_rows(out) == []
+
+    from lf_load import lf_dataset
+
+    from lfkit.registry import register_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    run(demo_sft, demo_corpus, data / "dpo.jsonl", max_samples=4)
+    register_dataset(data / "dataset_info.json", "t2s_dpo", data / "dpo.jsonl", "preference")
+    dataset, tok = lf_dataset(data, "t2s_dpo", "rm", tiny_model, "qwen3_nothink", tmp_path)
+    rows = read_rows(data / "dpo.jsonl")
+    assert len(dataset) == len(rows) == 8
+    assert "LIMIT 0" in tok.decode(dataset[0]["rejected_input_ids"]) or "no_such" in tok.decode(
+        dataset[0]["rejected_input_ids"]
+    )
+    shutil.rmtree(data)
