@@ -75,7 +75,7 @@ $(CORPUS)/train.json: | $(STAMP)
 	$(LFKIT) data demo --out $(CORPUS)
 
 $(DATA)/text2sql_sft.json: $(CORPUS)/train.json
-	$(LFKIT) data sft --bird-dir $(CORPUS) --split train --out $@
+	$(LFKIT) data sft --bird-dir $(CORPUS) --split train --out $@ --n-examples 0
 	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_sft --file $@ --kind sft --force
 
 sft: $(DATA)/text2sql_sft.json ## LoRA SFT on the demo corpus -> $(OUT)/sft  (PRESET DATA OUT MAX_STEPS SETS)

@@ -268,6 +268,8 @@ def with_lfkit(
     with Verifier(comparison=comparison, timeout=timeout, workers=workers) as verifier:
         verdicts = verifier.verify([(db, gold, cand) for _, gold, cand in pairs])
         stats = dict(verifier.stats)
+        # SQLite time of the distinct executions, summed over workers (the floor is this / workers)
+        stats["query_seconds"] = round(sum(r.elapsed for r in verifier._cache.values()), 2)
     return [(v.correct, v.status) for v in verdicts], stats
 
 
@@ -326,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         t_lf = time.perf_counter() - start
         print(
             f"lfkit Verifier (cache + {workers} workers):       {t_lf:7.2f}s  "
-            f"(executed {stats['executed']} of {stats['requested']} queries)"
+            f"(executed {stats['executed']} of {stats['requested']} queries, "
+            f"{stats['query_seconds']:.1f}s of SQLite time)"
         )
 
     if base_labels != lf_labels:

@@ -27,6 +27,7 @@ EXTRACT = [
     ("<answer>\n```sql\nSELECT 5\n```\n</answer>", "SELECT 5"),
     ("<think>SELECT wrong FROM t</think>SELECT right FROM t", "SELECT right FROM t"),
     ("<answer>SELECT a FROM t", "SELECT a FROM t"),
+    ("<think>I could use SELECT name FROM singer but the budget ran ou", ""),
     ("SELECT a FROM t", "SELECT a FROM t"),
     ("SQL: SELECT a FROM t", "SELECT a FROM t"),
     ("sql query: select a from t where b = 'x;y'; -- done\nThis returns a.", "select a from t where b = 'x;y';"),

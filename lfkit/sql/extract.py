@@ -2,7 +2,8 @@
 
 Rules, applied in order (documented because every stage depends on them):
 
-1. Reasoning is dropped: only the text after the last ``</think>`` is used when one is present.
+1. Reasoning is dropped: only the text after the last ``</think>`` is used when one is present;
+   a ``<think>`` never closed (generation cut off while reasoning) drops everything after it.
 2. ``<answer>...</answer>``: the content of the last answer tag (an unclosed ``<answer>`` at
    the end of a truncated generation runs to the end of the text); rules 3-4 then apply inside.
 3. Fenced blocks (```` ```sql ````, ```` ```sqlite ````, or a bare ```` ``` ````): the **last** block wins,
@@ -21,6 +22,7 @@ from __future__ import annotations
 import re
 
 _THINK_END = re.compile(r"</think>", re.IGNORECASE)
+_THINK_START = re.compile(r"<think>", re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.IGNORECASE | re.DOTALL)
 # A fence opens at a line start with ``` and an optional language tag; it closes at ``` starting or
 # ending a line (``` inside a string literal does not close it), or at the end of the text.
@@ -127,6 +129,9 @@ def extract_sql(text: str | None) -> str:
     ends = list(_THINK_END.finditer(text))
     if ends:
         text = text[ends[-1].end() :]
+    opened = _THINK_START.search(text)
+    if opened:  # reasoning that never finished holds no answer
+        text = text[: opened.start()]
     answers = _ANSWER.findall(text)
     if answers:
         for body in reversed(answers):

@@ -97,7 +97,7 @@ class Verifier:
     # -- execution -------------------------------------------------------------------------
     @staticmethod
     def cache_key(db_path: str | os.PathLike[str], sql: str) -> tuple[str, str]:
-        return (str(Path(db_path).resolve()), normalize_sql(sql))
+        return (str(Path(db_path).resolve()), normalize_sql(sql) if isinstance(sql, str) else "")
 
     def _run(self, tasks: list[tuple[str, str]], advance) -> list[ExecResult]:
         if self.workers == 0:

@@ -1,0 +1,158 @@
+"""Benchmark: batched ``hf`` sampling vs the seeds' one-prompt-at-a-time loop.
+
+Run:  .venv/bin/python benchmarks/bench_sampling.py            (CPU, ~5 minutes on 2 cores)
+      .venv/bin/python benchmarks/bench_sampling.py --vllm     (GPU machine: adds vLLM vs hf)
+
+Both sides sample the same ``n`` completions for the same prompts with the same model
+weights, prompt ids (LLaMA-Factory template via lfkit.generate) and sampling settings:
+
+* seeds loop -- what ``step1_generate_rejected_data.py`` does: for each prompt,
+  ``torch.manual_seed(seed + index*1000)`` and one ``model.generate(num_return_sequences=n)``;
+* lfkit hf -- :class:`lfkit.generate.hf_backend.HFBackend`: ``batch_size`` prompts x n rows per
+  ``generate`` call, left padding, per-row seeded sampling.
+
+Prompts are real SFT prompts (schema + question) of the Lahman demo corpus. Tokens/s counts
+generated tokens up to and including the stop token. The model is ``smollm2-135m`` when it
+is prepared (``lfkit models prepare smollm2-135m``), else ``tiny``; the script says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pick_model(name: str | None) -> str:
+    from lfkit.models import prepared_models
+
+    if name:
+        return name
+    ready = {m["name"] for m in prepared_models() if m["prepared"]}
+    return "smollm2-135m" if "smollm2-135m" in ready else "tiny"
+
+
+def demo_chats(count: int) -> list[list[dict[str, str]]]:
+    from lfkit.data.demo import build_demo_corpus
+    from lfkit.data.prompts import chat_messages
+    from lfkit.data.sft import SFTOptions, build_sft
+    from lfkit.io import read_rows
+
+    with tempfile.TemporaryDirectory(prefix="lfkit-bench-") as tmp:
+        build_demo_corpus(Path(tmp) / "corpus", seed=0)
+        build_sft(Path(tmp) / "corpus", "train", Path(tmp) / "sft.json", options=SFTOptions(limit=count))
+        rows = read_rows(Path(tmp) / "sft.json")
+    return [chat_messages(r["instruction"], r["input"]) for r in rows]
+
+
+def seeds_loop(backend, prompts: list[list[int]], cfg) -> tuple[int, float]:
+    """The seeds' loop: one prompt per generate call, n samples via num_return_sequences."""
+    import torch
+    from transformers import GenerationConfig
+
+    enc = backend.encoder
+    gen_cfg = GenerationConfig(
+        do_sample=True,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        top_k=0,
+        num_return_sequences=cfg.n,
+        max_new_tokens=cfg.max_new_tokens,
+        eos_token_id=enc.stop_token_ids,
+        pad_token_id=enc.pad_token_id,
+    )
+    tokens = 0
+    start = time.perf_counter()
+    for index, ids in enumerate(prompts):
+        torch.manual_seed(cfg.seed + index * 1000)
+        input_ids = torch.tensor([ids], device=backend.device)
+        with torch.inference_mode():
+            out = backend.model.generate(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=gen_cfg
+            )
+        for row in out[:, len(ids) :].tolist():
+            tokens += enc.decode_completion(row)[1]
+    return tokens, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="embedded model name or folder (default: smollm2-135m if prepared, else tiny)")
+    parser.add_argument("--prompts", type=int, default=16, help="number of demo prompts")
+    parser.add_argument("--n", type=int, default=4, help="samples per prompt")
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (lfkit hf)")
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--vllm", action="store_true", help="also time the vllm backend (GPU machines)")
+    parser.add_argument("--json", help="write the results here as JSON")
+    args = parser.parse_args()
+
+    from lfkit.generate import SamplingConfig, get_backend
+
+    model = pick_model(args.model)
+    chats = demo_chats(args.prompts)
+    cfg = SamplingConfig(
+        n=args.n, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
+    backend = get_backend("hf", model=model, device=args.device, batch_size=args.batch_size)
+    prompts = [backend.encoder.encode(c) for c in chats]
+    lengths = sorted(len(p) for p in prompts)
+    print(f"model: {model} ({backend.model_path}), template {backend.encoder.template_name}, device {backend.device}")
+    print(f"{len(chats)} demo prompts ({lengths[0]}-{lengths[-1]} tokens), n={cfg.n}, max_new_tokens={cfg.max_new_tokens}")
+
+    # Warm-up on both paths (allocator, kernels), not timed.
+    warm = SamplingConfig(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=4, seed=0)
+    seeds_loop(backend, prompts[:1], warm)
+    backend.generate(chats[:2], warm)
+
+    loop_tokens, loop_s = seeds_loop(backend, prompts, cfg)
+    backend.stats.completion_tokens = 0
+    start = time.perf_counter()
+    outs = backend.generate(chats, cfg)
+    hf_s = time.perf_counter() - start
+    hf_tokens = backend.stats.completion_tokens
+    assert [len(o) for o in outs] == [cfg.n] * len(chats)
+
+    results = {
+        "model": model,
+        "device": backend.device,
+        "prompts": len(chats),
+        "n": cfg.n,
+        "max_new_tokens": cfg.max_new_tokens,
+        "batch_size": args.batch_size,
+        "seeds_loop": {"tokens": loop_tokens, "seconds": round(loop_s, 2), "tokens_per_s": round(loop_tokens / loop_s, 1)},
+        "lfkit_hf": {"tokens": hf_tokens, "seconds": round(hf_s, 2), "tokens_per_s": round(hf_tokens / hf_s, 1)},
+    }
+    results["speedup"] = round(results["lfkit_hf"]["tokens_per_s"] / results["seeds_loop"]["tokens_per_s"], 2)
+    print(f"seeds loop (1 prompt x n per call): {loop_tokens:6d} tokens in {loop_s:7.2f} s = {loop_tokens / loop_s:8.1f} tok/s")
+    print(f"lfkit hf (batch {args.batch_size:3d} prompts x n): {hf_tokens:6d} tokens in {hf_s:7.2f} s = {hf_tokens / hf_s:8.1f} tok/s")
+    print(f"speedup (tokens/s): {results['speedup']:.2f}x  (target >= 3x on CPU)")
+
+    if args.vllm:
+        backend.close()
+        vllm = get_backend("vllm", model=model, gpu_memory_utilization=0.5)
+        vllm.generate(chats[:2], warm)
+        vllm.stats.completion_tokens = 0
+        start = time.perf_counter()
+        vllm.generate(chats, cfg)
+        v_s = time.perf_counter() - start
+        v_tok = vllm.stats.completion_tokens
+        results["vllm"] = {"tokens": v_tok, "seconds": round(v_s, 2), "tokens_per_s": round(v_tok / v_s, 1)}
+        print(f"vllm: {v_tok} tokens in {v_s:.2f} s = {v_tok / v_s:.1f} tok/s ({v_tok / v_s / (hf_tokens / hf_s):.1f}x hf)")
+
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
