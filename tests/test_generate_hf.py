@@ -48,6 +48,18 @@ def test_samples_do_not_depend_on_batch_composition(hf) -> None:
     assert alone[0] == batched[2]
 
 
+def test_shared_prompt_prefill_changes_nothing(hf) -> None:
+    # Prompts of different lengths (left padding) encoded once and their cache repeated n times,
+    # or copied n times before the forward pass as transformers does: the same samples.
+    cfg = SamplingConfig(n=3, temperature=0.9, top_p=1.0, max_new_tokens=8, seed=2)
+    shared = hf.generate(CHATS, cfg)
+    hf.share_prompt = False
+    try:
+        assert hf.generate(CHATS, cfg) == shared
+    finally:
+        hf.share_prompt = True
+
+
 def test_greedy_decodes_once_and_copies(hf) -> None:
     before = hf.stats.completion_tokens
     out = hf.generate(CHATS[:2], SamplingConfig(n=3, temperature=0, max_new_tokens=6))

@@ -166,6 +166,22 @@ def test_journal_from_other_settings_is_not_resumed(demo_sft: Path, demo_corpus:
     assert summary.resumed == 2 and backend.chats == [] and summary.pairs == 2
 
 
+def test_journal_is_locked_and_never_a_user_file(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    from lfkit.prefs.job import Journal
+
+    before = demo_sft.read_bytes()
+    with pytest.raises(JobError, match="not an lfkit journal"):
+        run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2, journal=str(demo_sft), overwrite=True)
+    assert demo_sft.read_bytes() == before
+    held = Journal(tmp_path / "j.jsonl", {"a": 1})
+    try:
+        with pytest.raises(JobError, match="another run is writing"):
+            Journal(tmp_path / "j.jsonl", {"a": 1})
+    finally:
+        held.close()
+    assert Journal(tmp_path / "j.jsonl", {"a": 1}).resumed == 0
+
+
 def test_gold_that_fails_is_counted_not_paired(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
     rows = read_rows(demo_sft)[:3]
     rows[1]["output"] = format_sql_answer("SELECT nope FROM missing_table")

@@ -16,7 +16,6 @@ from lfkit.recipes import (
     STAGES,
     Preset,
     RecipeError,
-    dump_recipe,
     list_presets,
     load_preset,
     render_launch_script,

@@ -9,6 +9,7 @@ one-prompt loop draw from the same per-sample streams).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -86,7 +87,8 @@ class HFBackend(GenerationBackend):
 
     Options: ``device`` (auto | cpu | cuda | cuda:N), ``dtype`` (auto | float32 | bfloat16 |
     float16), ``batch_size`` (prompts per generate call; each yields n rows),
-    ``merge_adapter`` (fold the LoRA into the weights for faster decoding).
+    ``merge_adapter`` (fold the LoRA into the weights for faster decoding), ``share_prompt``
+    (encode each prompt once for its n samples; see :meth:`_prefill`).
     """
 
     name = "hf"
@@ -100,6 +102,7 @@ class HFBackend(GenerationBackend):
         dtype: str = "auto",
         batch_size: int = 8,
         merge_adapter: bool = True,
+        share_prompt: bool = True,
         trust_remote_code: bool = True,
     ) -> None:
         super().__init__()
@@ -130,6 +133,10 @@ class HFBackend(GenerationBackend):
                 net = net.merge_and_unload()
         self.model = net.to(self.device).eval()
         self.batch_size = batch_size
+        self.share_prompt = share_prompt
+        # The prefill needs no logits: ask for the last position only where the model allows.
+        forward_params = inspect.signature(self.model.forward).parameters
+        self._logits_kw = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
         self.model_path, self.adapter = model, adapter
 
     def _generate(self, chats: list[Chat], cfg: SamplingConfig, seeds: list[int]) -> list[list[str]]:
@@ -151,11 +158,16 @@ class HFBackend(GenerationBackend):
         from transformers import GenerationConfig, LogitsProcessorList
 
         reps = 1 if cfg.greedy else cfg.n  # greedy: decode once, copy
-        rows = [p for p in prompts for _ in range(reps)]
-        width = max(len(p) for p in rows)
+        width = max(len(p) for p in prompts)
         pad = self.encoder.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in rows], device=self.device)
-        attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in rows], device=self.device)
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+        attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        extra = {}
+        if reps > 1:
+            if self.share_prompt and width > 1:
+                extra["past_key_values"] = self._prefill(input_ids, attention_mask, reps)
+            input_ids = input_ids.repeat_interleave(reps, dim=0)
+            attention_mask = attention_mask.repeat_interleave(reps, dim=0)
         processors = LogitsProcessorList()
         if not cfg.greedy:
             row_seeds = [s + j for s in seeds for j in range(cfg.n)]
@@ -173,6 +185,7 @@ class HFBackend(GenerationBackend):
                 attention_mask=attention_mask,
                 generation_config=gen_cfg,
                 logits_processor=processors,
+                **extra,
             )
         texts = []
         for row in seqs[:, width:].tolist():
@@ -180,6 +193,31 @@ class HFBackend(GenerationBackend):
             texts.append(text)
             self.stats.completion_tokens += n_tokens * (cfg.n if cfg.greedy else 1)
         return [[texts[k * reps + (0 if cfg.greedy else j)] for j in range(cfg.n)] for k in range(len(prompts))]
+
+    def _prefill(self, input_ids: Any, attention_mask: Any, reps: int) -> Any:
+        """KV cache of every prompt but its last token, computed once and repeated ``reps`` times.
+
+        transformers' ``num_return_sequences`` copies a prompt n times before the forward
+        pass, so its prefill (most of the cost for long schema prompts) runs n times. Here
+        it runs once per prompt; ``generate`` then feeds only the last prompt token. The
+        positions follow the attention mask, as ``generate`` computes them for left padding.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        with torch.inference_mode():
+            self.model(
+                input_ids=input_ids[:, :-1],
+                attention_mask=attention_mask[:, :-1],
+                position_ids=position_ids[:, :-1],
+                past_key_values=cache,
+                use_cache=True,
+                **self._logits_kw,
+            )
+        cache.batch_repeat_interleave(reps)
+        return cache
 
     def close(self) -> None:
         self.model = None

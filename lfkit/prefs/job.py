@@ -15,6 +15,7 @@ output is written, so they can change between runs without re-sampling.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import random
@@ -146,7 +147,9 @@ class JobConfig:
         keys = ("num_samples", "seed", "temperature", "top_p", "max_new_tokens", "max_samples")
         keys += ("num_shards", "shard_id", "comparison")
         out = {k: getattr(self, k) for k in keys}
-        out.update(kind=kind, sft_data=str(Path(self.sft_data).resolve()), db_root=str(Path(self.db_root).resolve()))
+        sft = Path(self.sft_data)
+        out.update(kind=kind, sft_data=str(sft.resolve()), db_root=str(Path(self.db_root).resolve()))
+        out["sft_sha256"] = hashlib.sha256(sft.read_bytes()).hexdigest()  # an edited input is not resumed
         out.update(self.model_info)
         out.update(extra or {})
         return json.loads(json.dumps(out))  # as it reads back from the journal
@@ -208,22 +211,25 @@ class Journal:
         self.records: dict[str, dict[str, Any]] = {}
         self.resumed = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = open(str(path) + ".lock", "w")  # noqa: SIM115 -- held for the job's lifetime
+        # The journal itself carries the lock (append mode creates it, never truncates it).
+        self._lock_fh = open(path, "a")  # noqa: SIM115 -- held for the job's lifetime
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             self._lock_fh.close()
-            raise JobError(f"another run is writing {path} (lock {path}.lock is held)") from exc
+            raise JobError(f"another run is writing {path}") from exc
         try:
+            if path.stat().st_size and not self._is_journal():  # never touch a file that is not ours
+                raise JobError(f"{path} exists and is not an lfkit journal; choose another --journal/--output")
             if overwrite:
-                path.unlink(missing_ok=True)
+                os.truncate(path, 0)
             self._load()
         except BaseException:
             self.close()
             raise
 
     def _load(self) -> None:
-        if self.path.exists():
+        if self.path.stat().st_size:
             self._drop_torn_tail()
             try:
                 records = list(iter_jsonl(self.path))
@@ -238,6 +244,14 @@ class Journal:
                 self.resumed = len(self.records)
                 return
         append_jsonl(self.path, [{"lfkit_journal": JOURNAL_VERSION, "settings": self.header}])
+
+    def _is_journal(self) -> bool:
+        with self.path.open("rb") as fh:
+            first = fh.readline()
+        try:
+            return isinstance(head := json.loads(first), dict) and "lfkit_journal" in head
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return not first.endswith(b"\n") and first.startswith(b'{"lfkit_journal"')  # a torn header
 
     def _mismatch(self, old: Any) -> str:
         if not isinstance(old, dict):
