@@ -48,16 +48,56 @@ def test_samples_do_not_depend_on_batch_composition(hf) -> None:
     assert alone[0] == batched[2]
 
 
-def test_shared_prompt_prefill_changes_nothing(hf) -> None:
-    # Prompts of different lengths (left padding) encoded once and their cache repeated n times,
-    # or copied n times before the forward pass as transformers does: the same samples.
+SCHEMA = "CREATE TABLE Teams (yearID INTEGER, teamID TEXT, name TEXT, W INTEGER, L INTEGER, HR INTEGER);\n" * 4
+SCHEMA_CHATS = [
+    [{"role": "user", "content": SCHEMA + q}]
+    for q in ("Question: wins of Boston in 2017?", "Question: most home runs?", "Question: teams in 1901 by losses")
+]
+
+
+@pytest.mark.parametrize("chats", [CHATS, SCHEMA_CHATS], ids=["distinct", "shared-schema"])
+def test_shared_prompt_prefill_changes_nothing(hf, chats) -> None:
+    # A common schema prefix encoded once for the batch (padding after it), each prompt encoded
+    # once for its n samples -- or everything copied and encoded per row as transformers does:
+    # the same samples.
+    from lfkit.generate.hf_backend import MIN_SHARED_PREFIX, common_prefix
+
+    prompts = [hf.encoder.encode(c) for c in chats]
+    assert (common_prefix(prompts) >= MIN_SHARED_PREFIX) == (chats is SCHEMA_CHATS)
     cfg = SamplingConfig(n=3, temperature=0.9, top_p=1.0, max_new_tokens=8, seed=2)
-    shared = hf.generate(CHATS, cfg)
+    shared = hf.generate(chats, cfg)
+    greedy = hf.generate(chats, SamplingConfig(n=1, temperature=0, max_new_tokens=8))
     hf.share_prompt = False
     try:
-        assert hf.generate(CHATS, cfg) == shared
+        assert hf.generate(chats, cfg) == shared
+        assert hf.generate(chats, SamplingConfig(n=1, temperature=0, max_new_tokens=8)) == greedy
     finally:
         hf.share_prompt = True
+
+
+def test_grouped_query_attention_without_kv_copies(tiny_model: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lfkit.generate.hf_backend import GROUPED_SDPA, use_grouped_sdpa
+
+    stock = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    grouped = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    assert use_grouped_sdpa(grouped) and grouped.config._attn_implementation == GROUPED_SDPA
+    ids = torch.randint(0, 5000, (3, 24), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :5] = 0
+    mask[1, 10:14] = 0  # padding inside a row, as after a shared prefix
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        a = stock(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        b = grouped(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        assert torch.allclose(a.logits[mask.bool()], b.logits[mask.bool()], atol=1e-5)
+        step = torch.tensor([[7], [8], [9]])
+        mask2 = torch.cat([mask, torch.ones(3, 1, dtype=mask.dtype)], dim=1)
+        a2 = stock(input_ids=step, attention_mask=mask2, past_key_values=a.past_key_values)
+        b2 = grouped(input_ids=step, attention_mask=mask2, past_key_values=b.past_key_values)
+        assert torch.allclose(a2.logits, b2.logits, atol=1e-5)
 
 
 def test_greedy_decodes_once_and_copies(hf) -> None:

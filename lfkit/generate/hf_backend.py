@@ -82,13 +82,70 @@ class SeededSampler:
         return out
 
 
+GROUPED_SDPA = "lfkit_grouped_sdpa"
+# A common prefix shorter than this is not worth a separate forward pass.
+MIN_SHARED_PREFIX = 16
+
+
+def common_prefix(prompts: list[list[int]]) -> int:
+    """Length of the prefix all prompts share, leaving each at least its last token."""
+    first = prompts[0]
+    limit = min(len(p) for p in prompts) - 1
+    n = 0
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
+
+
+def grouped_sdpa(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any) -> tuple[Any, None]:
+    """transformers' ``sdpa`` attention, minus the K/V copy for grouped-query attention under a mask.
+
+    With left padding there is a mask, and transformers then repeats every K/V head
+    ``num_key_value_groups`` times before each attention call: a copy of the whole KV cache
+    per layer and step, the largest cost of batched decoding on CPU. Folding the query
+    heads of a group into the length axis computes the same attention on the K/V as they are.
+    """
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    groups = getattr(module, "num_key_value_groups", 1)
+    plain = groups == 1 or attention_mask is None or attention_mask.shape[1] != 1
+    if plain or kwargs.get("dropout") or kwargs.get("output_attentions"):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    b, heads, q_len, dim = query.shape
+    # head h = k * groups + r (repeat_kv's order) -> rows (r, t) of K/V head k
+    query = query.reshape(b, heads // groups, groups * q_len, dim)
+    mask = attention_mask[:, :, :, : key.shape[-2]]
+    if q_len > 1:
+        mask = mask.repeat(1, 1, groups, 1)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    out = sdpa(query, key, value, attn_mask=mask, scale=kwargs.get("scaling"))
+    return out.reshape(b, heads, q_len, dim).transpose(1, 2).contiguous(), None
+
+
+def use_grouped_sdpa(model: Any) -> bool:
+    """Switch a model from ``sdpa`` to :func:`grouped_sdpa` when it uses grouped-query attention."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    config = model.config
+    heads, kv_heads = getattr(config, "num_attention_heads", 0), getattr(config, "num_key_value_heads", 0)
+    if config._attn_implementation != "sdpa" or not kv_heads or kv_heads == heads:
+        return False
+    AttentionInterface.register(GROUPED_SDPA, grouped_sdpa)
+    AttentionMaskInterface.register(GROUPED_SDPA, sdpa_mask)
+    model.set_attn_implementation(GROUPED_SDPA)
+    return model.config._attn_implementation == GROUPED_SDPA
+
+
 class HFBackend(GenerationBackend):
     """transformers + peft, CPU or CUDA.
 
     Options: ``device`` (auto | cpu | cuda | cuda:N), ``dtype`` (auto | float32 | bfloat16 |
     float16), ``batch_size`` (prompts per generate call; each yields n rows),
     ``merge_adapter`` (fold the LoRA into the weights for faster decoding), ``share_prompt``
-    (encode each prompt once for its n samples; see :meth:`_prefill`).
+    (encode each prompt once for its n samples; see :meth:`_prefill`), ``grouped_attention``
+    (no K/V copies for grouped-query attention under padding; see :func:`grouped_sdpa`).
     """
 
     name = "hf"
@@ -103,6 +160,7 @@ class HFBackend(GenerationBackend):
         batch_size: int = 8,
         merge_adapter: bool = True,
         share_prompt: bool = True,
+        grouped_attention: bool = True,
         trust_remote_code: bool = True,
     ) -> None:
         super().__init__()
@@ -120,11 +178,13 @@ class HFBackend(GenerationBackend):
         else:
             torch_dtype = getattr(torch, dtype)
         try:
-            net = AutoModelForCausalLM.from_pretrained(
-                model, torch_dtype=torch_dtype, trust_remote_code=trust_remote_code
-            )
+            net = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, trust_remote_code=trust_remote_code)
         except OSError as exc:
             raise GenerationError(f"cannot load model {model}: {exc}") from exc
+        self.grouped_attention = grouped_attention and use_grouped_sdpa(net)
+        # The prefill needs no logits: ask for the last position only where the model allows.
+        forward_params = inspect.signature(net.forward).parameters
+        self._logits_kw = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
         if adapter:
             from peft import PeftModel
 
@@ -134,16 +194,13 @@ class HFBackend(GenerationBackend):
         self.model = net.to(self.device).eval()
         self.batch_size = batch_size
         self.share_prompt = share_prompt
-        # The prefill needs no logits: ask for the last position only where the model allows.
-        forward_params = inspect.signature(self.model.forward).parameters
-        self._logits_kw = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
         self.model_path, self.adapter = model, adapter
 
     def _generate(self, chats: list[Chat], cfg: SamplingConfig, seeds: list[int]) -> list[list[str]]:
         prompts = [self.encoder.encode(c) for c in chats]
         self.stats.prompt_tokens += sum(len(p) for p in prompts)
-        # Longest first: similar lengths share a batch (less padding), and an OOM shows at once.
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        # In token order: prompts over the same schema (a shared prefix) land in the same batch.
+        order = sorted(range(len(prompts)), key=lambda i: prompts[i])
         out: list[list[str]] = [[] for _ in chats]
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
@@ -158,16 +215,23 @@ class HFBackend(GenerationBackend):
         from transformers import GenerationConfig, LogitsProcessorList
 
         reps = 1 if cfg.greedy else cfg.n  # greedy: decode once, copy
-        width = max(len(p) for p in prompts)
         pad = self.encoder.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
-        attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        shared = common_prefix(prompts) if self.share_prompt else 0
+        if shared < MIN_SHARED_PREFIX:
+            shared = 0
+        # [shared prefix][padding][rest of the prompt]: the padding sits where the prompts start
+        # to differ; positions follow the attention mask, so every token keeps its position.
+        width = max(len(p) for p in prompts) - shared
+        rows = [p[:shared] + [pad] * (width - len(p) + shared) + p[shared:] for p in prompts]
+        masks = [[1] * shared + [0] * (width - len(p) + shared) + [1] * (len(p) - shared) for p in prompts]
+        input_ids = torch.tensor(rows, device=self.device)
+        attention_mask = torch.tensor(masks, device=self.device)
         extra = {}
-        if reps > 1:
-            if self.share_prompt and width > 1:
-                extra["past_key_values"] = self._prefill(input_ids, attention_mask, reps)
-            input_ids = input_ids.repeat_interleave(reps, dim=0)
-            attention_mask = attention_mask.repeat_interleave(reps, dim=0)
+        if self.share_prompt and (shared or reps > 1) and input_ids.shape[1] > 1:
+            extra["past_key_values"] = self._prefill(input_ids, attention_mask, shared, reps)
+        input_ids = input_ids.repeat_interleave(reps, dim=0)
+        attention_mask = attention_mask.repeat_interleave(reps, dim=0)
+        width = input_ids.shape[1]
         processors = LogitsProcessorList()
         if not cfg.greedy:
             row_seeds = [s + j for s in seeds for j in range(cfg.n)]
@@ -194,13 +258,15 @@ class HFBackend(GenerationBackend):
             self.stats.completion_tokens += n_tokens * (cfg.n if cfg.greedy else 1)
         return [[texts[k * reps + (0 if cfg.greedy else j)] for j in range(cfg.n)] for k in range(len(prompts))]
 
-    def _prefill(self, input_ids: Any, attention_mask: Any, reps: int) -> Any:
-        """KV cache of every prompt but its last token, computed once and repeated ``reps`` times.
+    def _prefill(self, input_ids: Any, attention_mask: Any, shared: int, reps: int) -> Any:
+        """KV cache of the batch's prompts but their last token, each token encoded once.
 
         transformers' ``num_return_sequences`` copies a prompt n times before the forward
-        pass, so its prefill (most of the cost for long schema prompts) runs n times. Here
-        it runs once per prompt; ``generate`` then feeds only the last prompt token. The
-        positions follow the attention mask, as ``generate`` computes them for left padding.
+        pass, and a batch encodes the schema every prompt repeats: for long schema prompts
+        that prefill is most of the cost. Here the ``shared`` prefix is encoded once for the
+        batch, the rest once per prompt, and the cache is then repeated for the n samples;
+        ``generate`` feeds only the last prompt token. Positions follow the attention mask,
+        as ``generate`` computes them.
         """
         import torch
         from transformers import DynamicCache
@@ -208,15 +274,26 @@ class HFBackend(GenerationBackend):
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         with torch.inference_mode():
-            self.model(
-                input_ids=input_ids[:, :-1],
-                attention_mask=attention_mask[:, :-1],
-                position_ids=position_ids[:, :-1],
-                past_key_values=cache,
-                use_cache=True,
-                **self._logits_kw,
-            )
-        cache.batch_repeat_interleave(reps)
+            if shared:
+                self.model(
+                    input_ids=input_ids[:1, :shared],
+                    position_ids=position_ids[:1, :shared],
+                    past_key_values=cache,
+                    use_cache=True,
+                    **self._logits_kw,
+                )
+                cache.batch_repeat_interleave(input_ids.shape[0])
+            if input_ids.shape[1] - 1 > shared:
+                self.model(
+                    input_ids=input_ids[:, shared:-1],
+                    attention_mask=attention_mask[:, :-1],
+                    position_ids=position_ids[:, shared:-1],
+                    past_key_values=cache,
+                    use_cache=True,
+                    **self._logits_kw,
+                )
+        if reps > 1:
+            cache.batch_repeat_interleave(reps)
         return cache
 
     def close(self) -> None:
