@@ -87,6 +87,20 @@ def test_keep_correct_as_chosen_and_no_dedup(demo_sft: Path, demo_corpus: Path, 
     assert summary.duplicates == 0 and summary.pairs == 6 * 3
 
 
+def test_reject_no_sql_pairs_gold_with_the_raw_text(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    summary, _ = run(demo_sft, demo_corpus, tmp_path / "p.jsonl", kinds=["prose", "prose", "correct_rewrite"])
+    assert summary.pairs == 0 and summary.labels["no_sql"] == 12  # off by default: prose is not paired
+
+    summary, _ = run(
+        demo_sft, demo_corpus, tmp_path / "q.jsonl", kinds=["prose", "prose", "correct_rewrite"], reject_no_sql=True
+    )
+    rows = read_rows(tmp_path / "q.jsonl")
+    # one pair per question: identical prose is deduplicated by text, the correct rewrite never rejected
+    assert summary.pairs == len(rows) == 6
+    assert all(r["rejected"] == "I am not sure which table holds this." for r in rows)
+    assert validate_data_file(tmp_path / "q.jsonl", "preference") == 6
+
+
 def test_pairing_strategies(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
     gold = Option("g", "SELECT name FROM singer WHERE age > 30")
     near = Option("n", "SELECT name FROM singer WHERE age > 31")

@@ -33,6 +33,15 @@ def pick_device(device: str | None) -> str:
     return device
 
 
+def split_adapters(adapter: str | os.PathLike[str] | list | tuple | None) -> list[str]:
+    """``"sft,dpo"`` or a list -> adapter paths in the order they were trained."""
+    if not adapter:
+        return []
+    if isinstance(adapter, list | tuple):
+        return [str(a) for a in adapter]
+    return [part.strip() for part in str(adapter).split(",") if part.strip()]
+
+
 def check_adapter(adapter: str | os.PathLike[str]) -> Path:
     path = Path(adapter)
     if not (path / "adapter_config.json").is_file():
@@ -185,12 +194,16 @@ class HFBackend(GenerationBackend):
         # The prefill needs no logits: ask for the last position only where the model allows.
         forward_params = inspect.signature(net.forward).parameters
         self._logits_kw = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
-        if adapter:
+        adapters = split_adapters(adapter)
+        if adapters:
             from peft import PeftModel
 
-            net = PeftModel.from_pretrained(net, str(check_adapter(adapter)))
-            if merge_adapter:
-                net = net.merge_and_unload()
+            # "sft,dpo": each adapter was trained on the model with the earlier ones merged in
+            # (LLaMA-Factory's create_new_adapter), so merge them in order; the last may stay unmerged.
+            for k, path in enumerate(adapters):
+                net = PeftModel.from_pretrained(net, str(check_adapter(path)))
+                if merge_adapter or k < len(adapters) - 1:
+                    net = net.merge_and_unload()
         self.model = net.to(self.device).eval()
         self.batch_size = batch_size
         self.share_prompt = share_prompt

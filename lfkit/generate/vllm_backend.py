@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from lfkit.generate.base import Chat, GenerationBackend, GenerationError, SamplingConfig
-from lfkit.generate.hf_backend import check_adapter
+from lfkit.generate.hf_backend import check_adapter, split_adapters
 from lfkit.generate.prompts import PromptEncoder, offline_if_local, resolve_model, resolve_template
 
 
@@ -56,6 +56,13 @@ class VLLMBackend(GenerationBackend):
         engine_args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        adapters = split_adapters(adapter)
+        if len(adapters) > 1:
+            raise GenerationError(
+                "the vllm backend applies one LoRA adapter; merge the earlier ones into the base model "
+                "first (llamafactory-cli export) and pass the last one"
+            )
+        adapter = adapters[0] if adapters else None
         vllm = import_vllm()
         from vllm.lora.request import LoRARequest
 

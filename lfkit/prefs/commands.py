@@ -192,6 +192,11 @@ def _run(kind: str, kwargs: dict[str, Any], config_cls: type, build: Callable, r
 @click.option(
     "--keep-correct-as-chosen", is_flag=True, help="Also use execution-correct samples that differ from gold as chosen."
 )
+@click.option(
+    "--reject-no-sql",
+    is_flag=True,
+    help="Also reject samples with no SQL at all (their raw text): teaches the answer format to a weak model.",
+)
 def rejects(**kwargs: Any) -> None:
     """Execution-verified DPO pairs: chosen = gold, rejected = the model's wrong SQL.
 

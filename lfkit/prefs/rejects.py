@@ -40,6 +40,13 @@ class RejectsConfig(JobConfig):
         default=False,
         metadata={"help": "Also use execution-correct samples that differ from gold as chosen answers."},
     )
+    reject_no_sql: bool = field(
+        default=False,
+        metadata={
+            "help": "Also reject samples with no SQL at all, as their raw text (a format failure is a real "
+            "failure of the model: it cannot execute). Off by default: such pairs teach format, not SQL."
+        },
+    )
 
 
 def rejects_chat(item: Item) -> list[dict[str, str]]:
@@ -71,6 +78,10 @@ def question_pairs(
     if cfg.dedup:
         rejects, dropped = dedup_options(rejects)
         correct, _ = dedup_options(correct, exclude={gold_key})
+    if cfg.reject_no_sql:
+        # the model's own words, deduplicated by text (they have no SQL to normalise)
+        texts = dict.fromkeys(c["text"].strip() for c in record["candidates"] if c["label"] == "no_sql")
+        rejects += [Option(t, "", "no_sql") for t in texts if t]
     chosen = [gold, *correct] if cfg.keep_correct_as_chosen else [gold]
     pairs = select_pairs(chosen, rejects, cfg.pairing, cfg.pair_cap(), pair_rng(cfg.seed, item))
     rows = [
