@@ -1,6 +1,6 @@
 """Benchmark: batched ``hf`` sampling vs the seeds' one-prompt-at-a-time loop.
 
-Run:  .venv/bin/python benchmarks/bench_sampling.py              (CPU: ~6 minutes on 2 cores)
+Run:  .venv/bin/python benchmarks/bench_sampling.py              (CPU: ~7 minutes on 2 cores)
       .venv/bin/python benchmarks/bench_sampling.py --ablation   (adds hf without prompt sharing)
       .venv/bin/python benchmarks/bench_sampling.py --vllm       (GPU machine: adds vLLM vs hf)
 

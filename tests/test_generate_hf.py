@@ -152,5 +152,5 @@ def test_lora_adapter_is_applied(hf, tiny_model: Path, tmp_path: Path) -> None:
     with get_backend("hf", model=str(tiny_model), adapter=str(tmp_path / "adapter"), device="cpu") as tuned:
         with_adapter = tuned.generate(CHATS, cfg)
     assert with_adapter != hf.generate(CHATS, cfg)
-    with pytest.raises(GenerationError, match="adapter_config.json"):
+    with pytest.raises(GenerationError, match=r"adapter_config\.json"):
         get_backend("hf", model=str(tiny_model), adapter=str(tmp_path / "missing"), device="cpu")

@@ -77,6 +77,28 @@ def test_openai_backend_against_llamafactory_api(lf_api, tiny_model: Path) -> No
     assert backend.requests == requests + 2  # greedy: one decode per chat, copied
 
 
+@pytest.mark.slow
+def test_prefs_cli_with_the_openai_backend(lf_api, demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from lfkit.cli import main
+
+    url, _ = lf_api
+    out = tmp_path / "dpo.jsonl"
+    args = ["prefs", "rejects", "--backend", "openai", "--base-url", url, "--base-model", "tiny"]
+    args += ["--sft-data", str(demo_sft), "--db-root", str(demo_corpus / "train_databases"), "--output", str(out)]
+    args += ["--num-rejects", "2", "--max-samples", "2", "--max-new-tokens", "6", "--workers", "0", "--quiet"]
+    args += ["--backend-option", "max_retries=60", "--backend-option", "max_backoff=2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = Path(str(out) + ".candidates.jsonl").read_text().splitlines()
+    header, records = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+    assert header["settings"]["backend"] == "openai" and header["settings"]["model"] == "tiny"
+    assert len(records) == 2 and all(len(r["candidates"]) == 2 for r in records)
+
+
 def test_unreachable_server_fails_with_a_clear_message() -> None:
     backend = get_backend(
         "openai", model="m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=2, backoff=0.01

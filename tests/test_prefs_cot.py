@@ -20,7 +20,8 @@ def traces(gold: str) -> list[str]:
     v = variants(gold)
     return [
         # correct, written differently from gold
-        f"<think>\nThe question names one team and one season, so filter Teams on both.\n</think>\n\n{v['correct_rewrite']}",
+        "<think>\nThe question names one team and one season, so filter Teams on both.\n</think>\n\n"
+        + v["correct_rewrite"],
         # wrong result
         f"<think>Maybe nothing matches.</think>\n{v['wrong']}",
         # right SQL but no reasoning block: not a CoT trace

@@ -124,12 +124,11 @@ def test_pairing_strategies(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -
 
 
 def test_shards_merge_to_the_single_run(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
-    single, _ = run(demo_sft, demo_corpus, tmp_path / "all.json", max_samples=8)
+    run(demo_sft, demo_corpus, tmp_path / "all.json", max_samples=8)
     seen_seeds = []
     for shard in (0, 1, 2):
-        summary, backend = run(
-            demo_sft, demo_corpus, tmp_path / "part{shard_id}.jsonl", max_samples=8, num_shards=3, shard_id=shard, seed=5
-        )
+        part = tmp_path / "part{shard_id}.jsonl"
+        _, backend = run(demo_sft, demo_corpus, part, max_samples=8, num_shards=3, shard_id=shard, seed=5)
         seen_seeds += backend.seeds
         assert (tmp_path / f"part{shard}.jsonl").exists()
     # question i (file order) is sampled with seed + i*1000, whichever shard it lands in
@@ -176,7 +175,9 @@ def test_journal_from_other_settings_is_not_resumed(demo_sft: Path, demo_corpus:
     summary, backend = run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2, temperature=1.1, overwrite=True)
     assert summary.resumed == 0 and len(backend.chats) == 2
     # pairing options apply when writing: changing them re-uses the journal, no sampling
-    summary, backend = run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2, temperature=1.1, pairing="hardest")
+    summary, backend = run(
+        demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2, temperature=1.1, pairing="hardest"
+    )
     assert summary.resumed == 2 and backend.chats == [] and summary.pairs == 2
 
 
@@ -203,7 +204,10 @@ def test_gold_that_fails_is_counted_not_paired(demo_sft: Path, demo_corpus: Path
     sft.write_text(json.dumps(rows))
     summary, _ = run(sft, demo_corpus, tmp_path / "o.json", kinds=["wrong", "error"])
     assert summary.gold_failed == 1 and summary.questions_without_pair == 1 and summary.pairs == 4
-    assert {r["question_id"] for r in read_rows(tmp_path / "o.json")} == {rows[0]["question_id"], rows[2]["question_id"]}
+    assert {r["question_id"] for r in read_rows(tmp_path / "o.json")} == {
+        rows[0]["question_id"],
+        rows[2]["question_id"],
+    }
 
 
 def test_bad_input_names_file_row_and_field(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
@@ -213,7 +217,10 @@ def test_bad_input_names_file_row_and_field(demo_sft: Path, demo_corpus: Path, t
         (lambda r: r.pop("db_id"), r"bad.json: row 1: field 'db_id'"),
         (lambda r: r.update(db_id="nowhere"), r"bad.json: row 1: field 'db_id' 'nowhere'.*no folder"),
         (lambda r: r.update(output="I do not know"), r"bad.json: row 1: field 'output' holds no SQL"),
-        (lambda r: r.update(question_id=rows[0]["question_id"]), r"bad.json: row 1: field 'question_id'.*repeats row 0"),
+        (
+            lambda r: r.update(question_id=rows[0]["question_id"]),
+            r"bad.json: row 1: field 'question_id'.*repeats row 0",
+        ),
     ]:
         copy = json.loads(json.dumps(rows))
         edit(copy[1])
@@ -230,7 +237,14 @@ def test_cli_help_and_user_errors(demo_sft: Path, demo_corpus: Path, tmp_path: P
     runner = CliRunner()
     result = runner.invoke(main, ["prefs", "rejects", "--help"])
     assert result.exit_code == 0
-    for text in ("--num-rejects", "--dedup-rejects", "--pairing", "--keep-correct-as-chosen", "--num-shards", "Examples"):
+    for text in (
+        "--num-rejects",
+        "--dedup-rejects",
+        "--pairing",
+        "--keep-correct-as-chosen",
+        "--num-shards",
+        "Examples",
+    ):
         assert text in result.output
     args = ["prefs", "rejects", "--sft-data", str(demo_sft), "--db-root", str(demo_corpus / "train_databases")]
     result = runner.invoke(main, [*args, "--output", str(tmp_path / "o.json")])
@@ -249,7 +263,17 @@ def test_cli_with_the_hf_backend_and_llamafactory_accepts_the_output(
     out = tmp_path / "dpo.json"
     args = ["prefs", "rejects", "--base-model", "tiny", "--sft-data", str(demo_sft)]
     args += ["--db-root", str(demo_corpus / "train_databases"), "--output", str(out), "--num-rejects", "2"]
-    args += ["--max-samples", "3", "--max-new-tokens", "8", "--workers", "0", "--quiet", "--summary-json", str(tmp_path / "s.json")]
+    args += [
+        "--max-samples",
+        "3",
+        "--max-new-tokens",
+        "8",
+        "--workers",
+        "0",
+        "--quiet",
+        "--summary-json",
+        str(tmp_path / "s.json"),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "questions with no usable pair" in result.output

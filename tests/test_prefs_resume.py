@@ -82,7 +82,9 @@ def test_killed_run_resumes_without_lost_or_duplicate_rows(demo_sft: Path, demo_
 
 
 @pytest.mark.slow
-def test_killed_cli_run_with_the_hf_backend_resumes(tiny_model: Path, demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+def test_killed_cli_run_with_the_hf_backend_resumes(
+    tiny_model: Path, demo_sft: Path, demo_corpus: Path, tmp_path: Path
+) -> None:
     lfkit = str(Path(sys.executable).with_name("lfkit"))
 
     def cmd(out: Path) -> list[str]:

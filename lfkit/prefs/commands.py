@@ -254,6 +254,7 @@ def cot(**kwargs: Any) -> None:
     question; the final SQL is read by lfkit.sql.extract_sql and executed against gold.
     --output gets CoT SFT rows (instruction, input, output, question_id, db_id);
     --pairs-output gets pairs with a correct trace as chosen and a wrong one as rejected.
+    Register them with `lfkit register --kind cot` and `--kind preference`.
 
     \b
     Example:
