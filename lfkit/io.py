@@ -30,11 +30,21 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
             os.fsync(fh.fileno())
         if path.exists():  # keep the user's permissions on the replaced file
             os.chmod(tmp, path.stat().st_mode & 0o7777)
+        else:  # mkstemp makes 0600; a new file gets what open() would give it
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; restore at once (process-wide, not thread-safe
+    # in theory, but nothing in lfkit creates files concurrently from threads).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def is_jsonl(path: str | os.PathLike[str]) -> bool:

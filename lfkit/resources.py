@@ -18,7 +18,8 @@ def resource_dir(name: str) -> Path:
     for candidate in (REPO_ROOT / name, PACKAGE_DIR / "_data" / name):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"lfkit resource folder '{name}' not found (looked in {REPO_ROOT} and {PACKAGE_DIR / '_data'})")
+    looked = f"{REPO_ROOT} and {PACKAGE_DIR / '_data'}"
+    raise FileNotFoundError(f"lfkit resource folder '{name}' not found (looked in {looked})")
 
 
 def cache_dir() -> Path:

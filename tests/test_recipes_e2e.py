@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lfkit.pipeline.demo import llamafactory_env
 from lfkit.recipes import render_recipe, write_recipe
 
 pytestmark = pytest.mark.slow
@@ -21,18 +21,8 @@ FAST = {"max_steps": 2, "cutoff_len": 256, "per_device_train_batch_size": 1, "lo
 
 
 def _lf_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        DISABLE_VERSION_CHECK="1",
-        WANDB_DISABLED="true",
-        WANDB_MODE="disabled",
-        CUDA_VISIBLE_DEVICES="",
-        OMP_NUM_THREADS="2",
-    )
-    return env
+    # the demo's offline, CPU-only environment for llamafactory-cli, with CI's two threads
+    return {**llamafactory_env(), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2"}
 
 
 def _llamafactory(command: str, recipe: Path, cwd: Path) -> str:
