@@ -68,11 +68,14 @@ class DemoConfig:
     lora_last_layers: int = field(
         default=0, metadata={"help": "LoRA on the last N decoder layers only (0 = every layer, the preset's)."}
     )
+    lora_rank: int = field(default=0, metadata={"help": "LoRA rank, alpha = 2 x rank (0 = the preset's)."})
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         if self.model not in PROFILES:
             raise ValueError(f"unknown demo model {self.model!r}; choose one of: {', '.join(PROFILES)}")
+        if self.lora_rank < 0 or self.lora_last_layers < 0:
+            raise ValueError("lora_rank and lora_last_layers must be >= 0 (0 = the preset's)")
         for name in ("n_train", "n_dev", "n_sft", "n_prefs", "num_candidates", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -85,8 +88,19 @@ class DemoConfig:
 # Sizes chosen so that the default (smollm2-135m) run fits in about 20 minutes on 2 CPU
 # cores and the tiny run is a smoke test of a few minutes (see README for measured times).
 PROFILES: dict[str, dict[str, Any]] = {
-    # LoRA on the last 4 of 30 layers: backward stops there, ~3x cheaper per step than all layers on CPU.
-    "smollm2-135m": dict(n_sft=160, sft_lr=5e-4, n_prefs=48, num_candidates=4, max_new_tokens=64, lora_last_layers=4),
+    # LoRA on the last 8 of 30 layers: backward stops there, ~2.5x cheaper per step than all layers on
+    # CPU. Measured on the dev split (40 SFT steps): rank 16 / lr 2e-3 on 8 layers gives EX 10.8%,
+    # on 4 layers 2.5%, and rank 8 / lr 5e-4 on 4 layers 0% (the model learns the format, not the schema).
+    "smollm2-135m": dict(
+        n_sft=160,
+        sft_lr=2e-3,
+        lora_last_layers=8,
+        lora_rank=16,
+        n_prefs=40,
+        num_candidates=4,
+        dpo_lr=2e-4,
+        max_new_tokens=64,
+    ),
     "tiny": dict(n_sft=32, n_prefs=8, num_candidates=2, max_new_tokens=16, sft_lr=1e-3),
 }
 
@@ -342,6 +356,8 @@ def stage_train(
     if cfg.lora_last_layers:
         model_dir = load_preset(cfg.model)["model_name_or_path"]
         overrides = {"lora_target": lora_target_last_layers(model_dir, cfg.lora_last_layers), **overrides}
+    if cfg.lora_rank:
+        overrides = {"lora_rank": cfg.lora_rank, "lora_alpha": 2 * cfg.lora_rank, **overrides}
     config = render_recipe(
         stage,
         cfg.model,
