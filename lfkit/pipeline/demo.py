@@ -59,6 +59,9 @@ class DemoConfig:
     n_prefs: int = field(default=120, metadata={"help": "Train questions sampled for preference pairs."})
     num_candidates: int = field(default=4, metadata={"help": "Candidates sampled per question."})
     sample_temperature: float = field(default=0.8, metadata={"help": "Sampling temperature for candidates."})
+    pairs_per_question: int = field(
+        default=2, metadata={"help": "DPO pairs kept per question (the rejects closest to gold first)."}
+    )
     dpo_epochs: float = field(default=1.0, metadata={"help": "DPO epochs."})
     dpo_lr: float = field(default=5e-5, metadata={"help": "DPO learning rate."})
     pref_beta: float = field(default=0.1, metadata={"help": "DPO beta."})
@@ -76,7 +79,7 @@ class DemoConfig:
             raise ValueError(f"unknown demo model {self.model!r}; choose one of: {', '.join(PROFILES)}")
         if self.lora_rank < 0 or self.lora_last_layers < 0:
             raise ValueError("lora_rank and lora_last_layers must be >= 0 (0 = the preset's)")
-        for name in ("n_train", "n_dev", "n_sft", "n_prefs", "num_candidates", "batch_size"):
+        for name in ("n_train", "n_dev", "n_sft", "n_prefs", "num_candidates", "pairs_per_question", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_sft > self.n_train or self.n_prefs > self.n_train:
@@ -98,6 +101,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         lora_rank=16,
         n_prefs=40,
         num_candidates=4,
+        # a DPO step costs ~3.5 SFT steps on CPU (chosen + rejected + reference): one pair per question
+        pairs_per_question=1,
         dpo_lr=2e-4,
         max_new_tokens=64,
     ),
@@ -392,10 +397,10 @@ def stage_prefs(cfg: DemoConfig, layout: Layout) -> dict[str, Any]:
         max_new_tokens=cfg.max_new_tokens,
         max_samples=cfg.n_prefs,
         batch_size=max(1, cfg.batch_size // cfg.num_candidates),
-        pairing="all",
+        pairing="hardest",
         # a weak model's answers without any SQL are its real failures: reject them too
         reject_no_sql=True,
-        max_pairs_per_question=2,
+        max_pairs_per_question=cfg.pairs_per_question,
         model_info={"model": cfg.model, "adapter": str(layout.adapter("sft"))},
     )
     backend = make_backend(cfg, [layout.adapter("sft")])

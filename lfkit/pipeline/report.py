@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -53,6 +54,19 @@ def verdict(stages: list[dict[str, Any]]) -> str:
             noise = " (within noise: fewer than 2 questions)" if abs(delta) < 200 / n else ""
             lines.append(f"{after.upper()} {moved} dev EX by {delta:+.1f} points vs {before}{noise}.")
     return " ".join(lines)
+
+
+def machine() -> str:
+    """CPU model and core count, e.g. 'Intel(R) Xeon(R) ... (2 cores, x86_64), python 3.11.2'."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:  # not Linux
+        pass
+    return f"{cpu} ({os.cpu_count()} cores, {platform.machine()}), python {platform.python_version()}"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -161,7 +175,7 @@ def write_report(cfg: DemoConfig, layout: Layout, results: dict[str, dict[str, A
         "recipes": sorted(str(p.relative_to(layout.root)) for p in layout.recipes.glob("*.yaml")),
         "stage_seconds": {k: v.get("seconds") for k, v in results.items()},
         "total_seconds": sum(v.get("seconds", 0) for v in results.values()),
-        "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
+        "machine": machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
     layout.report.mkdir(parents=True, exist_ok=True)
