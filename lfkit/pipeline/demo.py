@@ -99,12 +99,16 @@ PROFILES: dict[str, dict[str, Any]] = {
         sft_lr=2e-3,
         lora_last_layers=8,
         lora_rank=16,
-        n_prefs=40,
+        n_prefs=32,
         num_candidates=4,
         # a DPO step costs ~3.5 SFT steps on CPU (chosen + rejected + reference): one pair per question
         pairs_per_question=1,
         dpo_lr=2e-4,
-        max_new_tokens=64,
+        # the longest gold answer is 114 SmolLM2 tokens (fence included): a lower cap makes a
+        # third of the dev questions unanswerable
+        max_new_tokens=128,
+        # bigger batches decode faster on CPU (48 prompts: 43 s at 48, 54 s at 16, 72 s at 8)
+        batch_size=40,
     ),
     "tiny": dict(n_sft=32, n_prefs=8, num_candidates=2, max_new_tokens=16, sft_lr=1e-3),
 }
