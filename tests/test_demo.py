@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lfkit.pipeline.demo import DemoConfig, demo_config, lora_target_last_layers
+from lfkit.pipeline.demo import DemoConfig, DemoError, Layout, check_settings, demo_config, lora_target_last_layers
 from lfkit.pipeline.report import verdict
 
 
@@ -19,6 +19,20 @@ def test_demo_config_rejects_bad_sizes(tmp_path: Path) -> None:
         demo_config("tiny", out=tmp_path, n_sft=10_000)
     with pytest.raises(ValueError, match="unknown demo model"):
         DemoConfig(model="gpt-5", out=tmp_path)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    check_settings(demo_config("tiny", out=tmp_path), layout)
+    layout.stages.mkdir(parents=True)
+    (layout.stages / "corpus.json").write_text("{}")
+    check_settings(demo_config("tiny", out=tmp_path), layout)  # same settings: resumes
+    with pytest.raises(DemoError, match=r"other settings \(dpo_lr .* -> 0\.5\).*--force"):
+        check_settings(demo_config("tiny", out=tmp_path, dpo_lr=0.5), layout)
+    check_settings(demo_config("tiny", out=tmp_path, dpo_lr=0.5, force=True), layout)  # --force: the new ones stick
+    assert json.loads((tmp_path / "settings.json").read_text())["dpo_lr"] == 0.5
+    with pytest.raises(ValueError, match="learning rates must be > 0"):
+        demo_config("tiny", out=tmp_path, sft_lr=0.0)
 
 
 def test_lora_target_names_only_the_last_layers(tiny_model: Path) -> None:

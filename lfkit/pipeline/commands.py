@@ -22,6 +22,8 @@ import click
 @click.option("--n-sft", type=int, default=None, help="SFT rows (default from the model's profile).")
 @click.option("--n-prefs", type=int, default=None, help="Train questions sampled for DPO pairs.")
 @click.option("--num-candidates", type=int, default=None, help="Candidates sampled per question.")
+@click.option("--sft-lr", type=float, default=None, help="SFT learning rate (default from the model's profile).")
+@click.option("--dpo-lr", type=float, default=None, help="DPO learning rate (default from the model's profile).")
 def demo(
     model: str,
     quick: bool,
@@ -31,6 +33,8 @@ def demo(
     n_sft: int | None,
     n_prefs: int | None,
     num_candidates: int | None,
+    sft_lr: float | None,
+    dpo_lr: float | None,
 ) -> None:
     """Post-train a real model on a real database, SFT then DPO, and report EX per stage.
 
@@ -44,9 +48,14 @@ def demo(
       6. OUT/report.md, OUT/report.json, OUT/report/ (BIRD predict_dev files, plots)
 
     \b
+    A finished or interrupted OUT is resumed only with the same settings; other
+    settings need --force or another --out.
+
+    \b
     Examples:
       lfkit demo                       # smollm2-135m, about 20 minutes on 2 CPU cores
       lfkit demo --quick --out /tmp/d  # tiny random model, a smoke run of a few minutes
+      lfkit demo --dpo-lr 2e-4 --out demo_lr2e-4   # the same run with a gentler DPO
     """
     from lfkit.pipeline.demo import DemoError, demo_config, run_demo
 
@@ -54,7 +63,15 @@ def demo(
         model = "tiny"
     try:
         cfg = demo_config(
-            model, out=out, force=force, seed=seed, n_sft=n_sft, n_prefs=n_prefs, num_candidates=num_candidates
+            model,
+            out=out,
+            force=force,
+            seed=seed,
+            n_sft=n_sft,
+            n_prefs=n_prefs,
+            num_candidates=num_candidates,
+            sft_lr=sft_lr,
+            dpo_lr=dpo_lr,
         )
         run_demo(cfg)
     except (DemoError, ValueError) as exc:

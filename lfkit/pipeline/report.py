@@ -97,8 +97,12 @@ def markdown(report: dict[str, Any]) -> str:
     for stage in ("sft", "dpo"):
         t = report["training"].get(stage)
         if t:
+            mean = f" (mean {t['mean_loss']:.4f})" if t.get("mean_loss") is not None else ""
+            accuracy = (
+                f", last-step reward accuracy {t['last_accuracy']:.2f}" if t.get("last_accuracy") is not None else ""
+            )
             lines.append(
-                f"- {stage}: {t['steps']} steps, loss {t['first_loss']} -> {t['last_loss']}, "
+                f"- {stage}: {t['steps']} steps, loss {t['first_loss']} -> {t['last_loss']}{mean}{accuracy}, "
                 f"recipe `{t['recipe']}`, adapter `{t['adapter']}`, {t['seconds']:.0f}s"
             )
     lines += [
