@@ -75,6 +75,14 @@ def test_demo_tiny_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     # DPO continued from the SFT adapter (a new adapter on top of the merged SFT model)
     dpo_recipe = (out / "recipes" / "dpo.yaml").read_text()
     assert str((out / "saves" / "sft").resolve()) in dpo_recipe and "create_new_adapter: true" in dpo_recipe
+    # Training figures come from LF's own files: every optimizer step logged, the final one counted.
+    for stage in ("sft", "dpo"):
+        trained = report["training"][stage]
+        state = json.loads((out / "saves" / stage / "trainer_state.json").read_text())
+        assert trained["steps"] == state["global_step"] == len(trained["loss_curve"]) > 0
+        train_loss = json.loads((out / "saves" / stage / "train_results.json").read_text())["train_loss"]
+        assert trained["mean_loss"] == round(train_loss, 4)
+    assert report["training"]["dpo"]["last_accuracy"] is not None
     pairs = [json.loads(line) for line in (out / "data" / "demo_dpo.jsonl").read_text().splitlines()]
     assert len(pairs) == report["data"]["prefs"]["pairs"] > 0
     assert all(p["chosen"] != p["rejected"] for p in pairs)
@@ -94,3 +102,6 @@ def test_demo_tiny_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     assert rerun.stdout.count("cached") == 7
     assert json.loads((out / "report.json").read_text())["stages"] == report["stages"]
+    # ... but not with other settings: the cached stages would mix two configurations.
+    other = subprocess.run([*cmd, "--dpo-lr", "0.5"], capture_output=True, text=True, env=env, timeout=600)
+    assert other.returncode != 0 and "dpo_lr" in other.stderr and "--force" in other.stderr

@@ -489,8 +489,7 @@ def check_settings(cfg: DemoConfig, layout: Layout) -> None:
     """
     settings_file = layout.root / "settings.json"
     current = {k: v for k, v in config_dict(cfg).items() if k not in ("out", "force")}
-    cached = any(layout.stages.glob("*.json")) if layout.stages.is_dir() else False
-    if settings_file.exists() and cached and not cfg.force:
+    if settings_file.exists() and any(layout.stages.glob("*.json")) and not cfg.force:
         previous = json.loads(settings_file.read_text())
         changed = [f"{k} {previous.get(k)!r} -> {v!r}" for k, v in current.items() if previous.get(k) != v]
         if changed:
