@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from lfkit.cli import main
 from lfkit.io import DataFileError, read_rows, write_rows
-from lfkit.registry import RegistryError, register, validate_data_file, validate_entry
+from lfkit.registry import RegistryError, entry_for, register, validate_data_file, validate_entry
 
 # Data field names where LLaMA-Factory expects its column keys (prompt, query, response).
 WRONG_COLUMNS = {"instruction": "instruction", "input": "input", "output": "output"}
@@ -128,10 +128,7 @@ def test_empty_null_or_absent_input_is_accepted_as_llamafactory_does(
 
     no_input = [{k: v for k, v in r.items() if k != "input"} for r in rows]
     write_rows(data / "bare.jsonl", no_input)
-    (data / "dataset_info.json").write_text(
-        json.dumps({"bare": {**json.loads((data / "dataset_info.json").read_text())["t2s"], "file_name": "bare.jsonl"}}),
-        encoding="utf-8",
-    )
+    (data / "dataset_info.json").write_text(json.dumps({"bare": entry_for("sft", "bare.jsonl")}), encoding="utf-8")
     with pytest.raises(KeyError, match="input"):
         lf_load(data, "bare", "sft", tiny_model, tmp_path / "bare")
     with pytest.raises(DataFileError, match=r"bare\.jsonl: field 'input' is in no row"):

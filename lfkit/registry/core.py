@@ -169,16 +169,14 @@ def validate_data_file(path: str | os.PathLike[str], kind: str) -> int:
         if not any(f in row for row in rows):
             raise DataFileError(
                 f"{path}: field '{f}' is in no row (kind '{kind}' maps it and LLaMA-Factory's loader "
-                f'fails with KeyError: \'{f}\'); give it as "" where there is none'
+                f"fails with KeyError: '{f}'); give it as \"\" where there is none"
             )
     column_types: dict[str, tuple[str, int]] = {}
     for i, row in enumerate(rows):
         for f in prompt_fields:
             value = row.get(f)
             if value is not None and not isinstance(value, str):
-                raise DataFileError(
-                    f"{path}: row {i}: field '{f}' must be a string or null, got {_json_kind(value)}"
-                )
+                raise DataFileError(f"{path}: row {i}: field '{f}' must be a string or null, got {_json_kind(value)}")
         for f in answer_fields:
             if f not in row:
                 raise DataFileError(f"{path}: row {i}: field '{f}' is missing (kind '{kind}' maps it)")
