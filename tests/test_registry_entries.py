@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from lfkit.cli import main
+from lfkit.errors import LfkitError
 from lfkit.io import DataFileError
 from lfkit.registry import (
     KIND_COLUMNS,
@@ -83,6 +84,8 @@ def test_one_mapping_per_kind() -> None:
     for kind in KINDS:
         validate_entry(entry_for(kind, "x.json"))
     with pytest.raises(RegistryError, match="unknown dataset kind 'kto'"):
+        entry_for("kto", "x.json")
+    with pytest.raises(LfkitError):  # the CLI prints lfkit's diagnosed errors as one line
         entry_for("kto", "x.json")
 
 
