@@ -1,15 +1,15 @@
 """Chain-of-thought data (``lfkit prefs cot``).
 
 A model answers each SFT question with step-by-step reasoning inside ``<think>…</think>``
-followed by the SQL (the format of seed 001). Only traces whose final SQL -- read by the
+followed by the SQL. Only traces whose final SQL -- read by the
 one extractor, :func:`lfkit.sql.extract_sql` -- executes to gold's result are kept as CoT
 SFT rows; correct and wrong traces of the same question make CoT preference pairs.
 
 Rows are written in one normal form: ``<think>\\n{reasoning}\\n</think>\\n\\n`` followed by
 the SQL in the SFT answer format (:func:`lfkit.data.prompts.format_sql_answer`), and carry
 :data:`COT_INSTRUCTION` as their instruction -- the prompt the traces were sampled from.
-With ``reference`` the gold SQL is also shown to the model (rationalisation, as the seeds'
-step2 did); it never appears in a written row, and a trace still counts only if its own
+With ``reference`` the gold SQL is also shown to the model (rationalisation: the model explains
+a known answer); it never appears in a written row, and a trace still counts only if its own
 SQL executes to gold's result.
 """
 

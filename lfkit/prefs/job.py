@@ -176,7 +176,7 @@ def load_items(sft_data: str | os.PathLike[str], db_root: str | os.PathLike[str]
                 raise DataFileError(f"{path}: row {i}: field '{name}' must be a non-empty string")
         if not isinstance(row.get("input", ""), str):
             raise DataFileError(f"{path}: row {i}: field 'input' must be a string")
-        qid = row.get("question_id", i)  # BIRD train has none: its index, as the seeds' add_question_id did
+        qid = row.get("question_id", i)  # BIRD train has none: its index in the file
         if not isinstance(qid, int | str) or isinstance(qid, bool):
             raise DataFileError(f"{path}: row {i}: field 'question_id' must be an integer or a string")
         if str(qid) in seen:

@@ -1,4 +1,4 @@
-"""``lfkit prefs merge``: join shard outputs into one dataset (seed 000's shard + merge flow).
+"""``lfkit prefs merge``: join shard outputs into one dataset (sample in shards, then merge).
 
 Every input must hold the same kind of rows (preference rows with chosen/rejected, or
 SFT rows with output). Rows are deduplicated -- preference rows by question and the
