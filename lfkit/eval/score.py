@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lfkit.data.rows import DIFFICULTIES, Question
+from lfkit.data.rows import DIFFICULTIES, Question, question_key
 from lfkit.eval.formats import Prediction, match_predictions, read_gold, read_predictions
 from lfkit.io import DataFileError
 from lfkit.sql import Verifier, soft_f1
@@ -34,12 +34,12 @@ def _as_predictions(predictions: Any) -> tuple[dict[str, Prediction], str]:
     out: dict[str, Prediction] = {}
     for qid, value in dict(predictions).items():
         if isinstance(value, Prediction):
-            out[str(qid)] = value
+            out[question_key(qid)] = value
         elif isinstance(value, str):
-            out[str(qid)] = Prediction(value)
+            out[question_key(qid)] = Prediction(value)
         else:
             sql, db_id = value
-            out[str(qid)] = Prediction(sql, db_id)
+            out[question_key(qid)] = Prediction(sql, db_id)
     return out, "predictions"
 
 
