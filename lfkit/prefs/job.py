@@ -27,7 +27,8 @@ from lfkit.generate import GenerationBackend, SamplingConfig
 from lfkit.generate.base import SEED_STRIDE
 from lfkit.io import DataFileError, read_rows
 from lfkit.jobs import Journal, check_shard, file_sha256, run_batches, settings_fingerprint, shard
-from lfkit.sql.label import LABELS, Candidate
+from lfkit.sql import Verifier
+from lfkit.sql.label import LABELS, Candidate, label_candidates
 
 PAIRINGS = ("all", "random", "hardest")
 
@@ -204,8 +205,6 @@ def run_job(
     output from it, then closes it) holding a record for each:
     ``{"question_id", "index", "gold_status", "candidates": [candidate_record(c), ...]}``.
     """
-    from lfkit.sql import Verifier, label_candidates
-
     questions = shard(load_questions(cfg.sft_data, cfg.db_root, cfg.max_samples), cfg.num_shards, cfg.shard_id)
     journal = Journal(
         cfg.journal_path, cfg.fingerprint(kind, fingerprint_extra), key=journal_key, overwrite=cfg.overwrite
