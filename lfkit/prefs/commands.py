@@ -155,7 +155,7 @@ def job_options(fn: Callable) -> Callable:
 
 def _run(kind: str, kwargs: dict[str, Any], config_cls: type, build: Callable, rename: dict[str, str]) -> None:
     from lfkit.generate import GenerationError
-    from lfkit.prefs.job import JobError
+    from lfkit.jobs import JobError
 
     backend_opts = pop_backend_options(kwargs)
     summary_json, quiet = kwargs.pop("summary_json"), kwargs.pop("quiet")
