@@ -13,8 +13,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lfkit.errors import LfkitError
 
-class DataFileError(ValueError):
+
+class DataFileError(LfkitError, ValueError):
     """A data file is malformed; the message names the file, the row and the field."""
 
 
