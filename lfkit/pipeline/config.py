@@ -105,7 +105,6 @@ def demo_config(model: str = "smollm2-135m", **overrides: Any) -> DemoConfig:
     return DemoConfig(model=model, **values)
 
 
-
 class DemoLayout(Layout):
     """Where each artefact of a demo run lives (``stages/`` and ``settings.json`` come from :class:`Layout`)."""
 

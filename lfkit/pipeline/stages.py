@@ -133,9 +133,7 @@ class StageRunner:
                 raise TypeError(f"stage {name} returned {type(result).__name__}, not a dict")
             result["seconds"] = round(time.perf_counter() - start, 1)
             atomic_write_text(marker, json.dumps(result, indent=2) + "\n")
-            self.console.print(
-                f"[green]✓[/green] {title}: {stage_line(result)}  [dim]({result['seconds']:.0f}s)[/dim]"
-            )
+            self.console.print(f"[green]✓[/green] {title}: {stage_line(result)}  [dim]({result['seconds']:.0f}s)[/dim]")
         self.results[name] = result
         return result
 

@@ -36,7 +36,7 @@ RANKING_STAGES = ("rm", "dpo")
 
 
 def recipe_command(config: dict[str, Any]) -> str:
-    """The ``llamafactory-cli`` subcommand that runs ``config``: ``export`` when it has ``export_dir``, else ``train``."""
+    """The ``llamafactory-cli`` subcommand for ``config``: ``export`` when it has ``export_dir``, else ``train``."""
     return "export" if "export_dir" in config else "train"
 
 
