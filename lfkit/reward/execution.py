@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lfkit.reward.process import _column, completion_text
-from lfkit.sql.extract import extract_sql
+from lfkit.reward.process import _column, answer_sql, completion_text
 from lfkit.sql.verify import Verdict, Verifier
 
 CORRECT = 1.0
@@ -87,7 +86,7 @@ class ExecutionReward:
 
     def __call__(self, prompts: Sequence[Any] | None, completions: Sequence[Any], **columns: Any) -> list[float]:
         n = len(completions)
-        sqls = [extract_sql(completion_text(c)) for c in completions]
+        sqls = [answer_sql(completion_text(c)) for c in completions]
         return self.score(_column(columns, ("db_path",), n), _column(columns, ("gold_sql",), n), sqls)
 
     def score(self, db_paths: Sequence[Any], gold_sqls: Sequence[Any], sqls: Sequence[str]) -> list[float]:

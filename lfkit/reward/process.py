@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from lfkit.sql.complexity import classify_complexity, normalize_label
+from lfkit.sql.complexity import complexity_features, normalize_label
 from lfkit.sql.extract import extract_sql
-from lfkit.sql.issues import DETECTORS, INVALID_ISSUES, Issue, detect_issues, mentioned_issues, parse_query
+from lfkit.sql.issues import DETECTORS, INVALID_ISSUES, Issue, ParsedSQL, detect_issues, mentioned_issues, parse_query
 
 RewardFunction = Callable[..., list[float]]
 
@@ -112,14 +113,31 @@ def _question(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-# -- cached analysis (the same SQL is judged by several rewards and generations) --------------
+# -- cached analysis -------------------------------------------------------------------------
+# One completion is judged by several rewards, and a group's generations often repeat an
+# answer: extraction and parsing run once per distinct text (sqlglot parsing dominates the cost).
+_CACHE = 8192
+
+
+@lru_cache(maxsize=_CACHE)
+def answer_sql(text: str) -> str:
+    """:func:`lfkit.sql.extract.extract_sql` of a completion's text, cached."""
+    return extract_sql(text)
+
+
+@lru_cache(maxsize=_CACHE)
+def _parsed(sql: str) -> ParsedSQL:
+    return parse_query(sql)
+
+
 def _registry_key() -> tuple[int, ...]:
     return tuple(id(d) for d in DETECTORS.values())
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=_CACHE)
 def _issues_cached(sql: str, question: str | None, registry: tuple[int, ...]) -> tuple[Issue, ...]:
-    return tuple(detect_issues(sql, question=question))
+    # detectors only read the tree, so the cached parse is shared with the question swapped in
+    return tuple(detect_issues(sql, parsed=replace(_parsed(sql), question=question)))
 
 
 def sql_issues(sql: str, question: str | None = None) -> tuple[Issue, ...]:
@@ -127,11 +145,11 @@ def sql_issues(sql: str, question: str | None = None) -> tuple[Issue, ...]:
     return _issues_cached(sql, question, _registry_key())
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=_CACHE)
 def _identifiers(sql: str) -> frozenset[str]:
     from sqlglot import exp
 
-    tree = parse_query(sql).tree
+    tree = _parsed(sql).tree
     if tree is None:
         return frozenset()
     names = {t.name.lower() for t in tree.find_all(exp.Table) if t.name}
@@ -139,7 +157,9 @@ def _identifiers(sql: str) -> frozenset[str]:
     return frozenset(names)
 
 
-_classify = lru_cache(maxsize=8192)(classify_complexity)
+@lru_cache(maxsize=_CACHE)
+def _classify(sql: str) -> str:
+    return complexity_features(sql, parsed=_parsed(sql)).label
 
 
 def _named(name: str) -> Callable[[RewardFunction], RewardFunction]:
@@ -198,7 +218,7 @@ _TYPE_TAG = re.compile(r"<type>(.*?)</type>", re.I | re.S)
 
 def predicted_type(text: str) -> str | None:
     """The complexity a completion predicts: the last ``<type>X</type>`` tag when X is a known
-    label (``sql``, ``多步推理`` or an alias), else :func:`classify_complexity` of its SQL; None
+    label (``sql``, ``多步推理`` or an alias), else :func:`lfkit.sql.complexity.classify_complexity` of its SQL; None
     when it has neither.
 
     >>> predicted_type("<type>multi-step</type><answer>SELECT 1</answer>"), predicted_type("SELECT 1")
@@ -207,7 +227,7 @@ def predicted_type(text: str) -> str | None:
     tags = _TYPE_TAG.findall(text or "")
     if tags and normalize_label(tags[-1]):
         return normalize_label(tags[-1])
-    sql = extract_sql(text)
+    sql = answer_sql(text)
     return _classify(sql) if sql else None
 
 
@@ -281,7 +301,7 @@ def thinking_score(text: str) -> float:
     think = think_text(text)
     if think is None or not think.strip():
         return 0.0
-    parts = thinking_parts(think, extract_sql(text))
+    parts = thinking_parts(think, answer_sql(text))
     return sum(parts.values()) / len(parts)
 
 
@@ -313,7 +333,7 @@ def self_assessment_score(text: str, question: str | None = None) -> float:
     0.0
     """
     think = think_text(text)
-    sql = extract_sql(text)
+    sql = answer_sql(text)
     if think is None or not sql:
         return 0.0
     detected = {i.name for i in sql_issues(sql, question)}
@@ -361,7 +381,7 @@ def sql_structure_reward(prompts: Sequence[Any] | None, completions: Sequence[An
     (question from the ``question`` or ``query`` column when present)."""
     questions = _column(columns, QUESTION_COLUMNS, len(completions))
     return [
-        sql_structure_score(extract_sql(completion_text(c)), _question(q))
+        sql_structure_score(answer_sql(completion_text(c)), _question(q))
         for c, q in zip(completions, questions, strict=True)
     ]
 
@@ -379,6 +399,7 @@ __all__ = [
     "PROCESS_REWARDS",
     "QUESTION_COLUMNS",
     "RewardFunction",
+    "answer_sql",
     "completion_text",
     "format_reward",
     "format_score",

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lfkit.sql.issues import parse_query
+from lfkit.sql.issues import ParsedSQL, parse_query
 
 SIMPLE = "sql"
 MULTI_STEP = "多步推理"
@@ -97,12 +97,16 @@ class ComplexityFeatures:
         return MULTI_STEP if self.reasons else SIMPLE
 
 
-def complexity_features(sql: str | None) -> ComplexityFeatures:
-    """Count the multi-step features of ``sql`` (see the module docstring); never raises."""
+def complexity_features(sql: str | None, *, parsed: ParsedSQL | None = None) -> ComplexityFeatures:
+    """Count the multi-step features of ``sql`` (see the module docstring); never raises.
+
+    ``parsed``: :func:`lfkit.sql.issues.parse_query` of ``sql`` when the caller has it already.
+    """
     from sqlglot import exp
     from sqlglot.tokens import TokenType
 
-    parsed = parse_query(sql)
+    if parsed is None:
+        parsed = parse_query(sql)
     tree = parsed.tree
     if tree is not None:
         selects = list(tree.find_all(exp.Select))
