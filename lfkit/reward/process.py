@@ -125,7 +125,7 @@ def answer_sql(text: str) -> str:
     return extract_sql(text)
 
 
-@lru_cache(maxsize=_CACHE)
+@lru_cache(maxsize=1024)  # ~30 KiB per tree: enough for the distinct answers of one GRPO batch
 def _parsed(sql: str) -> ParsedSQL:
     return parse_query(sql)
 

@@ -96,7 +96,8 @@ class Detector:
     """A registered detector: ``detect(parsed)`` returns a detail string when the issue is present.
 
     ``needs_tree`` detectors only run when the SQL parsed; ``mentions`` are the phrases that
-    name the issue in reasoning text (see :func:`mentioned_issues`).
+    name the issue in reasoning text (see :func:`mentioned_issues`). A detector must not modify
+    ``parsed`` or its tree: the rewards share one parse between detectors and calls.
     """
 
     name: str
