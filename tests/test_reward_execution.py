@@ -88,7 +88,7 @@ def test_a_verifier_passed_in_is_shared_and_left_open(toy_sqlite: Path) -> None:
 def test_custom_values(toy_sqlite: Path) -> None:
     r = ExecutionReward(workers=0, correct=2.0, executes=0.5)
     wrong = answer("SELECT name FROM singer")
-    assert r(None, [answer(GOLD), wrong], db_path=[str(toy_sqlite)] * 2, gold_sql=[GOLD] * 2) == [2.0, 0.5]
+    assert r(None, [answer(GOLD), wrong], db_path=[toy_sqlite] * 2, gold_sql=[GOLD] * 2) == [2.0, 0.5]  # a Path too
     r.close()
 
 

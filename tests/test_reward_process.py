@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import pickle
 
 import pytest
 
@@ -38,8 +39,10 @@ def as_messages(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
 
-def test_every_reward_is_named_as_registered() -> None:
+def test_every_reward_is_named_as_registered_and_pickles() -> None:
     assert {name: fn.__name__ for name, fn in PROCESS_REWARDS.items()} == {n: n for n in PROCESS_REWARDS}
+    for fn in PROCESS_REWARDS.values():  # multiprocess launchers may pickle reward functions
+        assert pickle.loads(pickle.dumps(fn)) is fn
 
 
 @pytest.mark.parametrize(

@@ -240,6 +240,10 @@ def test_question_controls_missing_time_range() -> None:
     # a date function, a date literal or a temporal column in the WHERE each count as a time filter
     for where in ("strftime('%Y', created) = '2025'", "x >= '2025-01-01'", "created_at > 0", "yearID = 2004"):
         assert names(f"{sql} WHERE {where}", question="今年的总线索量是多少？") == []
+    # asking for a date is not a time range; a year prefix in a LIKE is a time filter
+    assert names("SELECT debut FROM people WHERE name = 'Fox'", question="On what date did Fox debut?") == []
+    assert names("SELECT COUNT(*) FROM people WHERE debut LIKE '1992%'", question="Debuts in 1992?") == []
+    assert names("SELECT COUNT(*) FROM people WHERE a = 1", question="Debuts in the 1990s?") == ["missing_time_range"]
     # a time mentioned only in the select list is no filter
     assert names("SELECT MAX(yearID) FROM leads WHERE a = 1", question="Leads in 2004?") == ["missing_time_range"]
 

@@ -14,6 +14,7 @@ default) and identical candidates among a group's generations run once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,7 +100,7 @@ class ExecutionReward:
         todo = [
             i
             for i, (db, gold, sql) in enumerate(zip(db_paths, gold_sqls, sqls, strict=True))
-            if isinstance(db, str) and db and isinstance(gold, str) and gold.strip() and sql
+            if isinstance(db, str | os.PathLike) and str(db) and isinstance(gold, str) and gold.strip() and sql
         ]
         if not todo:
             return rewards

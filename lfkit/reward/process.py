@@ -164,8 +164,7 @@ def _classify(sql: str) -> str:
 
 def _named(name: str) -> Callable[[RewardFunction], RewardFunction]:
     def rename(fn: RewardFunction) -> RewardFunction:
-        fn.__name__ = name
-        fn.__qualname__ = name
+        fn.__name__ = name  # what TRL logs; __qualname__ stays, so pickle still finds the function
         return fn
 
     return rename

@@ -491,10 +491,11 @@ def _top_selects(tree: Any) -> Iterator[tuple[Any, bool]]:
 
 # -- temporal helpers --------------------------------------------------------------------------
 _TIME_WORDS = re.compile(
-    r"\b(?:1[89]\d\d|20\d\d|years?|yearly|annual(?:ly)?|months?|monthly|weeks?|weekly|days?|daily|dates?|"
-    r"today|yesterday|tomorrow|recent(?:ly)?|since|during|quarters?|quarterly|decades?|seasons?|"
-    r"january|february|march|april|june|july|august|september|october|november|december)\b"
-    r"|\d{4}年|\d{1,2}月|今年|去年|前年|明年|本年|年度|季度|本月|上月|上个月|月份|本周|上周|今天|昨天|日期|时间|最近|近期|期间",
+    r"\b(?:1[89]\d\d|20\d\d)s?\b|\b(?:today|yesterday|tomorrow|tonight|recent(?:ly)?|lately|since|during)\b"
+    r"|\b(?:this|last|next|past|previous|current)\s+(?:\d+\s+)?(?:years?|months?|weeks?|days?|quarters?|seasons?|decades?)\b"
+    r"|\b(?:january|february|march|april|june|july|august|september|october|november|december)\b"
+    r"|\d{2,4}年|\d{1,2}月|\d{1,2}日|今年|去年|前年|明年|本年|今天|昨天|明天|本月|上月|上个月|下个月|本周|上周|下周"
+    r"|本季度|上季度|最近|近期|近\d+|过去|期间|以来",
     re.IGNORECASE,
 )
 _TIME_COLUMN = re.compile(
@@ -506,6 +507,8 @@ _DATE_SHAPE = re.compile(
     r"|^\d{2,4}年\d{1,2}月(?:\d{1,2}日)?$",
     re.DOTALL,
 )
+# a date, or a year opening a string (``LIKE '1992%'``, ``'1992'`` against strftime's output)
+_TIME_LITERAL = re.compile(_DATE_SHAPE.pattern + r"|^(?:1[89]|20)\d\d(?!\d)", re.DOTALL)
 _ISO_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?$")
 _ISO_MONTH = re.compile(r"^\d{4}-(?:0[1-9]|1[0-2])$")
 
@@ -601,15 +604,19 @@ def _missing_where(p: ParsedSQL) -> str | None:
 def _missing_time_range(p: ParsedSQL) -> str | None:
     """The question names a time but the SQL filters on none (needs the question text).
 
-    Not checked without a question. The question names a time when it contains a year
-    (1800-2099), a calendar word (year, month, week, day, date, quarter, season, today, since,
-    during, recent, a month name other than May; 今年, 去年, 本月, 季度, 日期, 时间, 最近, ``2020年``,
-    ``3月`` ...). The SQL filters on a time when a comparison, BETWEEN, IN or LIKE inside a
-    WHERE, HAVING or JOIN ... ON has an operand holding a temporal column (its name contains
-    date, time, year, month, week, quarter, season, created, updated, starts or follows ``_``
-    with ``day``, ends with ``_at`` or ``_dt``; or its ``schema`` type contains DATE or TIME),
-    a date/time function (``date``, ``strftime``, ``julianday``, ``CURRENT_DATE`` ...) or a
-    date-shaped string literal.
+    Not checked without a question. The question names a time range when it contains a year
+    1800-2099 (or a decade, ``1990s``), today / yesterday / tomorrow / recent(ly) / lately /
+    since / during, this / last / next / past / previous / current [N] year(s) / month(s) /
+    week(s) / day(s) / quarter(s) / season(s) / decade(s), a month name other than May, or
+    ``2020年``, ``3月``, ``5日``, 今年, 去年, 本月, 上个月, 本周, 本季度, 最近, 近期, 近N, 过去, 期间, 以来 ...;
+    asking *for* a date ("on what date", "how many years") is not a time range. The SQL
+    filters on a time when a comparison, BETWEEN, IN or LIKE inside a WHERE, HAVING or
+    JOIN ... ON has an operand holding a temporal column (its name contains date, time, year,
+    month, week, quarter, season, created, updated, starts or follows ``_`` with ``day``, ends
+    with ``_at`` or ``_dt``; or its ``schema`` type contains DATE or TIME), a date/time
+    function (``date``, ``strftime``, ``julianday``, ``CURRENT_DATE`` ...), a date-shaped
+    string literal (see ``invalid_date_format``) or a string literal that starts
+    with a year 1800-2099 (``debut LIKE '1992%'``).
     """
     if not p.question:
         return None
@@ -631,7 +638,7 @@ def _missing_time_range(p: ParsedSQL) -> str | None:
                         return None
                     if _is_time_function(node):
                         return None
-                    if isinstance(node, exp.Literal) and node.is_string and _DATE_SHAPE.match(node.this):
+                    if isinstance(node, exp.Literal) and node.is_string and _TIME_LITERAL.match(node.this.strip()):
                         return None
     return f"the question mentions {m.group(0)!r} but no date/time filter"
 
