@@ -8,7 +8,7 @@ every place it fired) and owns a severity in ``(0, 1]``. The built-ins, in repor
 name                              severity  rule (exact text in each detector's docstring)
 ================================  ========  =====================================================
 ``missing_where``                 0.3       outermost SELECT reads a table unfiltered and unbounded
-``missing_time_range``            0.4       the question names a time, the SQL filters on none
+``missing_time_range``            0.4       the question names a time range, the SQL filters on none
 ``incorrect_join``                0.5       a JOIN's ON does not connect the joined table
 ``missing_join_condition``        0.45      a JOIN with neither ON nor USING (not CROSS/NATURAL)
 ``inconsistent_alias``            0.25      a qualifier that names no table in scope, or one alias twice
