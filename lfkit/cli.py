@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prefs": ("lfkit.prefs.commands:prefs", "Sample candidates and build execution-verified preference data."),
     "eval": ("lfkit.eval.commands:eval_group", "Score predictions like BIRD (EX by difficulty)."),
     "demo": ("lfkit.pipeline.commands:demo", "Run the whole SFT -> DPO loop on the embedded model and database."),
+    "iterate": (
+        "lfkit.pipeline.commands:iterate",
+        "Iterative DPO: sample, label, DPO from the previous round, evaluate.",
+    ),
 }
 
 
