@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def pick_model(name: str | None) -> str:
-    from lfkit.models import prepared_models
+    from lfkit.models.embedded import prepared_models
 
     if name:
         return name

@@ -70,10 +70,10 @@ def test_lfkit_debug_shows_the_traceback(tmp_path: Path) -> None:
     run = _lfkit("demo", "--model", "tiny", "--out", str(out), "--seed", "3", debug=True)
     assert run.returncode == 1
     assert "Traceback" in run.stderr and "lfkit.pipeline.stages.StageError" in run.stderr
-    # also for a command that wraps the error in a click exception itself
+    # and for an error raised before any work starts (an unknown preset)
     run = _lfkit("render", "sft", "--preset", "no-such-model", "-o", str(tmp_path / "r.yaml"), debug=True)
     assert run.returncode == 1
-    assert "Traceback" in run.stderr and "RecipeError: unknown preset 'no-such-model'" in run.stderr
+    assert "Traceback" in run.stderr and "PresetError: unknown preset 'no-such-model'" in run.stderr
 
 
 def _run_with_command(target: str) -> subprocess.CompletedProcess[str]:
