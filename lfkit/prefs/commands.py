@@ -25,7 +25,7 @@ def prefs() -> None:
 
 
 def job_options(fn: Callable) -> Callable:
-    """Options shared by `rejects` and `cot` (named as in the original step-1 sampling script)."""
+    """Options shared by `rejects` and `cot`."""
     options = [
         click.option(
             "--sft-data",
