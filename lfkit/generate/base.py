@@ -84,11 +84,11 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     at the closing ```` ``` ```` of a fence stays a complete fence), and "first" means the
     earliest END position, so of two overlapping stops the one completed first wins.
 
-    >>> truncate_at_stop("```sql\nSELECT 1\n```\nThis query ...", ["\n```\n"])
-    ('```sql\nSELECT 1\n```\n', True)
+    >>> truncate_at_stop("```sql\\nSELECT 1\\n```\\nThis query ...", ["\\n```\\n"])
+    ('```sql\\nSELECT 1\\n```\\n', True)
     >>> truncate_at_stop("abcdef", ["cdx", "de", "bcd"])
     ('abcd', True)
-    >>> truncate_at_stop("SELECT 1", ["\n```\n"])
+    >>> truncate_at_stop("SELECT 1", ["\\n```\\n"])
     ('SELECT 1', False)
     """
     ends = [i + len(s) for s in stop if (i := text.find(s)) >= 0]
