@@ -169,9 +169,7 @@ def test_stop_criterion_fires_at_the_closing_fence_not_the_opening_one(hf) -> No
     prompt = tok.encode("question", add_special_tokens=False)
     ids = tok.encode(text, add_special_tokens=False)
     stopper = StopOnStrings(SQL_FENCE_STOP, tok, len(prompt), rows=1)
-    fired_at = next(
-        k for k in range(1, len(ids) + 1) if bool(stopper(torch.tensor([prompt + ids[:k]]), None)[0])
-    )
+    fired_at = next(k for k in range(1, len(ids) + 1) if bool(stopper(torch.tensor([prompt + ids[:k]]), None)[0]))
     assert stopper.lengths == [fired_at]
     seen = tok.decode(ids[:fired_at])
     assert seen.startswith("Here it is:\n```sql\nSELECT name\nFROM t\n```\n")

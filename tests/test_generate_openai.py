@@ -146,7 +146,7 @@ class ScriptedServer(ThreadingHTTPServer):
         self.replies, self.seen = list(replies), []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(handler) -> None:  # noqa: N805 -- the handler's self; the server is `self`
+            def do_POST(handler) -> None:  # `handler` is the request handler, `self` the server
                 length = int(handler.headers.get("Content-Length", 0))
                 self.seen.append(json.loads(handler.rfile.read(length)))
                 status, headers, body = self.replies.pop(0)
@@ -158,7 +158,7 @@ class ScriptedServer(ThreadingHTTPServer):
                 handler.end_headers()
                 handler.wfile.write(data)
 
-            def log_message(handler, *args: object) -> None:  # noqa: N805
+            def log_message(handler, *args: object) -> None:
                 pass
 
         super().__init__(("127.0.0.1", 0), Handler)
@@ -247,5 +247,6 @@ def test_stop_string_is_put_back_when_the_server_names_it(scripted) -> None:
     )
     backend = get_backend("openai", model="m", base_url=server.url)
     out = backend.generate(CHATS[:1], SamplingConfig(n=4, temperature=1.0, max_new_tokens=32, stop=[fence]))
-    assert out == [["```sql\nSELECT 1\n```\n", "```sql\nSELECT 2\n```\n", "```sql\nSELECT 3", "```sql\nSELECT 4\n```\n"]]
+    closed = [f"```sql\nSELECT {k}{fence}" for k in (1, 2)]
+    assert out == [[*closed, "```sql\nSELECT 3", f"```sql\nSELECT 4{fence}"]]
     assert server.seen[0]["stop"] == [fence]
