@@ -65,7 +65,7 @@ def func_timeout(timeout: float, func, args=()):  # func_timeout.func_timeout: o
     def target() -> None:
         try:
             box["value"] = func(*args)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller like func_timeout does
+        except BaseException as exc:  # re-raised in the caller, like func_timeout does
             box["error"] = exc
 
     thread = threading.Thread(target=target, daemon=True)
@@ -167,8 +167,12 @@ def compute_acc_by_diff(exec_results, diff_json_path):
 
     all_acc = sum(results) / num_queries
     count_lists = [len(simple_results), len(moderate_results), len(challenging_results), num_queries]
-    return acc(simple_results) * 100, acc(moderate_results) * 100, acc(challenging_results) * 100, all_acc * 100, (
-        count_lists
+    return (
+        acc(simple_results) * 100,
+        acc(moderate_results) * 100,
+        acc(challenging_results) * 100,
+        all_acc * 100,
+        (count_lists),
     )
 
 
@@ -176,7 +180,7 @@ def bird_evaluate(predicted_sql_path: Path, gold_sql_path: Path, db_root: Path, 
     """BIRD's ``__main__``: returns ``(exec results sorted by index, overall accuracy %)``."""
     db_root_path = str(db_root) + "/"
     pred_queries, db_paths = package_sqls(str(predicted_sql_path), db_root_path, mode="gpt")
-    gt_queries, db_paths_gt = package_sqls(str(gold_sql_path), db_root_path, mode="gt")
+    gt_queries, _db_paths_gt = package_sqls(str(gold_sql_path), db_root_path, mode="gt")
     query_pairs = list(zip(pred_queries, gt_queries, strict=True))
     exec_result = run_sqls_parallel(query_pairs, db_places=db_paths, num_cpus=num_cpus, meta_time_out=30.0)
     exec_result = sort_results(exec_result)
@@ -194,7 +198,8 @@ def perturb(sql: str, rng: random.Random, share: float) -> tuple[str, str]:
         return sql, "gold"
     kind = rng.choice(("respell", "wrong", "wrong", "error"))
     if kind == "respell":  # same query, other spelling (keywords lower case, line breaks)
-        out = re.sub(r"\b(SELECT|FROM|WHERE|GROUP BY|ORDER BY|JOIN|HAVING|LIMIT|AS|ON|AND)\b", lambda m: m[0].lower(), sql)
+        keywords = r"\b(SELECT|FROM|WHERE|GROUP BY|ORDER BY|JOIN|HAVING|LIMIT|AS|ON|AND)\b"
+        out = re.sub(keywords, lambda m: m[0].lower(), sql)
         return out.replace(" from ", "\nfrom ").replace(" where ", "\n  where "), kind
     if kind == "wrong":
         for a, b in ((" > ", " < "), (" DESC", " ASC"), (" = ", " <> "), ("count(", "count(DISTINCT "), (" < ", " > ")):
@@ -212,7 +217,8 @@ def write_bird_files(out: Path, items: list[dict], predictions: list[str]) -> No
     """dev.json, dev_gold.sql and predict_dev.json (BIRD's own formats)."""
     (out / "dev.json").write_text(json.dumps(items, indent=1))
     (out / "dev_gold.sql").write_text("".join(f"{it['SQL']}\t{it['db_id']}\n" for it in items))
-    preds = {str(i): f"{sql}{BIRD_SEPARATOR}{it['db_id']}" for i, (it, sql) in enumerate(zip(items, predictions))}
+    pairs = enumerate(zip(items, predictions, strict=True))
+    preds = {str(i): f"{sql}{BIRD_SEPARATOR}{it['db_id']}" for i, (it, sql) in pairs}
     (out / "predict_dev.json").write_text(json.dumps(preds, indent=4))
 
 
