@@ -140,6 +140,9 @@ def _worker_cli(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which closes the pool
     _worker_main(Connection(args.fd), args.timeout, args.max_rows, args.heap_limit or None, args.as_limit or None)
+    # Connections are closed and nothing is buffered: skip the interpreter's teardown, which the
+    # parent would otherwise wait for in ExecPool.close().
+    os._exit(0)
 
 
 @dataclass
