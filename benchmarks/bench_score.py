@@ -21,8 +21,8 @@ each pair connect to the database, execute predicted and gold SQL, compare
 lfkit is :func:`lfkit.eval.score_predictions` on the same files with the same worker count
 (pool start-up included). Two measurements per corpus:
 
-* ``in-process``: both functions timed inside this process (best of ``--repeat``; lfkit's
-  normalisation caches are cleared before each of its runs);
+* ``in-process``: both functions timed inside this process (best of ``--repeat`` runs, the two
+  sides taking turns; lfkit's normalisation caches are cleared before each of its runs);
 * ``command``: wall time of the commands a user types (``python -m lfkit.cli eval score`` vs
   this file's ``bird-eval`` sub-command, BIRD's script), interpreter start and imports included.
 
@@ -338,30 +338,30 @@ def lfkit_score(corpus: Path, db_root: Path, workers: int) -> dict:
     return score_predictions(corpus / "predict_dev.json", corpus / "dev.json", db_root, workers=workers)
 
 
-def best_of(repeat: int, fn, *args):
-    times, value = [], None
+def best_of(repeat: int, *calls):
+    """Run the ``(fn, *args)`` calls in turn ``repeat`` times (interleaved, so both sides see the
+    same machine load); returns ``[(best seconds, last value)]`` per call."""
+    times: list[list[float]] = [[] for _ in calls]
+    values: list = [None] * len(calls)
     for _ in range(repeat):
-        start = time.perf_counter()
-        value = fn(*args)
-        times.append(time.perf_counter() - start)
-    return min(times), value
+        for i, (fn, *args) in enumerate(calls):
+            start = time.perf_counter()
+            values[i] = fn(*args)
+            times[i].append(time.perf_counter() - start)
+    return [(min(t), v) for t, v in zip(times, values, strict=True)]
 
 
-def command_time(cmd: list[str], repeat: int) -> float:
+def run_command(cmd: list[str]) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return min(times)
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def bench_corpus(name: str, corpus: Path, db_root: Path, workers: int, repeat: int) -> dict:
     n = len(json.loads((corpus / "dev.json").read_text()))
     files = (corpus / "predict_dev.json", corpus / "dev_gold.sql", db_root, corpus / "dev.json")
-    t_bird, (bird_results, bird_acc) = best_of(repeat, bird_evaluate, *files, workers)
-    t_lf, report = best_of(repeat, lfkit_score, corpus, db_root, workers)
+    (t_bird, (bird_results, bird_acc)), (t_lf, report) = best_of(
+        repeat, (bird_evaluate, *files, workers), (lfkit_score, corpus, db_root, workers)
+    )
     bird_labels = [bool(r["res"]) for r in bird_results]
     lf_labels = [bool(r["correct"]) for r in report["results"]]
     if bird_labels != lf_labels or round(bird_acc, 2) != report["ex"]:
@@ -369,8 +369,8 @@ def bench_corpus(name: str, corpus: Path, db_root: Path, workers: int, repeat: i
         raise SystemExit(f"{name}: EX DIFFERS: BIRD {bird_acc:.2f} vs lfkit {report['ex']:.2f}, pairs {diff[:10]}")
     bird_cmd = [sys.executable, str(Path(__file__).resolve()), "bird-eval", *map(str, files), str(workers)]
     lf_cmd = [sys.executable, "-m", "lfkit.cli", "eval", "score", "-p", str(files[0]), "-g", str(files[3])]
-    lf_cmd += ["--db-root", str(db_root), "--workers", str(workers), "--no-progress"]
-    c_bird, c_lf = command_time(bird_cmd, repeat), command_time(lf_cmd, repeat)
+    lf_cmd += ["--db-root", str(db_root), "--workers", str(workers)]  # with its progress bar, as users run it
+    (c_bird, _), (c_lf, _) = best_of(repeat, (run_command, bird_cmd), (run_command, lf_cmd))
     row = {
         "corpus": name,
         "pairs": n,
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=None, help="worker processes on both sides (default: all cores)")
     parser.add_argument("--share", type=float, default=0.3, help="share of perturbed predictions (default 0.3)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement, the best counts (default 3)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement, the best counts (default 5)")
     parser.add_argument("--corpus", choices=("lahman", "small-dbs", "both"), default="both")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-ratio", type=float, default=0.0, help="exit 1 when a ratio is below this")

@@ -15,6 +15,7 @@ normalises nothing.
 from __future__ import annotations
 
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -40,24 +41,44 @@ class Verdict:
 
 
 @contextmanager
-def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator:
-    """A rich progress bar on stderr; yields ``advance(n=1)``. Silent when disabled or total is 0."""
+def progress_bar(total: int, description: str, enabled: bool = True, delay: float = 1.0) -> Iterator:
+    """A rich progress bar on stderr; yields ``advance(n=1)``. Silent when disabled or total is 0.
+
+    The bar appears at the first ``advance`` after ``delay`` seconds: a batch that finishes
+    sooner shows nothing and does not pay for importing and drawing it.
+    """
     if not enabled or total <= 0:
         yield lambda n=1: None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    started = time.monotonic()
+    done = 0
+    bar = task = None
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+    def advance(n: int = 1) -> None:
+        nonlocal done, bar, task
+        done += n
+        if bar is not None:
+            bar.advance(task, n)
+        elif time.monotonic() - started >= delay:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            bar.start()
+            task = bar.add_task(description, total=total, completed=done)
+
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.stop()
 
 
 class Verifier:
