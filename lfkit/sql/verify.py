@@ -255,10 +255,6 @@ class Verifier:
             verdicts.append(Verdict(correct=correct, status=pred.status, pred=pred, gold=gold))
         return verdicts
 
-    def clear_cache(self) -> None:
-        self._cache.clear()
-        self._norm_cache.clear()
-
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
