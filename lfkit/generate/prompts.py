@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lfkit.generate.base import Chat, GenerationError, validate_chat
-from lfkit.models.embedded import read_marker, resolve_model
+from lfkit.models.embedded import read_marker
 from lfkit.models.presets import load_preset
-
-__all__ = ["PromptEncoder", "offline_if_local", "resolve_model", "resolve_template"]
 
 
 def resolve_template(
