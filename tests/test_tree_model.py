@@ -152,7 +152,7 @@ def test_reads_resqlver_trees_and_their_quirks(tmp_path: Path) -> None:
         (lambda t: t.pop("SQL"), "(question_id 7): field 'SQL' is missing"),
         (lambda t: t.update(max_depth="5"), "field 'max_depth' must be an integer, got a string"),
         (lambda t: t["nodes"]["node_2_1"].update(d="2"), "node 'node_2_1': field 'd' must be an integer"),
-        (lambda t: t["nodes"]["node_2_1"].update(is_correct=1), "node 'node_2_1': field 'is_correct' must be true/false"),
+        (lambda t: t["nodes"]["node_2_1"].update(is_correct=1), "field 'is_correct' must be true/false"),
         (lambda t: t["nodes"]["node_3_1"].pop("generated_sql"), "node 'node_3_1': field 'generated_sql' is missing"),
         (lambda t: t["nodes"]["node_1_1"].update(children_ids=[1]), "field 'children_ids' item 0 must be a string"),
         (lambda t: t["nodes"]["node_1_1"].update(label="great"), "field 'label' must be one of"),

@@ -175,7 +175,7 @@ def test_cli_exit_status_and_report(db_root: Path, tmp_path: Path) -> None:
     bad_tree = corrupted(lambda t: node(t, "node_1_2").update(revision_distance=1)).to_dict()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([bad_tree]))
-    res = CliRunner().invoke(main, ["tree", "verify", "--tree-file", str(bad), "--db-root", str(db_root), "--workers", "0"])
+    res = CliRunner().invoke(main, [*args[:3], str(bad), *args[4:]])
     assert res.exit_code == 1
     assert "[revision_distance] question 7 node_1_2" in res.output
     broken = tmp_path / "broken.json"

@@ -48,7 +48,9 @@ class TreeError(LfkitError):
 
 
 def node_id_for(d: int, j: int) -> str:
-    """>>> node_id_for(2, 3)
+    """The id of node ``j`` at depth ``d``.
+
+    >>> node_id_for(2, 3)
     'node_2_3'
     """
     return f"node_{d}_{j}"
