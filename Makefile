@@ -50,7 +50,7 @@ format: $(STAMP) ## apply ruff fixes and formatting
 bench: $(STAMP) ## run every benchmarks/bench_*.py (e.g. verification: lfkit Verifier vs BIRD's per-pair loop)
 	@set -e; for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
-# ---- training on the demo corpus (engineer C: sft / dpo / rm) --------------------------------
+# ---- training on the demo corpus (sft / dpo / rm) ---------------------------------------------
 # CPU defaults: the embedded SmolLM2 on the Lahman demo corpus, capped at MAX_STEPS optimizer
 # steps. On GPUs: make sft dpo PRESET=qwen2.5-coder-1.5b MAX_STEPS= (see `lfkit render --list`).
 PRESET ?= smollm2-135m

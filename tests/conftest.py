@@ -1,4 +1,4 @@
-"""Shared pytest fixtures. Several engineers add fixtures here: only ADD, never rewrite."""
+"""Shared pytest fixtures: add new ones; change an existing one only with every test that uses it."""
 
 from __future__ import annotations
 

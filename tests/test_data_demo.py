@@ -18,12 +18,16 @@ from lfkit.data.bird import load_bird, read_description_csv
 from lfkit.data.demo import (
     BIRD_DESCRIPTION_COLUMNS,
     DEMO_TABLES,
+    SLOT_KINDS,
     TEMPLATES,
     build_demo_corpus,
     build_lahman_db,
     is_dev_season,
     lahman_table_names,
 )
+from lfkit.data.demo_questions import SlotContext, SlotPools, render, sample_slots, sql_values
+from lfkit.data.demo_spec import DemoSpecError, load_demo_spec, parse_demo_spec
+from lfkit.io import atomic_path
 from lfkit.sql import execute_sql
 
 BIRD_FIELDS = ["question_id", "db_id", "question", "evidence", "SQL", "difficulty"]
@@ -107,6 +111,130 @@ def test_deterministic_from_seed(tmp_path: Path, demo_corpus: Path) -> None:
     other = build_demo_corpus(tmp_path / "seed1", seed=1, n_train=40, n_dev=12)
     assert other["train"]["n"] == 40
     assert _load(tmp_path / "seed1", "train") != _load(demo_corpus, "train")[:40]
+
+
+def _sqlite_digest(path: Path) -> str:
+    """sha256 over the schema SQL and every row of the user tables (not the file bytes: those
+    depend on the SQLite library's page layout; ANALYZE's sqlite_stat1 is left out for the same reason)."""
+    conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+    h = hashlib.sha256()
+    try:
+        for name, sql in conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        ):
+            h.update(f"{name}\n{sql}\n".encode())
+        tables = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        for (table,) in conn.execute(tables).fetchall():
+            for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid'):
+                h.update((json.dumps(row) + "\n").encode())
+    finally:
+        conn.close()
+    return h.hexdigest()
+
+
+def corpus_digest(corpus: Path) -> str:
+    """sha256 over ``relative path<TAB>sha256`` of every file the corpus writes (SQLite by content)."""
+    lines = []
+    for p in sorted(corpus.rglob("*")):
+        if p.is_file():
+            digest = _sqlite_digest(p) if p.suffix == ".sqlite" else hashlib.sha256(p.read_bytes()).hexdigest()
+            lines.append(f"{p.relative_to(corpus).as_posix()}\t{digest}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+# Recorded from the corpus before templates and table specs moved to demo_corpus.yaml: the
+# move, and any refactoring after it, must not change one byte of what a seed produces. A
+# deliberate change to the corpus (a template, a slot kind, the schema) updates these.
+SEED0_DEFAULT_DIGEST = "413ba0e1d99c5a8778d3b0aa155f4f5b309801cea0758c36b784182ab801d47d"  # 400 train / 120 dev
+SEED0_DEMO_DIGEST = "37ed30ff243c35ddabf095a0f6fa27c4b76dde5babf81c3c1efd6660d9aac681"  # 400 / 64: `lfkit demo`
+
+
+def test_corpus_is_pinned_by_hash(tmp_path: Path, demo_corpus: Path) -> None:
+    files = sorted(p.relative_to(demo_corpus).as_posix() for p in demo_corpus.rglob("*") if p.is_file())
+    assert len(files) == 14 and "train_databases/lahman/database_description/People.csv" in files  # no temp files
+    assert corpus_digest(demo_corpus) == SEED0_DEFAULT_DIGEST
+    build_demo_corpus(tmp_path / "demo", seed=0, n_train=400, n_dev=64)
+    assert corpus_digest(tmp_path / "demo") == SEED0_DEMO_DIGEST
+
+
+def test_spec_ships_with_the_package_and_matches_the_slot_kinds() -> None:
+    import importlib.resources
+
+    assert (importlib.resources.files("lfkit.data") / "demo_corpus.yaml").is_file()
+    spec = load_demo_spec()
+    assert spec.tables == DEMO_TABLES and spec.templates == TEMPLATES
+    assert [t.name for t in DEMO_TABLES] == ["People", "Teams", "Batting", "Pitching"]
+    assert len(TEMPLATES) == 31 and len({t.key for t in TEMPLATES}) == 31
+    # every template draws from a known slot kind, and every slot kind serves a template
+    assert {t.slots for t in TEMPLATES} == set(SLOT_KINDS)
+
+
+def test_every_placeholder_is_filled_by_its_slot_kind(demo_corpus: Path) -> None:
+    import random
+
+    db = demo_corpus / "train_databases" / "lahman" / "lahman.sqlite"
+    pools = SlotPools.load(db)
+    conn = sqlite3.connect(db)
+    try:
+        for dev in (False, True):
+            context = SlotContext(pools, dev, random.Random(7), conn)
+            for t in TEMPLATES:
+                slots = sample_slots(t.slots, context)
+                for phrasing in t.phrasings + t.dev_phrasings:
+                    question, evidence, sql = render(t, slots, phrasing)  # KeyError on an unknown placeholder
+                    assert "{" not in question + evidence + sql and question[0].isupper(), (t.key, question)
+                if t.tie_sql:
+                    assert conn.execute(t.tie_sql.format(**sql_values(slots))).fetchall(), t.key
+    finally:
+        conn.close()
+    # names become SQL literals with quotes doubled; readable forms come from the slot values
+    debut = next(t for t in TEMPLATES if t.key == "player_debut")
+    q, _, sql = render(debut, {"first": "Tim", "last": "O'Brien"}, debut.phrasings[0])
+    assert q == "When did Tim O'Brien make his major league debut?"
+    assert sql == "SELECT debut FROM People WHERE nameFirst = 'Tim' AND nameLast = 'O''Brien'"
+    hand = next(t for t in TEMPLATES if t.key == "debut_hand_count")
+    q, ev, sql = render(hand, {"year": 1975, "bats": "B"}, hand.dev_phrasings[0])
+    assert q == "In 1975, how many players who bat from both sides played their first major league game?"
+    assert ev == "switch refers to bats = 'B'; debuted in 1975 refers to debut LIKE '1975%'"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("tables: [", "invalid YAML"),
+        ("tables: []\ntemplates: []", "tables: expected a non-empty list"),
+        (
+            "tables: [{name: T, columns: [{name: a}]}]\ntemplates: [{key: k, difficulty: easy, slots: season, "
+            "phrasings: [q], dev_phrasings: [], sql: s}]",
+            "template k: difficulty: 'easy' is not one of simple, moderate, challenging",
+        ),
+        (
+            "tables: [{name: T, columns: [{name: a, colour: red}]}]\ntemplates: []",
+            "table T: columns[0]: unknown field(s) colour",
+        ),
+        (
+            "tables: [{name: T, columns: [{name: a}]}]\ntemplates: [{key: k, difficulty: simple, slots: season, "
+            "phrasings: [], dev_phrasings: [], sql: s}]",
+            "template k: phrasings: needs at least one",
+        ),
+    ],
+)
+def test_malformed_spec_names_file_entry_and_field(text: str, message: str) -> None:
+    with pytest.raises(DemoSpecError, match=r"^my\.yaml: ") as info:
+        parse_demo_spec(text, "my.yaml")
+    assert message in str(info.value)
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "db.sqlite"
+    target.write_text("old")
+    with pytest.raises(sqlite3.OperationalError), atomic_path(target) as tmp:
+        assert not tmp.exists() and tmp.parent == tmp_path
+        sqlite3.connect(tmp).execute("SELECT nope FROM nowhere")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite"]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite"]
 
 
 def test_compact_schema_keys_and_indexes(demo_corpus: Path) -> None:

@@ -243,7 +243,7 @@ def test_bird_prediction_file_roundtrip(tmp_path: Path) -> None:
 def test_read_gold_formats(bird_dir: Path) -> None:
     from_json = read_gold(bird_dir / "dev.json")
     from_sql = read_gold(bird_dir / "dev_gold.sql", difficulties=bird_dir / "dev.json")
-    assert [(g.question_id, g.db_id, g.sql, g.difficulty) for g in from_json] == [
-        (g.question_id, g.db_id, g.sql, g.difficulty) for g in from_sql
+    assert [(g.question_id, g.db_id, g.gold_sql, g.difficulty) for g in from_json] == [
+        (g.question_id, g.db_id, g.gold_sql, g.difficulty) for g in from_sql
     ]
     assert {g.difficulty for g in read_gold(bird_dir / "dev_gold.sql")} == {"unknown"}

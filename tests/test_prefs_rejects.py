@@ -18,7 +18,7 @@ from lfkit.cli import main
 from lfkit.data.prompts import format_sql_answer
 from lfkit.io import DataFileError, read_rows
 from lfkit.prefs import JobError, RejectsConfig, build_rejects, edit_distance, merge_outputs, select_pairs
-from lfkit.prefs.job import Option, load_items
+from lfkit.prefs.job import Option, load_questions
 from lfkit.registry import validate_data_file
 from lfkit.sql import execute_sql, extract_sql, normalize_sql, results_match
 
@@ -49,7 +49,7 @@ def test_execution_correct_candidates_are_never_rejected(demo_sft: Path, demo_co
     out = tmp_path / "dpo.json"
     summary, _ = run(demo_sft, demo_corpus, out)
     rows = read_rows(out)
-    items = {it.question_id: it for it in load_items(demo_sft, demo_corpus / "train_databases", 6)}
+    items = {it.question_id: it for it in load_questions(demo_sft, demo_corpus / "train_databases", 6)}
     assert summary.questions == 6 and summary.gold_failed == 0
     assert summary.labels["correct"] == 12  # the rewrite and the re-spaced gold, per question
     assert summary.labels["wrong"] == 12 and summary.labels["error"] == 6 and summary.labels["no_sql"] == 6
@@ -182,19 +182,22 @@ def test_journal_from_other_settings_is_not_resumed(demo_sft: Path, demo_corpus:
 
 
 def test_journal_is_locked_and_never_a_user_file(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
-    from lfkit.prefs.job import Journal
+    from lfkit.jobs import Journal
+
+    def journal(path: Path) -> Journal:
+        return Journal(path, {"a": 1}, key=lambda rec: str(rec["question_id"]))
 
     before = demo_sft.read_bytes()
     with pytest.raises(JobError, match="not an lfkit journal"):
         run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2, journal=str(demo_sft), overwrite=True)
     assert demo_sft.read_bytes() == before
-    held = Journal(tmp_path / "j.jsonl", {"a": 1})
+    held = journal(tmp_path / "j.jsonl")
     try:
         with pytest.raises(JobError, match="another run is writing"):
-            Journal(tmp_path / "j.jsonl", {"a": 1})
+            journal(tmp_path / "j.jsonl")
     finally:
         held.close()
-    assert Journal(tmp_path / "j.jsonl", {"a": 1}).resumed == 0
+    assert journal(tmp_path / "j.jsonl").resumed == 0
 
 
 def test_gold_that_fails_is_counted_not_paired(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
@@ -226,7 +229,7 @@ def test_bad_input_names_file_row_and_field(demo_sft: Path, demo_corpus: Path, t
         edit(copy[1])
         bad.write_text(json.dumps(copy))
         with pytest.raises(DataFileError, match=message):
-            load_items(bad, demo_corpus / "train_databases")
+            load_questions(bad, demo_corpus / "train_databases")
     with pytest.raises(ValueError, match="is the input --sft-data"):
         cfg_for(demo_sft, demo_corpus, demo_sft)
     with pytest.raises(ValueError, match="shard_id"):

@@ -30,8 +30,6 @@ def test_checked_in_recipes_cover_the_seed_flow_and_validate() -> None:
     } <= names
     sft = yaml.safe_load((root / "qwen3-coder-30b-a3b/sft.yaml").read_text())
     dpo = yaml.safe_load((root / "qwen3-coder-30b-a3b/dpo.yaml").read_text())
-    # the model is not on this machine; LLaMA-Factory's parser still accepts the recipes
-    assert not Path(sft["model_name_or_path"]).exists()
     for name in names:
         validate_recipe(yaml.safe_load((root / name).read_text()))
     # DPO starts from the SFT output and uses the SFT model as reference (ZeRO-3: base + SFT adapter)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from lfkit.cli import main
+from lfkit.errors import LfkitError
 from lfkit.io import DataFileError
 from lfkit.registry import (
     KIND_COLUMNS,
     KINDS,
     RegistryError,
+    backup_file,
     entry_for,
     register,
     register_dataset,
@@ -23,7 +27,8 @@ from lfkit.registry import (
 )
 from lfkit.resources import resource_dir
 
-SEED_003_WRONG_COLUMNS = {"instruction": "instruction", "input": "input", "output": "output"}
+# Data field names where LLaMA-Factory expects its column keys: every response ends up empty.
+WRONG_COLUMNS = {"instruction": "instruction", "input": "input", "output": "output"}
 
 
 def _sft_rows(n: int = 3) -> list[dict]:
@@ -80,6 +85,8 @@ def test_one_mapping_per_kind() -> None:
         validate_entry(entry_for(kind, "x.json"))
     with pytest.raises(RegistryError, match="unknown dataset kind 'kto'"):
         entry_for("kto", "x.json")
+    with pytest.raises(LfkitError):  # the CLI prints lfkit's diagnosed errors as one line
+        entry_for("kto", "x.json")
 
 
 def test_shipped_entries_and_schema_are_in_sync() -> None:
@@ -94,7 +101,7 @@ def test_shipped_entries_and_schema_are_in_sync() -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"columns": SEED_003_WRONG_COLUMNS}, r"'columns': 'instruction' is not one of"),
+        ({"columns": WRONG_COLUMNS}, r"'columns': 'instruction' is not one of"),
         ({"ranking": True}, r"'columns': 'chosen' is a required property"),
         ({"file_name": "data.csv"}, r"'file_name': 'data.csv' does not match"),
         ({"formatting": "sharegpt"}, r"'formatting': 'alpaca' was expected"),
@@ -114,7 +121,8 @@ def test_schema_rejects_bad_entries(entry: dict, message: str) -> None:
     ("kind", "edit", "message"),
     [
         ("sft", lambda rows: rows[1].pop("output"), r"row 1: field 'output' is missing"),
-        ("sft", lambda rows: rows[2].update(input="  "), r"row 2: field 'input' is empty"),
+        ("sft", lambda rows: rows[2].update(input=3), r"row 2: field 'input' must be a string or null, got number"),
+        ("sft", lambda rows: rows[1].update(output=None), r"row 1: field 'output' must be a string, got null"),
         ("sft", lambda rows: rows[0].update(output=["SELECT 1"]), r"row 0: field 'output' must be a string, got array"),
         (
             "sft",
@@ -157,6 +165,41 @@ def test_data_file_shapes(tmp_path: Path) -> None:
         validate_data_file(tmp_path / "broken.jsonl", "sft")
 
 
+def test_prompt_fields_may_be_empty_null_or_absent_as_in_llamafactory(tmp_path: Path) -> None:
+    """LLaMA-Factory's alpaca converter skips a falsy instruction / input (tests/test_registry_llamafactory.py
+    loads such rows through it); only a column absent from every row breaks its loader (KeyError)."""
+    rows = _sft_rows(4)
+    rows[0]["input"] = ""
+    rows[1]["input"] = None
+    del rows[2]["input"]
+    rows[3]["instruction"] = "   "
+    assert validate_data_file(_write(tmp_path / "a.jsonl", rows), "sft") == 4
+    pairs = _pref_rows(2)
+    pairs[0]["input"] = ""
+    del pairs[1]["instruction"]
+    assert validate_data_file(_write(tmp_path / "p.jsonl", pairs), "preference") == 2
+    no_input = [{k: v for k, v in r.items() if k != "input"} for r in _sft_rows(2)]
+    with pytest.raises(DataFileError, match=r"a\.json: field 'input' is in no row .*KeyError"):
+        validate_data_file(_write(tmp_path / "a.json", no_input), "sft")
+
+
+def test_backups_are_never_overwritten(tmp_path: Path) -> None:
+    info = tmp_path / "dataset_info.json"
+    info.write_bytes(b"\xef\xbb\xbf{}\r\n")  # byte for byte, BOM and CRLF included
+    when = 1_764_750_900.0  # one fixed second: the counter tells the copies apart
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    first = backup_file(info, when=when)
+    info.write_text("{}\n")
+    second = backup_file(info, when=when)
+    third = backup_file(info, when=when)
+    assert [first.name, second.name, third.name] == [
+        f"dataset_info.json.{stamp}.bak",
+        f"dataset_info.json.{stamp}-2.bak",
+        f"dataset_info.json.{stamp}-3.bak",
+    ]
+    assert first.read_bytes() == b"\xef\xbb\xbf{}\r\n" and second.read_bytes() == third.read_bytes() == b"{}\n"
+
+
 def test_register_creates_file_with_relative_path(tmp_path: Path) -> None:
     data = _write(tmp_path / "corpus" / "sft.json", _sft_rows())
     info = tmp_path / "lf" / "data" / "dataset_info.json"
@@ -174,13 +217,16 @@ def test_register_keeps_other_entries_order_and_makes_backup(tmp_path: Path) -> 
         '  "hub_set": {"hf_hub_url": "x/y", "ranking": true},\n  "zeta": {"file_name": "z.json"}\n}\n'
     )
     info.write_text(original, encoding="utf-8")
-    register(info, "text2sql_sft", _write(tmp_path / "sft.json", _sft_rows()), "sft")
+    first = register(info, "text2sql_sft", _write(tmp_path / "sft.json", _sft_rows()), "sft")
     result = register(info, "text2sql_dpo", _write(tmp_path / "dpo.jsonl", _pref_rows()), "preference")
     saved = json.loads(info.read_text(encoding="utf-8"))
     assert list(saved) == ["alpaca_en_demo", "hub_set", "zeta", "text2sql_sft", "text2sql_dpo"]
     assert saved["hub_set"] == {"hf_hub_url": "x/y", "ranking": True}
     assert saved["text2sql_dpo"] == entry_for("preference", "dpo.jsonl")
-    assert result.backup == tmp_path / "dataset_info.json.bak"
+    # every backup is kept: the original file, then the file with text2sql_sft
+    assert sorted(tmp_path.glob("dataset_info.json.*.bak")) == sorted([first.backup, result.backup])
+    assert re.fullmatch(r"dataset_info\.json\.\d{8}-\d{6}(-\d+)?\.bak", result.backup.name)
+    assert first.backup.read_text(encoding="utf-8") == original
     assert "text2sql_dpo" not in json.loads(result.backup.read_text(encoding="utf-8"))
     assert "text2sql_sft" in json.loads(result.backup.read_text(encoding="utf-8"))
 
@@ -192,7 +238,7 @@ def test_register_refuses_a_different_entry_unless_forced(tmp_path: Path) -> Non
     info.write_text(info.read_text(encoding="utf-8").replace('"mine"', '"before": {"file_name": "x.json"},\n  "mine"'))
     before = info.read_bytes()
     assert register(info, "mine", first, "sft").action == "unchanged"
-    assert info.read_bytes() == before and not (tmp_path / "dataset_info.json.bak").exists()
+    assert info.read_bytes() == before and not list(tmp_path.glob("*.bak"))
     with pytest.raises(RegistryError, match=r"entry 'mine' exists and differs.*pass --force"):
         register(info, "mine", second, "sft")
     assert info.read_bytes() == before
@@ -200,7 +246,7 @@ def test_register_refuses_a_different_entry_unless_forced(tmp_path: Path) -> Non
     assert result.action == "replaced" and result.previous["file_name"] == "a.json"
     saved = json.loads(info.read_text(encoding="utf-8"))
     assert list(saved) == ["before", "mine"] and saved["mine"]["file_name"] == "b.json"  # replaced in place
-    assert (tmp_path / "dataset_info.json.bak").read_bytes() == before
+    assert result.backup is not None and result.backup.read_bytes() == before
 
 
 def test_check_writes_nothing(tmp_path: Path) -> None:

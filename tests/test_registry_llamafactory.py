@@ -15,10 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from lfkit.cli import main
-from lfkit.io import read_rows, write_rows
-from lfkit.registry import RegistryError, register, validate_entry
+from lfkit.io import DataFileError, read_rows, write_rows
+from lfkit.registry import RegistryError, entry_for, register, validate_data_file, validate_entry
 
-SEED_003_WRONG_COLUMNS = {"instruction": "instruction", "input": "input", "output": "output"}
+# Data field names where LLaMA-Factory expects its column keys (prompt, query, response).
+WRONG_COLUMNS = {"instruction": "instruction", "input": "input", "output": "output"}
 
 
 def lf_load(dataset_dir: Path, name: str, stage: str, model: Path, work: Path, cutoff: int = 4096):
@@ -106,6 +107,34 @@ def test_preference_dataset_loads_for_rm_and_dpo(sft120: Path, tiny_model: Path,
         assert dataset[0]["chosen_input_ids"] != dataset[0]["rejected_input_ids"]
 
 
+def test_empty_null_or_absent_input_is_accepted_as_llamafactory_does(
+    sft120: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The alpaca converter skips a falsy ``input``: the user turn is the instruction alone, no row is
+    dropped. Only an ``input`` absent from every row breaks LLaMA-Factory's loader, and lfkit refuses that."""
+    rows = read_rows(sft120)[:4]
+    rows[0]["input"] = ""
+    rows[1]["input"] = None
+    del rows[2]["input"]
+    data = tmp_path / "data"
+    write_rows(data / "sft.jsonl", rows)
+    register(data / "dataset_info.json", "t2s", data / "sft.jsonl", "sft")
+    dataset, tokenizer = lf_load(data, "t2s", "sft", tiny_model, tmp_path / "ok")
+    assert len(dataset) == 4
+    for i in range(3):
+        prompt = [t for t, label in zip(dataset[i]["input_ids"], dataset[i]["labels"], strict=True) if label == -100]
+        assert tokenizer.decode(prompt).startswith(f"<|im_start|>user\n{rows[i]['instruction']}<|im_end|>")
+    assert rows[3]["input"] in tokenizer.decode(dataset[3]["input_ids"])
+
+    no_input = [{k: v for k, v in r.items() if k != "input"} for r in rows]
+    write_rows(data / "bare.jsonl", no_input)
+    (data / "dataset_info.json").write_text(json.dumps({"bare": entry_for("sft", "bare.jsonl")}), encoding="utf-8")
+    with pytest.raises(KeyError, match="input"):
+        lf_load(data, "bare", "sft", tiny_model, tmp_path / "bare")
+    with pytest.raises(DataFileError, match=r"bare\.jsonl: field 'input' is in no row"):
+        validate_data_file(data / "bare.jsonl", "sft")
+
+
 def test_cot_dataset_loads(sft120: Path, tiny_model: Path, tmp_path: Path) -> None:
     rows = read_rows(sft120)[:20]
     cot = [{**r, "output": "<think>\nFind the table, then filter it.\n</think>\n\n" + r["output"]} for r in rows]
@@ -118,14 +147,15 @@ def test_cot_dataset_loads(sft120: Path, tiny_model: Path, tmp_path: Path) -> No
     assert "Find the table, then filter it." in tokenizer.decode(target)  # the reasoning is trained on
 
 
-def test_seed_003_wrong_mapping_fails_in_llamafactory_and_lfkit_refuses_it(
+def test_wrong_column_mapping_fails_in_llamafactory_and_lfkit_refuses_it(
     sft120: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
-    """Seed 003 §6.1: columns {instruction, input, output} -> "Cannot find valid samples"."""
+    """LLaMA-Factory resets unmapped columns to None: columns {instruction, input, output} ->
+    every response is empty -> "Cannot find valid samples"."""
     data = tmp_path / "data"
     write_rows(data / "sft.json", read_rows(sft120)[:10])
     info = data / "dataset_info.json"
-    wrong = {"file_name": "sft.json", "formatting": "alpaca", "columns": SEED_003_WRONG_COLUMNS}
+    wrong = {"file_name": "sft.json", "formatting": "alpaca", "columns": WRONG_COLUMNS}
     info.write_text(json.dumps({"bird_mini_text2sql": wrong}, indent=2), encoding="utf-8")
     # LLaMA-Factory itself: every unlisted column key is reset, the responses are empty
     with pytest.raises(RuntimeError, match="Cannot find valid samples"):

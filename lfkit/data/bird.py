@@ -22,27 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lfkit.data.rows import UNKNOWN_DIFFICULTY, Question
 from lfkit.io import DataFileError, read_rows
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN_DIFFICULTY = "unknown"
 # Column names accepted for the gold SQL: BIRD writes "SQL", Spider-style files "query".
 SQL_FIELDS = ("SQL", "query")
 DESCRIPTION_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # BIRD ships all three
-
-
-@dataclass
-class Example:
-    """One question of a BIRD-style corpus with the path of its database."""
-
-    question_id: int
-    db_id: str
-    question: str
-    evidence: str
-    gold_sql: str
-    difficulty: str
-    db_path: Path
 
 
 @dataclass(frozen=True)
@@ -85,13 +72,19 @@ def available_splits(bird_dir: str | os.PathLike[str]) -> list[str]:
     return sorted(p.stem for p in bird_dir.glob("*.json") if split_db_root(bird_dir, p.stem).is_dir())
 
 
-def _read_gold_sql(path: Path) -> list[tuple[str, str]]:
+def read_gold_sql(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """``[(sql, db_id)]`` from a BIRD ``<split>_gold.sql`` file: one ``SQL<TAB>db_id`` per line.
+
+    Blank lines are skipped; the SQL ends at the *last* tab (it may contain tabs itself).
+    A line without a tab, SQL or db_id raises DataFileError naming the file and line.
+    """
+    path = Path(path)
     pairs = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         sql, sep, db_id = line.rpartition("\t")
-        if not sep:
+        if not sep or not sql.strip() or not db_id.strip():
             raise DataFileError(f"{path}: line {lineno}: expected 'SQL<TAB>db_id'")
         pairs.append((sql.strip(), db_id.strip()))
     return pairs
@@ -110,8 +103,9 @@ def _text_field(path: Path, i: int, row: dict[str, Any], name: str, required: bo
     return value.strip()
 
 
-def load_bird(bird_dir: str | os.PathLike[str], split: str) -> list[Example]:
-    """Read ``<bird_dir>/<split>.json`` into :class:`Example` objects with resolved database paths."""
+def load_bird(bird_dir: str | os.PathLike[str], split: str) -> list[Question]:
+    """Read ``<bird_dir>/<split>.json`` into :class:`~lfkit.data.rows.Question` objects (int ids,
+    resolved database paths, ``index`` = the row's position in the file)."""
     bird_dir = Path(bird_dir)
     path = bird_dir / f"{split}.json"
     if not path.is_file():
@@ -122,7 +116,7 @@ def load_bird(bird_dir: str | os.PathLike[str], split: str) -> list[Example]:
     gold_path = bird_dir / f"{split}_gold.sql"
     # The gold file is only needed (and checked) when questions lack their SQL.
     needs_gold = any(not any(f in r for f in SQL_FIELDS) for r in rows)
-    gold = _read_gold_sql(gold_path) if needs_gold and gold_path.is_file() else None
+    gold = read_gold_sql(gold_path) if needs_gold and gold_path.is_file() else None
     if gold is not None and len(gold) != len(rows):
         raise DataFileError(f"{gold_path}: {len(gold)} gold lines but {path.name} has {len(rows)} questions")
 
@@ -133,7 +127,7 @@ def load_bird(bird_dir: str | os.PathLike[str], split: str) -> list[Example]:
 
     db_root = split_db_root(bird_dir, split)
     db_paths: dict[str, Path] = {}
-    examples: list[Example] = []
+    examples: list[Question] = []
     seen_ids: dict[int, int] = {}
     for i, row in enumerate(rows):
         db_id = _text_field(path, i, row, "db_id", True)
@@ -167,7 +161,7 @@ def load_bird(bird_dir: str | os.PathLike[str], split: str) -> list[Example]:
                 db_paths[db_id] = resolve_db_path(db_root, db_id)
             except FileNotFoundError as exc:
                 raise DataFileError(f"{path}: row {i}: field 'db_id': {exc}") from exc
-        examples.append(Example(qid, db_id, question, evidence, sql, difficulty, db_paths[db_id]))
+        examples.append(Question(qid, db_id, question, evidence, sql, difficulty, db_paths[db_id], index=i))
     return examples
 
 

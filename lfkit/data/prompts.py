@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lfkit.data.bird import ColumnDescription, Example, load_descriptions
+from lfkit.data.bird import ColumnDescription, load_descriptions
+from lfkit.data.rows import Question
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def render_input(schema: str, question: str, evidence: str = "") -> str:
 
 @dataclass
 class SchemaPromptBuilder:
-    """Builds ``(instruction, input)`` for an :class:`~lfkit.data.bird.Example`.
+    """Builds ``(instruction, input)`` for a :class:`~lfkit.data.rows.Question`.
 
     The budget applies to the user turn LLaMA-Factory builds (instruction + newline + input):
     characters always, tokens as well when ``count_tokens`` and ``max_tokens`` are given.
@@ -250,8 +251,10 @@ class SchemaPromptBuilder:
             return self.count_tokens(user_turn) <= self.max_tokens
         return True
 
-    def build(self, example: Example) -> tuple[str, str]:
-        """``(instruction, input)`` for one example, shortened to fit the budget when needed."""
+    def build(self, example: Question) -> tuple[str, str]:
+        """``(instruction, input)`` for one question (it needs a ``db_path``), shortened to fit the budget."""
+        if example.db_path is None:
+            raise ValueError(f"question {example.question_id}: no database path to read the schema from")
         self.n_built += 1
         text = ""
         for level in range(len(CUT_LEVELS)):

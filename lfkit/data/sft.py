@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lfkit.data.bird import Example, load_bird
+from lfkit.data.bird import load_bird
 from lfkit.data.prompts import SchemaPromptBuilder, format_sql_answer
+from lfkit.data.rows import Question, sft_row
 from lfkit.io import write_rows
 
 logger = logging.getLogger(__name__)
-
-SFT_FIELDS = ("instruction", "input", "output", "question_id", "db_id")
 
 
 @dataclass
@@ -48,7 +47,7 @@ class SFTOptions:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
 
 
-def select_examples(examples: Sequence[Example], limit: int | None, sample_seed: int | None) -> list[Example]:
+def select_examples(examples: Sequence[Question], limit: int | None, sample_seed: int | None) -> list[Question]:
     """The first ``limit`` examples, or a seeded random sample of them kept in file order."""
     examples = list(examples)
     if limit is None or limit >= len(examples):
@@ -59,19 +58,8 @@ def select_examples(examples: Sequence[Example], limit: int | None, sample_seed:
     return [examples[i] for i in keep]
 
 
-def sft_row(example: Example, builder: SchemaPromptBuilder) -> dict[str, Any]:
-    instruction, input_text = builder.build(example)
-    return {
-        "instruction": instruction,
-        "input": input_text,
-        "output": format_sql_answer(example.gold_sql),
-        "question_id": example.question_id,
-        "db_id": example.db_id,
-    }
-
-
 def check_gold_sql(
-    examples: Sequence[Example], timeout: float = 30.0, workers: int | None = None, progress: bool = False
+    examples: Sequence[Question], timeout: float = 30.0, workers: int | None = None, progress: bool = False
 ) -> list[str]:
     """Execution status of every gold query (``ok | error | timeout | too_many_rows``), via lfkit.sql."""
     from lfkit.sql import Verifier
@@ -117,7 +105,7 @@ def build_sft(
         examples = [e for e, s in zip(examples, statuses, strict=True) if s not in GOLD_FAILURES]
     rows = []
     for i, example in enumerate(examples):
-        rows.append(sft_row(example, builder))
+        rows.append(sft_row(example, *builder.build(example), format_sql_answer(example.gold_sql)))
         if progress is not None:
             progress(i + 1, len(examples))
     builder.warn_if_cut()

@@ -2,7 +2,6 @@
 
 from lfkit.eval.formats import (
     BIRD_SEPARATOR,
-    GoldItem,
     Prediction,
     match_predictions,
     read_gold,
@@ -13,7 +12,6 @@ from lfkit.eval.score import render_report, score_predictions
 
 __all__ = [
     "BIRD_SEPARATOR",
-    "GoldItem",
     "Prediction",
     "match_predictions",
     "read_gold",

@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lfkit.data.bird import read_gold_sql
+from lfkit.data.rows import UNKNOWN_DIFFICULTY, Question, question_key
 from lfkit.io import DataFileError, atomic_write_text, read_rows
 
 BIRD_SEPARATOR = "\t----- bird -----\t"
-UNKNOWN_DIFFICULTY = "unknown"
 _SQL_FIELDS = ("sql", "SQL", "gold_sql", "query")
 _PRED_FIELDS = ("sql", "SQL", "pred_sql", "predicted_sql")
 
@@ -31,19 +32,6 @@ _PRED_FIELDS = ("sql", "SQL", "pred_sql", "predicted_sql")
 class Prediction:
     sql: str
     db_id: str | None = None
-
-
-@dataclass(frozen=True)
-class GoldItem:
-    question_id: str
-    db_id: str
-    sql: str
-    difficulty: str = UNKNOWN_DIFFICULTY
-    position: int = 0
-
-
-def _key(value: object) -> str:
-    return str(value).strip()
 
 
 def _first_field(path: Path, i: int, row: dict, names: tuple[str, ...], what: str) -> str:
@@ -84,13 +72,13 @@ def read_predictions(path: str | os.PathLike[str]) -> dict[str, Prediction]:
                         f"{path}: entry '{key}': expected a string 'SQL{BIRD_SEPARATOR.strip()}db_id', "
                         f"got {type(value).__name__}"
                     )
-                out[_key(key)] = parse_bird_prediction(value)
+                out[question_key(key)] = parse_bird_prediction(value)
             return out
     out = {}
     for i, row in enumerate(read_rows(path)):
         if "question_id" not in row:
             raise DataFileError(f"{path}: row {i}: missing field 'question_id'")
-        qid = _key(row["question_id"])
+        qid = question_key(row["question_id"])
         if qid in out:
             raise DataFileError(f"{path}: row {i}: duplicate question_id {qid}")
         db_id = row.get("db_id")
@@ -98,27 +86,19 @@ def read_predictions(path: str | os.PathLike[str]) -> dict[str, Prediction]:
     return out
 
 
-def _read_gold_sql_file(path: Path) -> list[tuple[str, str]]:
-    pairs = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        sql, sep, db_id = line.rpartition("\t")
-        if not sep or not sql.strip() or not db_id.strip():
-            raise DataFileError(f"{path}: line {lineno}: expected 'SQL<TAB>db_id'")
-        pairs.append((sql.strip(), db_id.strip()))
-    return pairs
+def read_gold(path: str | os.PathLike[str], difficulties: str | os.PathLike[str] | None = None) -> list[Question]:
+    """Gold questions from ``dev.json``-style rows or ``dev_gold.sql`` (difficulties from ``difficulties``).
 
-
-def read_gold(path: str | os.PathLike[str], difficulties: str | os.PathLike[str] | None = None) -> list[GoldItem]:
-    """Gold items from ``dev.json``-style rows or ``dev_gold.sql`` (difficulties from ``difficulties``)."""
+    Ids are kept as the file gives them (a bare ``dev_gold.sql``: the line's position);
+    ``index`` is the position in the file; ``db_path`` is None (scoring resolves it).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: gold file not found")
     if path.suffix == ".sql":
-        pairs = _read_gold_sql_file(path)
+        pairs = read_gold_sql(path)
         diffs = [UNKNOWN_DIFFICULTY] * len(pairs)
-        qids = [str(i) for i in range(len(pairs))]
+        qids: list[int | str] = list(range(len(pairs)))
         if difficulties is not None:
             meta = read_gold(difficulties)
             if len(meta) != len(pairs):
@@ -129,16 +109,18 @@ def read_gold(path: str | os.PathLike[str], difficulties: str | os.PathLike[str]
             diffs = [m.difficulty for m in meta]
             qids = [m.question_id for m in meta]
         return [
-            GoldItem(qid, db_id, sql, diff, i)
+            Question(qid, db_id, gold_sql=sql, difficulty=diff, index=i)
             for i, (qid, (sql, db_id), diff) in enumerate(zip(qids, pairs, diffs, strict=True))
         ]
     items = []
     seen: set[str] = set()
     for i, row in enumerate(read_rows(path)):
-        qid = _key(row.get("question_id", i))
-        if qid in seen:
-            raise DataFileError(f"{path}: row {i}: duplicate question_id {qid}")
-        seen.add(qid)
+        qid = row.get("question_id", i)
+        if not isinstance(qid, int | str) or isinstance(qid, bool):
+            raise DataFileError(f"{path}: row {i}: field 'question_id' must be an integer or a string")
+        if question_key(qid) in seen:
+            raise DataFileError(f"{path}: row {i}: duplicate question_id {question_key(qid)}")
+        seen.add(question_key(qid))
         db_id = row.get("db_id")
         if not isinstance(db_id, str) or not db_id:
             raise DataFileError(f"{path}: row {i}: missing field 'db_id'")
@@ -146,12 +128,12 @@ def read_gold(path: str | os.PathLike[str], difficulties: str | os.PathLike[str]
         if not sql:
             raise DataFileError(f"{path}: row {i}: field 'SQL' is empty")
         difficulty = row.get("difficulty") or UNKNOWN_DIFFICULTY
-        items.append(GoldItem(qid, db_id, sql, str(difficulty), i))
+        items.append(Question(qid, db_id, gold_sql=sql, difficulty=str(difficulty), index=i))
     return items
 
 
 def match_predictions(
-    predictions: Mapping[str, Prediction], gold: list[GoldItem], match: str = "auto", source: str = "predictions"
+    predictions: Mapping[str, Prediction], gold: list[Question], match: str = "auto", source: str = "predictions"
 ) -> list[Prediction | None]:
     """The prediction for each gold item (None when missing).
 
@@ -163,7 +145,7 @@ def match_predictions(
     if match not in ("auto", "id", "position"):
         raise ValueError(f"match must be auto, id or position, got {match!r}")
     keys = set(predictions)
-    by_id = {g.question_id: g for g in gold}
+    by_id = {g.key: g for g in gold}
     if match == "auto":
         if keys <= set(by_id):
             match = "id"
@@ -180,7 +162,7 @@ def match_predictions(
         unknown = sorted(keys - set(by_id), key=lambda k: (len(k), k))
         if unknown:
             raise DataFileError(f"{source}: prediction question_id {unknown[0]} is not in the gold file")
-        return [predictions.get(g.question_id) for g in gold]
+        return [predictions.get(g.key) for g in gold]
     return [predictions.get(str(i)) for i in range(len(gold))]
 
 
@@ -198,7 +180,7 @@ def write_bird_predictions(path: str | os.PathLike[str], predictions: Mapping[ob
             raise ValueError(f"prediction {qid}: expected (sql, db_id), got {value!r}") from exc
         if not db_id:
             raise ValueError(f"prediction {qid}: db_id is empty")
-        data[_key(qid)] = f"{str(sql or '').strip()}{BIRD_SEPARATOR}{db_id}"
+        data[question_key(qid)] = f"{str(sql or '').strip()}{BIRD_SEPARATOR}{db_id}"
     if all(k.lstrip("-").isdigit() for k in data):
         data = dict(sorted(data.items(), key=lambda kv: int(kv[0])))
     return atomic_write_text(path, json.dumps(data, indent=4, ensure_ascii=False) + "\n")

@@ -17,13 +17,13 @@ from lfkit.data.prompts import chat_messages
 from lfkit.sql import extract_sql
 
 if TYPE_CHECKING:
-    from lfkit.data.bird import Example
     from lfkit.data.prompts import SchemaPromptBuilder
+    from lfkit.data.rows import Question
     from lfkit.generate import GenerationBackend
 
 
 def predict_sql(
-    examples: Sequence[Example],
+    examples: Sequence[Question],
     backend: GenerationBackend,
     builder: SchemaPromptBuilder,
     *,

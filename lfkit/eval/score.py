@@ -11,13 +11,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lfkit.eval.formats import GoldItem, Prediction, match_predictions, read_gold, read_predictions
+from lfkit.data.rows import DIFFICULTIES, Question, question_key
+from lfkit.eval.formats import Prediction, match_predictions, read_gold, read_predictions
 from lfkit.io import DataFileError
 from lfkit.sql import Verifier, soft_f1
 from lfkit.sql.compare import check_comparison
 from lfkit.sql.execute import DEFAULT_MAX_ROWS
-
-DIFFICULTY_ORDER = ("simple", "moderate", "challenging")
 
 
 def _pct(numerator: float, denominator: int) -> float:
@@ -25,8 +24,8 @@ def _pct(numerator: float, denominator: int) -> float:
 
 
 def _ordered_difficulties(names: set[str]) -> list[str]:
-    known = [d for d in DIFFICULTY_ORDER if d in names]
-    return known + sorted(names - set(DIFFICULTY_ORDER))
+    known = [d for d in DIFFICULTIES if d in names]
+    return known + sorted(names - set(DIFFICULTIES))
 
 
 def _as_predictions(predictions: Any) -> tuple[dict[str, Prediction], str]:
@@ -35,18 +34,18 @@ def _as_predictions(predictions: Any) -> tuple[dict[str, Prediction], str]:
     out: dict[str, Prediction] = {}
     for qid, value in dict(predictions).items():
         if isinstance(value, Prediction):
-            out[str(qid)] = value
+            out[question_key(qid)] = value
         elif isinstance(value, str):
-            out[str(qid)] = Prediction(value)
+            out[question_key(qid)] = Prediction(value)
         else:
             sql, db_id = value
-            out[str(qid)] = Prediction(sql, db_id)
+            out[question_key(qid)] = Prediction(sql, db_id)
     return out, "predictions"
 
 
 def score_predictions(
     predictions: str | os.PathLike[str] | Mapping[Any, Any],
-    gold: str | os.PathLike[str] | Sequence[GoldItem],
+    gold: str | os.PathLike[str] | Sequence[Question],
     db_root: str | os.PathLike[str],
     comparison: str = "bird",
     timeout: float = 30.0,
@@ -60,7 +59,7 @@ def score_predictions(
     """Score predictions; returns the report dict (percentages for ``ex`` and ``soft_f1``).
 
     ``predictions``: a file (BIRD dict or lfkit JSONL) or ``{question_id: sql | (sql, db_id)}``.
-    ``gold``: ``dev.json``/``dev_gold.sql``/lfkit JSONL, or GoldItems. ``db_root`` holds
+    ``gold``: ``dev.json``/``dev_gold.sql``/lfkit JSONL, or Questions. ``db_root`` holds
     ``<db_id>/<db_id>.sqlite``. A missing prediction counts as wrong (``missing``); a gold query
     that fails to run counts as wrong and is listed in ``gold_failures``.
     """
@@ -85,7 +84,7 @@ def score_predictions(
             )
 
     triples = [
-        (db_paths[g.db_id], g.sql, p.sql if p is not None else "") for g, p in zip(gold_items, paired, strict=True)
+        (db_paths[g.db_id], g.gold_sql, p.sql if p is not None else "") for g, p in zip(gold_items, paired, strict=True)
     ]
     with Verifier(comparison=comparison, timeout=timeout, max_rows=max_rows, workers=workers) as verifier:
         verdicts = verifier.verify(triples, progress=progress)
@@ -106,12 +105,10 @@ def score_predictions(
         elif status == "too_many_rows":
             counts["too_many_rows"] += 1
         if not verdict.gold.ok:
-            gold_failures.append(
-                {"question_id": item.question_id, "status": verdict.gold.status, "error": verdict.gold.error}
-            )
+            gold_failures.append({"question_id": item.key, "status": verdict.gold.status, "error": verdict.gold.error})
         results.append(
             {
-                "question_id": item.question_id,
+                "question_id": item.key,
                 "db_id": item.db_id,
                 "difficulty": item.difficulty,
                 "correct": verdict.correct,

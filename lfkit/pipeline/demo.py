@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -508,6 +508,5 @@ __all__ = [
     "check_settings",
     "config_dict",
     "demo_config",
-    "replace",
     "run_demo",
 ]

@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lfkit.data.rows import DIFFICULTIES
 from lfkit.io import atomic_write_text
 
 if TYPE_CHECKING:
     from lfkit.pipeline.demo import DemoConfig, Layout
 
 EVAL_STAGES = (("eval_base", "base"), ("eval_sft", "sft"), ("eval_dpo", "dpo"))
-DIFFICULTIES = ("simple", "moderate", "challenging")
 
 
 def eval_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

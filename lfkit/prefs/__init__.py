@@ -6,8 +6,9 @@ cfg = RejectsConfig(sft_data="sft.json", db_root="corpus/train_databases", outpu
 summary = build_rejects(cfg, get_backend("hf", model="tiny"))
 """
 
+from lfkit.jobs import JobError
 from lfkit.prefs.cot import COT_INSTRUCTION, CotConfig, build_cot, format_trace, split_trace
-from lfkit.prefs.job import JobConfig, JobError, Summary, edit_distance, load_items, select_pairs
+from lfkit.prefs.job import JobConfig, Summary, edit_distance, load_questions, select_pairs
 from lfkit.prefs.merge import merge_outputs
 from lfkit.prefs.rejects import RejectsConfig, build_rejects
 
@@ -22,7 +23,7 @@ __all__ = [
     "build_rejects",
     "edit_distance",
     "format_trace",
-    "load_items",
+    "load_questions",
     "merge_outputs",
     "select_pairs",
     "split_trace",

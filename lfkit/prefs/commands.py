@@ -25,7 +25,7 @@ def prefs() -> None:
 
 
 def job_options(fn: Callable) -> Callable:
-    """Options shared by `rejects` and `cot` (the seeds' step1 names are kept)."""
+    """Options shared by `rejects` and `cot` (named as in the original step-1 sampling script)."""
     options = [
         click.option(
             "--sft-data",
@@ -155,7 +155,7 @@ def job_options(fn: Callable) -> Callable:
 
 def _run(kind: str, kwargs: dict[str, Any], config_cls: type, build: Callable, rename: dict[str, str]) -> None:
     from lfkit.generate import GenerationError
-    from lfkit.prefs.job import JobError
+    from lfkit.jobs import JobError
 
     backend_opts = pop_backend_options(kwargs)
     summary_json, quiet = kwargs.pop("summary_json"), kwargs.pop("quiet")
@@ -250,7 +250,7 @@ def cot(**kwargs: Any) -> None:
     """Chain-of-thought SFT rows and pairs, kept only when the trace's SQL is execution-correct.
 
     \b
-    The model writes <think>reasoning</think> then the SQL (seed 001's format) for each
+    The model writes <think>reasoning</think> then the SQL (in a ```sql fence) for each
     question; the final SQL is read by lfkit.sql.extract_sql and executed against gold.
     --output gets CoT SFT rows (instruction, input, output, question_id, db_id);
     --pairs-output gets pairs with a correct trace as chosen and a wrong one as rejected.

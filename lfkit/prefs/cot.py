@@ -1,15 +1,15 @@
 """Chain-of-thought data (``lfkit prefs cot``).
 
 A model answers each SFT question with step-by-step reasoning inside ``<think>…</think>``
-followed by the SQL (the format of seed 001). Only traces whose final SQL -- read by the
+followed by the SQL. Only traces whose final SQL -- read by the
 one extractor, :func:`lfkit.sql.extract_sql` -- executes to gold's result are kept as CoT
 SFT rows; correct and wrong traces of the same question make CoT preference pairs.
 
 Rows are written in one normal form: ``<think>\\n{reasoning}\\n</think>\\n\\n`` followed by
 the SQL in the SFT answer format (:func:`lfkit.data.prompts.format_sql_answer`), and carry
 :data:`COT_INSTRUCTION` as their instruction -- the prompt the traces were sampled from.
-With ``reference`` the gold SQL is also shown to the model (rationalisation, as the seeds'
-step2 did); it never appears in a written row, and a trace still counts only if its own
+With ``reference`` the gold SQL is also shown to the model (rationalisation: the model explains
+a known answer); it never appears in a written row, and a trace still counts only if its own
 SQL executes to gold's result.
 """
 
@@ -20,20 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lfkit.data.rows import Question, preference_row, sft_row
 from lfkit.generate import GenerationBackend
 from lfkit.io import write_rows
-from lfkit.prefs.job import (
-    REJECTABLE,
-    Item,
-    JobConfig,
-    Journal,
-    Option,
-    Summary,
-    dedup_options,
-    pair_rng,
-    run_job,
-    select_pairs,
-)
+from lfkit.jobs import Journal
+from lfkit.prefs.job import JobConfig, Option, Summary, dedup_options, pair_rng, run_job, select_pairs
+from lfkit.sql.label import REJECTABLE, Candidate
 
 SOURCE = "cot"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -50,7 +42,7 @@ REFERENCE_NOTE = (
 )
 
 
-def cot_chat(item: Item, reference: bool = False) -> list[dict[str, str]]:
+def cot_chat(item: Question, reference: bool = False) -> list[dict[str, str]]:
     """The sampling prompt for one question (the reference query only with ``reference``)."""
     from lfkit.data.prompts import chat_messages
 
@@ -84,14 +76,18 @@ def format_trace(reasoning: str, sql: str) -> str:
     return f"{THINK_OPEN}\n{reasoning.strip()}\n{THINK_CLOSE}\n\n{format_sql_answer(sql)}"
 
 
-def parse_trace(text: str) -> tuple[str, dict[str, Any]]:
-    from lfkit.sql import extract_sql
+def is_trace(text: str) -> bool:
+    """A completion is a trace when :func:`split_trace` finds its reasoning (else: ``malformed``)."""
+    return split_trace(text) is not None
 
-    sql = extract_sql(text)
-    parts = split_trace(text)
-    if parts is None:
-        return sql, {"text": text, "label": "malformed"}
-    return sql, {"text": text, "reasoning": parts[0]}
+
+def trace_record(candidate: Candidate) -> dict[str, Any]:
+    """A candidate as the cot journal stores it: ``{"sql", "label", "text"[, "reasoning"]}``."""
+    record = {"sql": candidate.sql, "label": candidate.label, "text": candidate.text}
+    parts = split_trace(candidate.text)
+    if parts is not None:
+        record["reasoning"] = parts[0]
+    return record
 
 
 def prompt_version() -> str:
@@ -119,7 +115,7 @@ class CotConfig(JobConfig):
                 raise ValueError(f"--pairs-output {self.pairs_output} must differ from --output and --sft-data")
 
 
-def question_rows(cfg: CotConfig, item: Item, record: dict[str, Any]) -> tuple[list[dict], list[dict], int]:
+def question_rows(cfg: CotConfig, item: Question, record: dict[str, Any]) -> tuple[list[dict], list[dict], int]:
     """(CoT SFT rows, CoT preference rows, duplicates dropped) for one journalled question."""
     traces = [
         Option(format_trace(c["reasoning"], c["sql"]), c["sql"], c["label"])
@@ -134,28 +130,13 @@ def question_rows(cfg: CotConfig, item: Item, record: dict[str, Any]) -> tuple[l
     dropped = 0
     if cfg.dedup:
         wrong, dropped = dedup_options(wrong)
-    base = {"question_id": item.question_id, "db_id": item.db_id}
-    sft = [
-        {"instruction": COT_INSTRUCTION, "input": item.input, "output": o.text, **base}
-        for o in correct[: cfg.traces_per_question]
-    ]
+    sft = [sft_row(item, COT_INSTRUCTION, item.input, o.text) for o in correct[: cfg.traces_per_question]]
     pairs = select_pairs(correct, wrong, cfg.pairing, cfg.pair_cap(), pair_rng(cfg.seed, item))
-    prefs = [
-        {
-            "instruction": COT_INSTRUCTION,
-            "input": item.input,
-            "chosen": c.text,
-            "rejected": r.text,
-            **base,
-            "source": SOURCE,
-            "round": cfg.round,
-        }
-        for c, r in pairs
-    ]
+    prefs = [preference_row(item, COT_INSTRUCTION, item.input, c.text, r.text, SOURCE, cfg.round) for c, r in pairs]
     return sft, prefs, dropped
 
 
-def write_cot(cfg: CotConfig, items: list[Item], journal: Journal) -> Summary:
+def write_cot(cfg: CotConfig, items: list[Question], journal: Journal) -> Summary:
     summary = Summary(kind="cot", output=cfg.output, journal=str(journal.path))
     summary.questions, summary.resumed = len(items), journal.resumed
     summary.extra = {"sft_rows": 0, "questions_without_correct_trace": 0}
@@ -188,7 +169,8 @@ def build_cot(cfg: CotConfig, backend: GenerationBackend, progress: bool = True)
         backend,
         "cot",
         lambda it: cot_chat(it, cfg.reference),
-        parse_trace,
+        candidate_record=trace_record,
+        well_formed=is_trace,
         fingerprint_extra={"reference": cfg.reference, "cot_prompt": prompt_version()},
         progress=progress,
     )

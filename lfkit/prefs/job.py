@@ -1,8 +1,8 @@
 """The sampling job shared by ``prefs rejects`` and ``prefs cot``.
 
-SFT rows in -> candidates sampled per question -> every candidate executed and compared
-with gold through :class:`lfkit.sql.Verifier` -> one journal record per question ->
-output rows derived from the journal.
+SFT rows in -> candidates sampled per question -> every candidate labelled by
+:func:`lfkit.sql.label_candidates` (the one labelling step) -> one journal record per
+question (:mod:`lfkit.jobs`, the resumable job engine) -> output rows derived from the journal.
 
 The journal (``<output>.candidates.jsonl``) is the resumable state and the labelled
 candidate log: a header naming the settings that decide the samples, then one fsynced
@@ -14,49 +14,23 @@ output is written, so they can change between runs without re-sampling.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
 import os
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lfkit.data.rows import Question, question_key
 from lfkit.generate import GenerationBackend, SamplingConfig
 from lfkit.generate.base import SEED_STRIDE
-from lfkit.io import DataFileError, append_jsonl, iter_jsonl, read_rows
+from lfkit.io import DataFileError, read_rows
+from lfkit.jobs import Journal, check_shard, file_sha256, run_batches, settings_fingerprint, shard
+from lfkit.sql import Verifier
+from lfkit.sql.label import LABELS, Candidate, label_candidates
 
-JOURNAL_VERSION = 1
 PAIRINGS = ("all", "random", "hardest")
-# Labels of a candidate. Only "wrong", "error" and "timeout" can become a rejected answer;
-# "no_sql": nothing extractable, "malformed": unusable form (cot: no <think> reasoning).
-LABELS = ("correct", "wrong", "error", "timeout", "no_sql", "malformed")
-REJECTABLE = frozenset({"wrong", "error", "timeout"})
-
-
-class JobError(RuntimeError):
-    """A user-facing problem with a prefs run (bad input, a journal from other settings, ...)."""
-
-
-@dataclass
-class Item:
-    """One question of the SFT file."""
-
-    index: int  # position in the SFT file: seeds and shards derive from it
-    question_id: Any
-    db_id: str
-    instruction: str
-    input: str
-    gold_sql: str
-    db_path: Path
-
-    @property
-    def key(self) -> str:
-        return str(self.question_id)
 
 
 @dataclass
@@ -103,10 +77,7 @@ class JobConfig:
     def __post_init__(self) -> None:
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
-        if self.num_shards < 1 or not 0 <= self.shard_id < self.num_shards:
-            raise ValueError(
-                f"shard_id must be in 0..{self.num_shards - 1} (num_shards={self.num_shards}), got {self.shard_id}"
-            )
+        check_shard(self.num_shards, self.shard_id)
         if self.max_samples < 0:
             raise ValueError(f"max_samples must be >= 0, got {self.max_samples}")
         if self.batch_size < 1:
@@ -149,17 +120,20 @@ class JobConfig:
         out = {k: getattr(self, k) for k in keys}
         sft = Path(self.sft_data)
         out.update(kind=kind, sft_data=str(sft.resolve()), db_root=str(Path(self.db_root).resolve()))
-        out["sft_sha256"] = hashlib.sha256(sft.read_bytes()).hexdigest()  # an edited input is not resumed
+        out["sft_sha256"] = file_sha256(sft)  # an edited input is not resumed
         out.update(self.model_info)
         out.update(extra or {})
-        return json.loads(json.dumps(out))  # as it reads back from the journal
+        return settings_fingerprint(out)
 
 
 # ----------------------------------------------------------------------------- input
 
 
-def load_items(sft_data: str | os.PathLike[str], db_root: str | os.PathLike[str], max_samples: int = 0) -> list[Item]:
-    """Read and check the SFT rows; every error names the file, the row and the field."""
+def load_questions(
+    sft_data: str | os.PathLike[str], db_root: str | os.PathLike[str], max_samples: int = 0
+) -> list[Question]:
+    """Read and check the SFT rows as questions (``index`` = row position, ``instruction``/``input`` =
+    the row's prompt, ``gold_sql`` = the SQL of its output); every error names the file, row and field."""
     from lfkit.data.bird import resolve_db_path
     from lfkit.sql import extract_sql
 
@@ -167,7 +141,7 @@ def load_items(sft_data: str | os.PathLike[str], db_root: str | os.PathLike[str]
     rows = read_rows(path)
     if max_samples:
         rows = rows[:max_samples]
-    items: list[Item] = []
+    questions: list[Question] = []
     seen: dict[str, int] = {}
     db_paths: dict[str, Path] = {}
     for i, row in enumerate(rows):
@@ -176,12 +150,12 @@ def load_items(sft_data: str | os.PathLike[str], db_root: str | os.PathLike[str]
                 raise DataFileError(f"{path}: row {i}: field '{name}' must be a non-empty string")
         if not isinstance(row.get("input", ""), str):
             raise DataFileError(f"{path}: row {i}: field 'input' must be a string")
-        qid = row.get("question_id", i)  # BIRD train has none: its index, as the seeds' add_question_id did
+        qid = row.get("question_id", i)  # BIRD train has none: its index in the file
         if not isinstance(qid, int | str) or isinstance(qid, bool):
             raise DataFileError(f"{path}: row {i}: field 'question_id' must be an integer or a string")
-        if str(qid) in seen:
-            raise DataFileError(f"{path}: row {i}: field 'question_id' {qid!r} repeats row {seen[str(qid)]}")
-        seen[str(qid)] = i
+        if question_key(qid) in seen:
+            raise DataFileError(f"{path}: row {i}: field 'question_id' {qid!r} repeats row {seen[question_key(qid)]}")
+        seen[question_key(qid)] = i
         gold = extract_sql(row["output"])
         if not gold:
             raise DataFileError(f"{path}: row {i}: field 'output' holds no SQL")
@@ -191,196 +165,80 @@ def load_items(sft_data: str | os.PathLike[str], db_root: str | os.PathLike[str]
                 db_paths[db_id] = resolve_db_path(db_root, db_id)
             except (FileNotFoundError, ValueError) as exc:
                 raise DataFileError(f"{path}: row {i}: field 'db_id' {db_id!r}: {exc}") from exc
-        items.append(Item(i, qid, db_id, row["instruction"], row.get("input", ""), gold, db_paths[db_id]))
-    return items
-
-
-def shard_items(items: Sequence[Item], num_shards: int, shard_id: int) -> list[Item]:
-    return [it for it in items if it.index % num_shards == shard_id]
-
-
-# ----------------------------------------------------------------------------- journal
-
-
-class Journal:
-    """Header + one record per finished question, appended with fsync; locked while in use."""
-
-    def __init__(self, path: Path, header: dict[str, Any], overwrite: bool = False) -> None:
-        self.path = path
-        self.header = header
-        self.records: dict[str, dict[str, Any]] = {}
-        self.resumed = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # The journal itself carries the lock (append mode creates it, never truncates it).
-        self._lock_fh = open(path, "a")  # noqa: SIM115 -- held for the job's lifetime
-        try:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            self._lock_fh.close()
-            raise JobError(f"another run is writing {path}") from exc
-        try:
-            if path.stat().st_size and not self._is_journal():  # never touch a file that is not ours
-                raise JobError(f"{path} exists and is not an lfkit journal; choose another --journal/--output")
-            if overwrite:
-                os.truncate(path, 0)
-            self._load()
-        except BaseException:
-            self.close()
-            raise
-
-    def _load(self) -> None:
-        if self.path.stat().st_size:
-            self._drop_torn_tail()
-            try:
-                records = list(iter_jsonl(self.path))
-            except json.JSONDecodeError as exc:
-                raise JobError(f"journal {self.path} is corrupt ({exc}); delete it or pass --overwrite") from exc
-            if records:
-                old = records[0].get("settings")
-                if records[0].get("lfkit_journal") != JOURNAL_VERSION or old != self.header:
-                    raise JobError(self._mismatch(old))
-                for rec in records[1:]:
-                    self.records[str(rec["question_id"])] = rec
-                self.resumed = len(self.records)
-                return
-        append_jsonl(self.path, [{"lfkit_journal": JOURNAL_VERSION, "settings": self.header}])
-
-    def _is_journal(self) -> bool:
-        with self.path.open("rb") as fh:
-            first = fh.readline()
-        try:
-            return isinstance(head := json.loads(first), dict) and "lfkit_journal" in head
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return not first.endswith(b"\n") and first.startswith(b'{"lfkit_journal"')  # a torn header
-
-    def _mismatch(self, old: Any) -> str:
-        if not isinstance(old, dict):
-            return f"{self.path} is not an lfkit journal; delete it or pass --overwrite"
-        keys = sorted(set(old) | set(self.header))
-        diffs = [f"{k}: {old.get(k)!r} -> {self.header.get(k)!r}" for k in keys if old.get(k) != self.header.get(k)]
-        return (
-            f"journal {self.path} was written with other settings ({'; '.join(diffs)}). "
-            "Resume with the same settings, or pass --overwrite to start again."
+        questions.append(
+            Question(
+                qid,
+                db_id,
+                gold_sql=gold,
+                db_path=db_paths[db_id],
+                index=i,
+                instruction=row["instruction"],
+                input=row.get("input", ""),
+            )
         )
-
-    def _drop_torn_tail(self) -> None:
-        # A crash can leave half a line; appending after it would glue two records together.
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end != len(data):
-            with self.path.open("r+b") as fh:
-                fh.truncate(end)
-                fh.flush()
-                os.fsync(fh.fileno())
-
-    def done(self, item: Item) -> bool:
-        return item.key in self.records
-
-    def add(self, records: list[dict[str, Any]]) -> None:
-        append_jsonl(self.path, records)
-        for rec in records:
-            self.records[str(rec["question_id"])] = rec
-
-    def close(self) -> None:
-        if not self._lock_fh.closed:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            self._lock_fh.close()
+    return questions
 
 
-# ----------------------------------------------------------------------------- labelling
+def journal_key(record: Mapping[str, Any]) -> str:
+    """The question a journal record belongs to."""
+    return question_key(record["question_id"])
 
 
-def label_of(verdict: Any, sql: str) -> str:
-    if not sql:
-        return "no_sql"
-    if verdict.correct:
-        return "correct"
-    if verdict.status == "ok":
-        return "wrong"
-    return "timeout" if verdict.status == "timeout" else "error"
-
-
-# Parses one completion into (sql, extra fields for the journal record of the candidate);
-# an extra "label" overrides the execution label (e.g. "malformed").
-Parser = Callable[[str], tuple[str, dict[str, Any]]]
+def default_candidate_record(candidate: Candidate) -> dict[str, Any]:
+    """A candidate as the journal stores it: ``{"sql", "label", "text"}``."""
+    return {"sql": candidate.sql, "label": candidate.label, "text": candidate.text}
 
 
 def run_job(
     cfg: JobConfig,
     backend: GenerationBackend,
     kind: str,
-    make_chat: Callable[[Item], list[dict[str, str]]],
-    parse: Parser,
+    make_chat: Callable[[Question], list[dict[str, str]]],
+    candidate_record: Callable[[Candidate], dict[str, Any]] = default_candidate_record,
+    well_formed: Callable[[str], bool] | None = None,
     fingerprint_extra: dict[str, Any] | None = None,
     progress: bool = True,
-) -> tuple[list[Item], Journal]:
+) -> tuple[list[Question], Journal]:
     """Sample, label and journal every question of the shard that the journal lacks.
 
-    Returns the shard's items and the journal (still locked: the caller writes the output
-    from it, then closes it) holding a record for each.
+    Returns the shard's questions and the journal (still locked: the caller writes the
+    output from it, then closes it) holding a record for each:
+    ``{"question_id", "index", "gold_status", "candidates": [candidate_record(c), ...]}``.
     """
-    from lfkit.sql import Verifier
-
-    items = shard_items(load_items(cfg.sft_data, cfg.db_root, cfg.max_samples), cfg.num_shards, cfg.shard_id)
-    journal = Journal(cfg.journal_path, cfg.fingerprint(kind, fingerprint_extra), overwrite=cfg.overwrite)
+    questions = shard(load_questions(cfg.sft_data, cfg.db_root, cfg.max_samples), cfg.num_shards, cfg.shard_id)
+    journal = Journal(
+        cfg.journal_path, cfg.fingerprint(kind, fingerprint_extra), key=journal_key, overwrite=cfg.overwrite
+    )
     try:
-        todo = [it for it in items if not journal.done(it)]
         sampling = cfg.sampling
-        with (
-            Verifier(comparison=cfg.comparison, timeout=cfg.timeout, workers=cfg.workers) as verifier,
-            _bar(len(items), journal.resumed, f"{kind}: questions", progress) as advance,
-        ):
-            for start in range(0, len(todo), cfg.batch_size):
-                chunk = todo[start : start + cfg.batch_size]
-                seeds = [cfg.seed + it.index * SEED_STRIDE for it in chunk]
-                texts = backend.generate([make_chat(it) for it in chunk], sampling, seeds=seeds)
-                parsed = [[parse(t) for t in outs] for outs in texts]
-                checks = [(it.db_path, it.gold_sql, sql) for it, ps in zip(chunk, parsed, strict=True) for sql, _ in ps]
-                verdicts = iter(verifier.verify(checks))
-                records = []
-                for it, ps in zip(chunk, parsed, strict=True):
-                    cands, gold_status = [], "ok"
-                    for sql, extra in ps:
-                        v = next(verdicts)
-                        gold_status = v.gold.status
-                        extra = dict(extra)
-                        label = extra.pop("label", None) or label_of(v, sql)
-                        cands.append({"sql": sql, "label": label, **extra})
-                    records.append(
-                        {
-                            "question_id": it.question_id,
-                            "index": it.index,
-                            "gold_status": gold_status,
-                            "candidates": cands,
-                        }
-                    )
-                journal.add(records)
-                advance(len(chunk))
+        with Verifier(comparison=cfg.comparison, timeout=cfg.timeout, workers=cfg.workers) as verifier:
+
+            def process(batch: list[Question]) -> list[dict[str, Any]]:
+                seeds = [cfg.seed + q.index * SEED_STRIDE for q in batch]
+                texts = backend.generate([make_chat(q) for q in batch], sampling, seeds=seeds)
+                labelled = label_candidates(batch, texts, verifier, well_formed=well_formed)
+                return [
+                    {
+                        "question_id": q.question_id,
+                        "index": q.index,
+                        "gold_status": cands[-1].gold_status if cands else "ok",
+                        "candidates": [candidate_record(c) for c in cands],
+                    }
+                    for q, cands in zip(batch, labelled, strict=True)
+                ]
+
+            run_batches(
+                journal,
+                questions,
+                process,
+                batch_size=cfg.batch_size,
+                progress=progress,
+                description=f"{kind}: questions",
+            )
     except BaseException:
         journal.close()
         raise
-    return items, journal
-
-
-@contextmanager
-def _bar(total: int, done: int, description: str, enabled: bool) -> Iterator[Callable[[int], None]]:
-    if not enabled or total == 0:
-        yield lambda n=1: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(description, total=total, completed=done)
-        yield lambda n=1: bar.advance(task, n)
+    return questions, journal
 
 
 # ----------------------------------------------------------------------------- pairing
@@ -457,8 +315,8 @@ def dedup_options(options: Sequence[Option], exclude: set[str] | None = None) ->
     return kept, dropped
 
 
-def pair_rng(seed: int, item: Item) -> random.Random:
-    return random.Random(seed * 1_000_003 + item.index)
+def pair_rng(seed: int, question: Question) -> random.Random:
+    return random.Random(seed * 1_000_003 + question.index)
 
 
 # ----------------------------------------------------------------------------- summary

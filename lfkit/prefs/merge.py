@@ -1,4 +1,5 @@
-"""``lfkit prefs merge``: join shard outputs into one dataset (seed 000's shard + merge flow).
+"""``lfkit prefs merge``: join shard outputs into one dataset (sample in shards, then merge;
+the generic merge is lfkit.jobs.merge_row_files).
 
 Every input must hold the same kind of rows (preference rows with chosen/rejected, or
 SFT rows with output). Rows are deduplicated -- preference rows by question and the
@@ -14,7 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lfkit.io import DataFileError, read_rows, write_rows
+from lfkit.data.rows import question_key
+from lfkit.io import DataFileError
+from lfkit.jobs import merge_row_files
 
 
 def row_kind(path: Path, i: int, row: dict[str, Any]) -> str:
@@ -31,7 +34,7 @@ def row_kind(path: Path, i: int, row: dict[str, Any]) -> str:
 def _dedup_key(kind: str, row: dict[str, Any]) -> tuple:
     from lfkit.sql import extract_sql, normalize_sql
 
-    qid = str(row.get("question_id"))
+    qid = question_key(row.get("question_id"))
     if kind == "sft":
         return (qid, row["output"])
     if row.get("source") == "rejects":  # answers are single SQL blocks: compare the queries
@@ -46,37 +49,4 @@ def _order(row: dict[str, Any]) -> tuple:
 
 def merge_outputs(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]) -> dict[str, Any]:
     """Merge ``inputs`` into ``output`` (atomic; JSONL by extension). Returns counts."""
-    if not inputs:
-        raise ValueError("nothing to merge: give at least one input file")
-    out_path = Path(output).resolve()
-    kinds: dict[str, Path] = {}
-    seen: set[tuple] = set()
-    rows: list[dict[str, Any]] = []
-    read = duplicates = 0
-    for name in inputs:
-        path = Path(name)
-        if path.resolve() == out_path:
-            raise ValueError(f"--output {output} is also an input; write the merge to a new file")
-        for i, row in enumerate(read_rows(path)):
-            read += 1
-            kind = row_kind(path, i, row)
-            kinds.setdefault(kind, path)
-            if len(kinds) > 1:
-                a, b = sorted(kinds.items())
-                raise DataFileError(f"cannot merge {a[0]} rows ({a[1]}) with {b[0]} rows ({b[1]})")
-            key = _dedup_key(kind, row)
-            if key in seen:
-                duplicates += 1
-                continue
-            seen.add(key)
-            rows.append(row)
-    rows.sort(key=_order)  # stable: within a question, file order
-    write_rows(output, rows)
-    return {
-        "inputs": len(inputs),
-        "rows_read": read,
-        "duplicates": duplicates,
-        "rows": len(rows),
-        "kind": next(iter(kinds), "empty"),
-        "output": str(output),
-    }
+    return merge_row_files(inputs, output, kind=row_kind, dedup_key=_dedup_key, order=_order)

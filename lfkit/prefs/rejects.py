@@ -14,20 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lfkit.data.rows import Question, preference_row
 from lfkit.generate import GenerationBackend
 from lfkit.io import write_rows
-from lfkit.prefs.job import (
-    REJECTABLE,
-    Item,
-    JobConfig,
-    Journal,
-    Option,
-    Summary,
-    dedup_options,
-    pair_rng,
-    run_job,
-    select_pairs,
-)
+from lfkit.jobs import Journal
+from lfkit.prefs.job import JobConfig, Option, Summary, dedup_options, pair_rng, run_job, select_pairs
+from lfkit.sql.label import REJECTABLE
 
 SOURCE = "rejects"
 
@@ -49,21 +41,15 @@ class RejectsConfig(JobConfig):
     )
 
 
-def rejects_chat(item: Item) -> list[dict[str, str]]:
+def rejects_chat(item: Question) -> list[dict[str, str]]:
     """The sampling prompt: the SFT row's own chat, exactly as training saw it."""
     from lfkit.data.prompts import chat_messages
 
     return chat_messages(item.instruction, item.input)
 
 
-def parse_answer(text: str) -> tuple[str, dict[str, Any]]:
-    from lfkit.sql import extract_sql
-
-    return extract_sql(text), {"text": text}
-
-
 def question_pairs(
-    cfg: RejectsConfig, item: Item, record: dict[str, Any]
+    cfg: RejectsConfig, item: Question, record: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Preference rows for one journalled question, and counters for the summary."""
     from lfkit.data.prompts import format_sql_answer
@@ -84,23 +70,11 @@ def question_pairs(
         rejects += [Option(t, "", "no_sql") for t in texts if t]
     chosen = [gold, *correct] if cfg.keep_correct_as_chosen else [gold]
     pairs = select_pairs(chosen, rejects, cfg.pairing, cfg.pair_cap(), pair_rng(cfg.seed, item))
-    rows = [
-        {
-            "instruction": item.instruction,
-            "input": item.input,
-            "chosen": c.text,
-            "rejected": r.text,
-            "question_id": item.question_id,
-            "db_id": item.db_id,
-            "source": SOURCE,
-            "round": cfg.round,
-        }
-        for c, r in pairs
-    ]
+    rows = [preference_row(item, item.instruction, item.input, c.text, r.text, SOURCE, cfg.round) for c, r in pairs]
     return rows, {"duplicates": dropped, "usable_rejects": len(rejects), "chosen_variants": len(chosen) - 1}
 
 
-def write_rejects(cfg: RejectsConfig, items: list[Item], journal: Journal) -> Summary:
+def write_rejects(cfg: RejectsConfig, items: list[Question], journal: Journal) -> Summary:
     """Derive the output from the journal (in SFT order) and write it atomically."""
     summary = Summary(kind="rejects", output=cfg.output, journal=str(journal.path))
     summary.questions, summary.resumed = len(items), journal.resumed
@@ -124,7 +98,7 @@ def write_rejects(cfg: RejectsConfig, items: list[Item], journal: Journal) -> Su
 
 def build_rejects(cfg: RejectsConfig, backend: GenerationBackend, progress: bool = True) -> Summary:
     """Sample, verify, journal and write execution-verified preference pairs; resumable."""
-    items, journal = run_job(cfg, backend, "rejects", rejects_chat, parse_answer, progress=progress)
+    items, journal = run_job(cfg, backend, "rejects", rejects_chat, progress=progress)
     try:
         return write_rejects(cfg, items, journal)
     finally:

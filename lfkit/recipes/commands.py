@@ -198,6 +198,9 @@ def _render(
 )
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable). Default: all.")
 @click.option("--preset", "presets", multiple=True, help="Also write the recipe flow for this preset (repeatable).")
+@click.option("--sft-dataset", help="Dataset the SFT recipes train on. Default: the one sft dataset installed.")
+@click.option("--dpo-dataset", help="Dataset the DPO recipes train on. Default: the one preference dataset installed.")
+@click.option("--rm-dataset", help="Dataset the reward-model recipe trains on. Default: the DPO recipes' dataset.")
 @click.option("--no-recipes", is_flag=True, help="Copy datasets only.")
 @click.option("--force", is_flag=True, help="Replace differing data files / dataset entries of the same name.")
 def install(
@@ -205,6 +208,9 @@ def install(
     data_dir: Path,
     datasets: tuple[str, ...],
     presets: tuple[str, ...],
+    sft_dataset: str | None,
+    dpo_dataset: str | None,
+    rm_dataset: str | None,
     no_recipes: bool,
     force: bool,
 ) -> None:
@@ -213,15 +219,18 @@ def install(
     \b
     - data files go to LF_DIR/data/ and their entries are merged into
       LF_DIR/data/dataset_info.json with `lfkit register`'s validation (other entries
-      are kept; the previous file is saved as dataset_info.json.bak);
-    - the example recipes (the seeds' SFT -> DPO -> RM -> export flow, DeepSpeed configs,
+      are kept; the previous file is saved as dataset_info.json.<YYYYmmdd-HHMMSS>.bak);
+    - the example recipes (the SFT -> DPO -> RM -> export flow, DeepSpeed configs,
       launch script) go to LF_DIR/examples/lfkit/, with paths that resolve from LF_DIR;
+      they train on the datasets being installed: the one sft and the one preference
+      dataset, or those named by --sft-dataset / --dpo-dataset / --rm-dataset;
     - nothing else is touched; existing files that differ are refused unless --force.
 
     \b
     Examples:
       lfkit install --lf-dir ~/LLaMA-Factory --data data
       lfkit install --lf-dir ~/LLaMA-Factory --data data --preset qwen2.5-coder-1.5b
+      lfkit install --lf-dir ~/LLaMA-Factory --data data --sft-dataset my_sft --dpo-dataset my_dpo_r2
       cd ~/LLaMA-Factory && llamafactory-cli train examples/lfkit/qwen3-coder-30b-a3b/sft.yaml
     """
     from lfkit.io import DataFileError
@@ -237,6 +246,7 @@ def install(
             presets=list(presets),
             recipes=not no_recipes,
             force=force,
+            recipe_datasets={"sft": sft_dataset, "dpo": dpo_dataset, "rm": rm_dataset},
         )
     except (RecipeError, RegistryError, DataFileError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -1,8 +1,8 @@
 """The rendered example recipes: ``recipes/`` in the repository and ``examples/lfkit/`` in a
 LLaMA-Factory checkout (``lfkit install``) are the same files, made by :func:`render_examples`.
 
-The flow of the seeds: SFT -> DPO from the SFT model -> iterative DPO rounds, a reward model
-on the same preference pairs, and an export that merges the adapters. Paths inside resolve
+The flow: SFT -> DPO from the SFT model -> iterative DPO rounds, a reward model on the same
+preference pairs, and an export that merges the adapters. Paths inside resolve
 from a LLaMA-Factory checkout root: datasets in ``data/``, DeepSpeed configs in
 ``examples/lfkit/deepspeed/``, checkpoints in ``saves/``.
 """
@@ -10,23 +10,24 @@ from a LLaMA-Factory checkout root: datasets in ``data/``, DeepSpeed configs in
 from __future__ import annotations
 
 import filecmp
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lfkit.io import atomic_write_text
+from lfkit.io import atomic_path, atomic_write_text
 from lfkit.recipes.presets import Preset, RecipeError, load_preset
 from lfkit.recipes.render import DEEPSPEED_FILES, STAGES, render_launch_script, render_recipe, write_recipe
 from lfkit.resources import REPO_ROOT, resource_dir
 
-# Presets whose flow is checked in under recipes/ (the seeds' model).
+# Presets whose flow is checked in under recipes/ (the Qwen3-Coder-30B-A3B LoRA flow).
 EXAMPLE_PRESETS: tuple[str, ...] = ("qwen3-coder-30b-a3b",)
 # Where `lfkit install` puts the examples inside a LLaMA-Factory checkout; recipes refer to it.
 INSTALL_PREFIX = "examples/lfkit"
 README = "README.md"  # hand-written, kept by --sync
+# The dataset names the checked-in recipes use: lfkit's standard names (dataset_info/dataset_info.json).
+DEFAULT_DATASETS: dict[str, str] = {"sft": "text2sql_sft", "dpo": "text2sql_dpo", "rm": "text2sql_dpo"}
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,16 @@ class ExampleRecipe:
             raise ValueError(f"example {self.path}: unknown stage {self.stage}")
 
 
-def flow_examples(preset: str) -> list[ExampleRecipe]:
-    """SFT, DPO (round 1 and the round-k template), RM and export recipes for ``preset``."""
+def flow_examples(preset: str, datasets: dict[str, str] | None = None) -> list[ExampleRecipe]:
+    """SFT, DPO (round 1 and the round-k template), RM and export recipes for ``preset``.
+
+    ``datasets`` maps a stage (``sft``, ``dpo``, ``rm``) to the dataset name its recipe
+    trains on; a stage left out keeps :data:`DEFAULT_DATASETS`.
+    """
+    names = {**DEFAULT_DATASETS, **(datasets or {})}
+    unknown = set(names) - set(DEFAULT_DATASETS)
+    if unknown:
+        raise RecipeError(f"datasets for unknown stage(s) {sorted(unknown)}; stages: {', '.join(DEFAULT_DATASETS)}")
     p = Preset(**load_preset(preset, resolve=False))
     saves = f"saves/{preset}/{p.finetuning_type}"
     sft, dpo, dpo_r2 = f"{saves}/sft", f"{saves}/dpo", f"{saves}/dpo_r2"
@@ -55,14 +64,14 @@ def flow_examples(preset: str) -> list[ExampleRecipe]:
             f"{preset}/sft.yaml",
             "sft",
             "Step 1: supervised fine-tuning (LoRA) on the text-to-SQL SFT rows (lfkit data sft).",
-            {"dataset": "text2sql_sft", "output_dir": sft},
+            {"dataset": names["sft"], "output_dir": sft},
         ),
         ExampleRecipe(
             f"{preset}/dpo.yaml",
             "dpo",
             "Step 2: DPO round 1 on execution-verified pairs (lfkit prefs rejects, sampled from the SFT model).\n"
             "It starts from the SFT adapter and its reference model is the SFT model, not the raw base.",
-            {"dataset": "text2sql_dpo", "adapter_name_or_path": sft, "output_dir": dpo},
+            {"dataset": names["dpo"], "adapter_name_or_path": sft, "output_dir": dpo},
         ),
         ExampleRecipe(
             f"{preset}/dpo_round.yaml",
@@ -70,13 +79,13 @@ def flow_examples(preset: str) -> list[ExampleRecipe]:
             "Iterative DPO, round k (here k=2): start from round k-1 and use it as the reference.\n"
             "Sample new pairs with round k-1's model first (lfkit prefs rejects --adapter-path ...), register them\n"
             "(e.g. as text2sql_dpo_r2) and set `dataset`; for round k+1 append this output_dir to the adapters.",
-            {"dataset": "text2sql_dpo", "adapter_name_or_path": after_round1, "output_dir": dpo_r2},
+            {"dataset": names["dpo"], "adapter_name_or_path": after_round1, "output_dir": dpo_r2},
         ),
         ExampleRecipe(
             f"{preset}/rm.yaml",
             "rm",
-            "Reward model: a value head trained on the same chosen/rejected pairs (seed 000's reward model).",
-            {"dataset": "text2sql_dpo", "output_dir": f"{saves}/rm"},
+            "Reward model: a value head trained on the same chosen/rejected pairs (the ReSQLver reward model).",
+            {"dataset": names["rm"], "output_dir": f"{saves}/rm"},
         ),
         ExampleRecipe(
             f"{preset}/export.yaml",
@@ -111,9 +120,12 @@ def render_examples(
     *,
     prefix: str = INSTALL_PREFIX,
     base_dir: str | Path | None = None,
+    datasets: dict[str, str] | None = None,
 ) -> list[Path]:
     """Write the example recipes of ``presets`` (plus DeepSpeed configs and launch scripts) into
-    ``out_dir``; every recipe is validated by LLaMA-Factory's parser first. Returns the files."""
+    ``out_dir``; every recipe is validated by LLaMA-Factory's parser first. Returns the files.
+
+    ``datasets``: stage -> dataset name, as in :func:`flow_examples`."""
     out = Path(out_dir)
     written: list[Path] = []
     ds_src = resource_dir("templates") / "deepspeed"
@@ -125,7 +137,7 @@ def render_examples(
         p = Preset(**load_preset(preset, resolve=False))
         if p.embedded:
             raise RecipeError(f"preset {preset} is an embedded model: its recipes point into this machine's cache")
-        for example in flow_examples(preset):
+        for example in flow_examples(preset, datasets):
             config = render_recipe(example.stage, p, deepspeed_dir=f"{prefix}/deepspeed", **example.kwargs)
             path = write_recipe(config, out / example.path, base_dir=base_dir, header=_header(example, preset, prefix))
             written.append(path)
@@ -170,9 +182,6 @@ def sync_recipes(check: bool = False, target: str | Path | None = None) -> list[
             if rel not in new:
                 dest.unlink()
                 continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_file = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-            os.close(fd)
-            shutil.copy2(fresh / rel, tmp_file)
-            os.replace(tmp_file, dest)
+            with atomic_path(dest) as tmp_file:
+                shutil.copy2(fresh / rel, tmp_file)
     return changed

@@ -1,20 +1,28 @@
 """`lfkit install`: put lfkit's datasets and recipes into an existing LLaMA-Factory checkout.
 
-Datasets are registered with :func:`lfkit.registry.register` (the same validation, conflict
-rules and backup as ``lfkit register``); recipes are :func:`lfkit.recipes.examples.render_examples`
-validated against the checkout itself (its data/dataset_info.json, the DeepSpeed files).
+Datasets are registered with :func:`lfkit.registry.register` (the same validation and conflict
+rules as ``lfkit register``; one timestamped backup of dataset_info.json per install); recipes
+are :func:`lfkit.recipes.examples.render_examples` validated against the checkout itself (its
+data/dataset_info.json, the DeepSpeed files), naming the datasets being installed.
 """
 
 from __future__ import annotations
 
 import filecmp
-import os
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from lfkit.recipes.examples import EXAMPLE_PRESETS, INSTALL_PREFIX, flow_examples, render_examples
+from lfkit.io import atomic_path
+from lfkit.recipes.examples import DEFAULT_DATASETS, EXAMPLE_PRESETS, INSTALL_PREFIX, flow_examples, render_examples
 from lfkit.recipes.presets import RecipeError
+
+# The dataset kind each recipe stage trains on, and the option that chooses its dataset.
+STAGE_KINDS: dict[str, tuple[str, str]] = {
+    "sft": ("sft", "--sft-dataset"),
+    "dpo": ("preference", "--dpo-dataset"),
+    "rm": ("preference", "--rm-dataset"),
+}
 
 
 def _kind_of(name: str, entry: dict) -> str:
@@ -26,26 +34,38 @@ def _kind_of(name: str, entry: dict) -> str:
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
-def _write_bytes_atomic(dest: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def choose_recipe_datasets(installed: dict[str, str], chosen: dict[str, str | None]) -> dict[str, str]:
+    """The dataset each recipe stage names: ``chosen[stage]`` when given, else the one installed
+    dataset of the stage's kind (``rm`` follows ``dpo``'s choice); :data:`DEFAULT_DATASETS` when
+    none of that kind is installed. ``installed`` maps the datasets being installed to their kind.
+
+    >>> choose_recipe_datasets({"my_sft": "sft", "my_dpo": "preference"}, {})
+    {'sft': 'my_sft', 'dpo': 'my_dpo', 'rm': 'my_dpo'}
+    """
+    out: dict[str, str] = {}
+    for stage, (kind, option) in STAGE_KINDS.items():
+        of_kind = [name for name, k in installed.items() if k == kind]
+        name = chosen.get(stage) or (out["dpo"] if stage == "rm" and chosen.get("dpo") else None)
+        if name is not None:
+            if name not in installed:
+                raise RecipeError(
+                    f"{option} {name}: not among the datasets being installed ({', '.join(installed) or 'none'})"
+                )
+            if installed[name] != kind:
+                raise RecipeError(f"{option} {name}: a {installed[name]} dataset; the {stage} recipe needs {kind}")
+        elif len(of_kind) > 1:
+            raise RecipeError(
+                f"several {kind} datasets are being installed ({', '.join(of_kind)}): "
+                f"choose the one the {stage} recipe trains on with {option}"
+            )
+        else:
+            name = of_kind[0] if of_kind else DEFAULT_DATASETS[stage]
+        out[stage] = name
+    return out
 
 
 def install_into(
@@ -56,15 +76,26 @@ def install_into(
     presets: list[str] | tuple[str, ...] = (),
     recipes: bool = True,
     force: bool = False,
+    recipe_datasets: dict[str, str | None] | None = None,
 ) -> list[tuple[Path, str]]:
     """Install into the LLaMA-Factory checkout ``lf_dir``; return ``(path, action)`` for each file.
 
     Everything is checked before anything is written: data files and entries (a differing
     entry or data file of the same name needs ``force``), and each recipe with LLaMA-Factory's
-    parser. Actions: ``written``, ``unchanged``, ``added:NAME`` / ``replaced:NAME`` /
+    parser. The recipes name the datasets being installed (see :func:`choose_recipe_datasets`;
+    ``recipe_datasets`` maps ``sft`` / ``dpo`` / ``rm`` to a name). Before the first
+    entry changes, data/dataset_info.json is saved once by :func:`lfkit.registry.backup_file`.
+    Actions: ``written``, ``unchanged``, ``added:NAME`` / ``replaced:NAME`` /
     ``unchanged:NAME`` (dataset entries), ``backup`` and ``note: ...``.
     """
-    from lfkit.registry.core import entry_for, read_dataset_info, register, validate_data_file
+    from lfkit.registry.core import (
+        backup_file,
+        entry_for,
+        read_dataset_info,
+        register,
+        relative_file_name,
+        validate_data_file,
+    )
 
     lf_dir = Path(lf_dir).resolve()
     lf_data = lf_dir / "data"
@@ -99,6 +130,12 @@ def install_into(
         if dest.exists() and not filecmp.cmp(src, dest, shallow=False) and not force:
             raise RecipeError(f"{dest} exists and differs from {src}; pass --force to replace it")
         plan.append((name, kind, src, dest))
+    stage_datasets = dict(DEFAULT_DATASETS)
+    if recipes:
+        stage_datasets = choose_recipe_datasets({name: kind for name, kind, _, _ in plan}, recipe_datasets or {})
+    entries_change = any(
+        lf_entries.get(name) != entry_for(kind, relative_file_name(lf_info, dest)) for name, kind, _, dest in plan
+    )
 
     rendered: Path | None = None
     report: list[tuple[Path, str]] = []
@@ -106,7 +143,12 @@ def install_into(
         if recipes:
             # Render and validate into a scratch folder first: a rejected recipe writes nothing.
             rendered = Path(tmp) / "examples"
-            render_examples(rendered, tuple(dict.fromkeys([*EXAMPLE_PRESETS, *presets])), prefix=INSTALL_PREFIX)
+            render_examples(
+                rendered,
+                tuple(dict.fromkeys([*EXAMPLE_PRESETS, *presets])),
+                prefix=INSTALL_PREFIX,
+                datasets=stage_datasets,
+            )
             target_root = lf_dir / INSTALL_PREFIX
             for path in sorted(p for p in rendered.rglob("*") if p.is_file()):
                 dest = target_root / path.relative_to(rendered)
@@ -114,19 +156,14 @@ def install_into(
                     raise RecipeError(f"{dest} exists and differs from lfkit's; pass --force to replace it")
 
         # ---- write
-        original = lf_info.read_bytes()
-        backup: Path | None = None
+        if entries_change:  # one backup of the file as it was before install, not one per entry
+            report.append((backup_file(lf_info), "backup"))
         for name, kind, src, dest in plan:
             if not (dest.exists() and filecmp.cmp(src, dest, shallow=False)):
                 _copy_atomic(src, dest)
                 report.append((dest, "written"))
-            result = register(lf_info, name, dest, kind, force=force)
+            result = register(lf_info, name, dest, kind, force=force, backup=False)
             report.append((lf_info, f"{result.action}:{name}"))
-            backup = result.backup or backup
-        if backup is not None:
-            # register() backs up before each entry; the .bak should be the file as it was before install
-            _write_bytes_atomic(backup, original)
-            report.append((backup, "backup"))
         if rendered is not None:
             for path in sorted(p for p in rendered.rglob("*") if p.is_file()):
                 dest = lf_dir / INSTALL_PREFIX / path.relative_to(rendered)
@@ -137,13 +174,13 @@ def install_into(
                 dest.chmod(path.stat().st_mode & 0o777)
                 report.append((dest, "written"))
     if recipes:
-        # Recipes name the standard datasets; say which the checkout does not have yet.
+        # A stage with no installed dataset of its kind keeps the standard name: say if it is missing.
         registered = read_dataset_info(lf_info)
         wanted = sorted(
             {
                 ex.kwargs["dataset"]
                 for pr in dict.fromkeys([*EXAMPLE_PRESETS, *presets])
-                for ex in flow_examples(pr)
+                for ex in flow_examples(pr, stage_datasets)
                 if "dataset" in ex.kwargs
             }
         )

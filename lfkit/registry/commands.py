@@ -38,14 +38,16 @@ from lfkit.registry.core import register as register_entry
 def register(dataset_info: Path, name: str, data_file: Path, kind: str, force: bool, check: bool) -> None:
     """Add a validated dataset entry to dataset_info.json.
 
-    The data file is checked first: every row holds the mapped fields as non-empty
-    strings, preference rows have chosen != rejected, CoT outputs hold <think>...</think>
-    reasoning, and columns keep one type (as LLaMA-Factory's loader needs). The entry's
+    The data file is checked first, as LLaMA-Factory's loader will read it: instruction
+    and input are strings, possibly empty (or null / absent in some rows); every answer
+    (output, chosen, rejected) is a non-empty string; preference rows have chosen !=
+    rejected; CoT outputs hold <think>...</think> reasoning; columns keep one type. The entry's
     column mapping comes from lfkit's one definition per kind, so the wrong-key mapping
     that makes LLaMA-Factory stop with "Cannot find valid samples" cannot be written.
 
     Other entries and their order are kept; the previous file is saved as
-    dataset_info.json.bak and the new one written atomically.
+    dataset_info.json.<YYYYmmdd-HHMMSS>.bak (earlier backups are kept) and the new one
+    written atomically.
 
     \b
     Examples:

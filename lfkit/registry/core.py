@@ -2,9 +2,9 @@
 
 LLaMA-Factory finds a dataset through ``<dataset_dir>/dataset_info.json``. When an entry
 has ``columns``, every column it does not list is reset to None: a mapping with the wrong
-keys (seed 003 §6.1: ``{"instruction": "instruction", ...}`` instead of
-``{"prompt": "instruction", ...}``) leaves every response empty and training stops with
-"Cannot find valid samples". lfkit writes entries only from :data:`KINDS`, checks them
+keys (``{"instruction": "instruction", ...}`` instead of ``{"prompt": "instruction", ...}``,
+naming the data fields where LLaMA-Factory expects its column keys) leaves every response
+empty and training stops with "Cannot find valid samples". lfkit writes entries only from :data:`KINDS`, checks them
 against ``dataset_info/entry.schema.json`` and validates the data file first.
 """
 
@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from lfkit.io import DataFileError, atomic_write_text, read_rows
+from lfkit.errors import LfkitError
+from lfkit.io import DataFileError, atomic_path, atomic_write_text, read_rows
 from lfkit.resources import resource_dir
 
 SCHEMA_FILE = "entry.schema.json"
@@ -27,7 +29,7 @@ DATA_SUFFIXES = (".json", ".jsonl")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")  # `dataset: a,b` in a recipe splits on commas
 
 
-class RegistryError(ValueError):
+class RegistryError(LfkitError, ValueError):
     """A dataset_info.json entry cannot be written (conflict, bad name, malformed file)."""
 
 
@@ -72,6 +74,10 @@ STANDARD_DATASETS: dict[str, tuple[str, str]] = {
     "text2sql_dpo": ("preference", "text2sql_dpo.jsonl"),
     "text2sql_cot": ("cot", "text2sql_cot.json"),
 }
+
+# LLaMA-Factory's column keys that make up the user turn: its alpaca converter joins the
+# truthy ones with "\n" and skips the rest, so "" / null / an absent key are all fine there.
+PROMPT_COLUMNS = ("prompt", "query")
 
 _THINK = re.compile(r"^\s*<think>(?P<reasoning>.*?)</think>(?P<answer>.*)$", re.DOTALL)
 
@@ -132,11 +138,21 @@ def _json_kind(value: Any) -> str:
 def validate_data_file(path: str | os.PathLike[str], kind: str) -> int:
     """Check that a data file is what LLaMA-Factory needs for ``kind``; return its row count.
 
-    Every row must hold the mapped fields as non-empty strings; preference rows need
-    ``chosen != rejected``; CoT outputs need ``<think>reasoning</think>answer``; and every
-    column must keep one JSON type across rows (LLaMA-Factory loads the file with
-    ``datasets``, whose Arrow schema rejects a column that changes type). Raises
-    :class:`~lfkit.io.DataFileError` naming the file, row and field.
+    The rules, as LLaMA-Factory 0.9.5's alpaca converter and preprocessing treat a row:
+
+    - prompt fields (``instruction``, ``input``): a string (empty allowed) or null, or absent
+      from the row; LLaMA-Factory joins the non-empty ones into the user turn. Each must be
+      present in at least one row: a column absent from the whole file makes its loader fail
+      with ``KeyError``.
+    - answer fields (``output``; ``chosen`` and ``rejected``): present and strings; a null or
+      absent answer is dropped by LLaMA-Factory ("Dropped invalid example"), so it is refused
+      here. lfkit is stricter on purpose in one point: an empty answer, which LLaMA-Factory
+      would train on as "say nothing", is refused too.
+    - preference rows need ``chosen != rejected``; CoT outputs need ``<think>reasoning</think>answer``.
+    - every column keeps one JSON type across rows (LLaMA-Factory loads the file with
+      ``datasets``, whose Arrow schema rejects a column that changes type); nulls are fine.
+
+    Raises :class:`~lfkit.io.DataFileError` naming the file, row and field.
     """
     spec = _kind(kind)
     path = Path(path)
@@ -147,10 +163,21 @@ def validate_data_file(path: str | os.PathLike[str], kind: str) -> int:
     rows = read_rows(path)
     if not rows:
         raise DataFileError(f"{path}: no rows")
-    fields = list(dict.fromkeys(spec.columns.values()))
+    prompt_fields = [spec.columns[c] for c in PROMPT_COLUMNS if c in spec.columns]
+    answer_fields = [f for c, f in spec.columns.items() if c not in PROMPT_COLUMNS]
+    for f in prompt_fields:
+        if not any(f in row for row in rows):
+            raise DataFileError(
+                f"{path}: field '{f}' is in no row (kind '{kind}' maps it and LLaMA-Factory's loader "
+                f"fails with KeyError: '{f}'); give it as \"\" where there is none"
+            )
     column_types: dict[str, tuple[str, int]] = {}
     for i, row in enumerate(rows):
-        for f in fields:
+        for f in prompt_fields:
+            value = row.get(f)
+            if value is not None and not isinstance(value, str):
+                raise DataFileError(f"{path}: row {i}: field '{f}' must be a string or null, got {_json_kind(value)}")
+        for f in answer_fields:
             if f not in row:
                 raise DataFileError(f"{path}: row {i}: field '{f}' is missing (kind '{kind}' maps it)")
             value = row[f]
@@ -179,6 +206,25 @@ def validate_data_file(path: str | os.PathLike[str], kind: str) -> int:
                     "(datasets cannot load a column whose type changes)"
                 )
     return len(rows)
+
+
+def backup_file(path: str | os.PathLike[str], *, when: float | None = None) -> Path:
+    """Copy ``path`` byte for byte to a new ``<name>.<YYYYmmdd-HHMMSS>.bak`` beside it; return the copy.
+
+    The stamp is the local time ``when`` (default: now). An existing backup is never
+    overwritten: a second one within the same second is ``<name>.<stamp>-2.bak``, then ``-3``, ...
+    """
+    path = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    backup = path.with_name(f"{path.name}.{stamp}.bak")
+    counter = 1
+    while backup.exists():
+        counter += 1
+        backup = path.with_name(f"{path.name}.{stamp}-{counter}.bak")
+    data = path.read_bytes()
+    with atomic_path(backup) as tmp:
+        tmp.write_bytes(data)
+    return backup
 
 
 def relative_file_name(dataset_info: str | os.PathLike[str], data_file: str | os.PathLike[str]) -> str:
@@ -221,13 +267,15 @@ def register(
     *,
     force: bool = False,
     check: bool = False,
+    backup: bool = True,
 ) -> Registration:
     """Validate ``data_file`` and add (or confirm) its entry ``name`` in ``dataset_info``.
 
     The file is created when absent. Other entries and their order are kept; an existing
     entry ``name`` that differs is replaced only with ``force`` (in place, same position).
-    Before changing an existing file its previous content is saved as ``<file>.bak``, and
-    the new content is written atomically. ``check`` validates everything and writes nothing.
+    Before changing an existing file its previous content is saved by :func:`backup_file`
+    (unless ``backup`` is false: ``lfkit install`` saves the file once for several entries),
+    and the new content is written atomically. ``check`` validates everything and writes nothing.
     """
     dataset_info = Path(dataset_info)
     if not _NAME.fullmatch(name):
@@ -247,7 +295,7 @@ def register(
         if isinstance(previous, dict) and "file_name" in previous:
             try:
                 validate_entry(previous, "existing entry")
-            except RegistryError as exc:  # e.g. seed 003's {"instruction": "instruction", ...} mapping
+            except RegistryError as exc:  # e.g. a {"instruction": "instruction", ...} mapping
                 problem = f"; the existing entry is broken ({exc})"
         raise RegistryError(
             f"{dataset_info}: entry '{name}' exists and differs: {json.dumps(previous)} "
@@ -255,13 +303,10 @@ def register(
         )
     if check:
         return Registration(entry, "checked", rows, dataset_info, previous=previous)
-    backup = None
-    if dataset_info.exists():
-        backup = dataset_info.with_name(dataset_info.name + ".bak")
-        atomic_write_text(backup, dataset_info.read_text(encoding="utf-8-sig"))
+    saved = backup_file(dataset_info) if backup and dataset_info.exists() else None
     info[name] = entry  # an existing key keeps its position
     atomic_write_text(dataset_info, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-    return Registration(entry, "replaced" if previous is not None else "added", rows, dataset_info, backup, previous)
+    return Registration(entry, "replaced" if previous is not None else "added", rows, dataset_info, saved, previous)
 
 
 def register_dataset(
