@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from tree_canned import GOLD, GOLD_NAMES, make_db
 
-from lfkit.data.bird import Example
 from lfkit.data.prompts import INSTRUCTION, SchemaPromptBuilder, chat_messages
+from lfkit.data.rows import Question
 from lfkit.sql import ExecResult, execute_sql
 from lfkit.tree.feedback import execution_feedback, question_chat, revision_chat, revision_input
 
@@ -18,7 +18,7 @@ def shop(tmp_path: Path) -> tuple[Path, str, str]:
     """(db path, SFT instruction, SFT input) built by the SFT prompt builder (no example values)."""
     root = make_db(tmp_path / "dbs")
     db = root / "shop" / "shop.sqlite"
-    ex = Example(1, "shop", "Which items cost more than 10?", "price is in dollars", GOLD, "simple", db)
+    ex = Question(1, "shop", "Which items cost more than 10?", "price is in dollars", GOLD, "simple", db)
     instruction, input_text = SchemaPromptBuilder(n_examples=0).build(ex)
     assert not any(name in input_text for name in GOLD_NAMES)  # the schema alone shows no rows
     return db, instruction, input_text

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lfkit.data.rows import question_key
 from lfkit.io import write_rows
 from lfkit.tree.model import RevisionTree, TreeError, read_sidecar, read_tree_dicts, sidecar_path, write_sidecar
 from lfkit.tree.pairs import RESQLVER_TEST, RESQLVER_TRAIN, split_questions
@@ -78,7 +79,7 @@ def merge_tree_shards(
         for i, rec in enumerate(raw):
             rec = _tree_record(rec)
             tree = RevisionTree.from_dict(rec, f"{shard}: tree {i}")  # validates types and fields
-            qid = str(tree.question_id)
+            qid = question_key(tree.question_id)
             if qid in seen:
                 raise TreeError(f"{shard}: tree {i}: question_id {tree.question_id!r} is also in {seen[qid]}")
             seen[qid] = str(shard)
@@ -116,8 +117,8 @@ def merge_pair_shards(
         if "question_id" not in row:
             raise TreeError(f"pairs row {i}: field 'question_id' is missing")
     test_ids = split_questions([r["question_id"] for r in rows], test_fraction, seed)
-    train = [r for r in rows if str(r["question_id"]) not in test_ids]
-    test = [r for r in rows if str(r["question_id"]) in test_ids]
+    train = [r for r in rows if question_key(r["question_id"]) not in test_ids]
+    test = [r for r in rows if question_key(r["question_id"]) in test_ids]
     out = Path(output_dir)
     write_rows(out / RESQLVER_TRAIN, train)
     write_rows(out / RESQLVER_TEST, test)

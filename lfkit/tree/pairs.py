@@ -154,21 +154,22 @@ def tree_pairs(tree: RevisionTree, rules: Sequence[str] = RULES) -> tuple[list[P
 def preference_row(tree: RevisionTree, pair: Pair, round: int = 1) -> dict[str, Any]:
     """One row in lfkit's preference format (registrable as ``--kind preference``)."""
     from lfkit.data.prompts import format_sql_answer
+    from lfkit.data.rows import Question
+    from lfkit.data.rows import preference_row as row
 
     instruction, input_text = tree.prompt()
-    return {
-        "instruction": instruction,
-        "input": input_text,
-        "chosen": format_sql_answer(pair.chosen.generated_sql),
-        "rejected": format_sql_answer(pair.rejected.generated_sql),
-        "chosen_dist": pair.chosen.revision_distance,
-        "rejected_dist": pair.rejected.revision_distance,
-        "question_id": tree.question_id,
-        "db_id": tree.db_id,
-        "source": SOURCE,
-        "round": round,
-        "kind": pair.kind,
-    }
+    return row(
+        Question(tree.question_id, tree.db_id),
+        instruction,
+        input_text,
+        format_sql_answer(pair.chosen.generated_sql),
+        format_sql_answer(pair.rejected.generated_sql),
+        SOURCE,
+        round,
+        chosen_dist=pair.chosen.revision_distance,
+        rejected_dist=pair.rejected.revision_distance,
+        kind=pair.kind,
+    )
 
 
 def resqlver_row(tree: RevisionTree, pair: Pair) -> dict[str, Any]:
@@ -188,7 +189,7 @@ def resqlver_row(tree: RevisionTree, pair: Pair) -> dict[str, Any]:
 
 
 def split_questions(question_ids: Iterable[Any], test_fraction: float, seed: int) -> set[str]:
-    """The question ids (as strings) of the test side of a by-question split.
+    """The question keys (:func:`lfkit.data.rows.question_key`) of the test side of a by-question split.
 
     Questions are ranked by ``sha256(f"{seed}:{question_id}")``; the first
     ``round(n * test_fraction)`` go to test -- at least one when the fraction is positive
@@ -203,7 +204,9 @@ def split_questions(question_ids: Iterable[Any], test_fraction: float, seed: int
     """
     if not 0 <= test_fraction < 1:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    ids = sorted({str(q) for q in question_ids})
+    from lfkit.data.rows import question_key
+
+    ids = sorted({question_key(q) for q in question_ids})
     n = len(ids)
     if test_fraction == 0 or n < 2:
         return set()
@@ -246,6 +249,8 @@ def build_pairs(
     round: int = 1,
 ) -> PairsResult:
     """Pairs of every tree, split train/test by question."""
+    from lfkit.data.rows import question_key
+
     test_ids = split_questions([t.question_id for t in trees], test_fraction, seed)
     result = PairsResult(test_questions=test_ids)
     for tree in trees:
@@ -253,7 +258,7 @@ def build_pairs(
         result.counts.update(counts)
         result.counts["trees"] += 1
         result.counts["trees_with_pairs"] += bool(pairs)
-        side = result.test if str(tree.question_id) in test_ids else result.train
+        side = result.test if question_key(tree.question_id) in test_ids else result.train
         for p in pairs:
             result.counts[f"rule_{p.rule}"] += 1
             side.append(preference_row(tree, p, round))

@@ -189,21 +189,11 @@ def _check_distances(tree: RevisionTree, report: VerifyReport) -> None:
 # ----------------------------------------------------------------------------- labels
 
 
-def expected_label(verdict: Any, sql: str) -> str:
-    """lfkit's label of a node from its verdict (the rule of ``lfkit prefs``)."""
-    if not sql:
-        return "no_sql"
-    if verdict.correct:
-        return "correct"
-    if verdict.status == "ok":
-        return "wrong"
-    return "timeout" if verdict.status == "timeout" else "error"
-
-
 def _check_labels(
     trees: Sequence[RevisionTree], db_root: str | os.PathLike[str], report: VerifyReport, verifier: Any
 ) -> None:
     from lfkit.data.bird import resolve_db_path
+    from lfkit.sql.label import label_of
 
     items, where = [], []
     for tree in trees:
@@ -239,12 +229,12 @@ def _check_labels(
                 f"is_correct={node.is_correct} but executing its SQL gives {'correct' if correct else 'wrong'} "
                 f"({verdict.status}: {outcome})",
             )
-        elif node.label and node.label != expected_label(verdict, node.generated_sql):
+        elif node.label and node.label != label_of(verdict, node.generated_sql):
             report.problem(
                 "label",
                 tree.question_id,
                 nid,
-                f"label={node.label!r} but executing its SQL gives {expected_label(verdict, node.generated_sql)!r}",
+                f"label={node.label!r} but executing its SQL gives {label_of(verdict, node.generated_sql)!r}",
             )
 
 
@@ -272,6 +262,7 @@ def read_pairs(path: str | os.PathLike[str]) -> list[Any]:
 
 
 def _check_pairs(rows: Sequence[dict[str, Any]], trees: Sequence[RevisionTree], report: VerifyReport) -> None:
+    from lfkit.data.rows import question_key
     from lfkit.sql import extract_sql, normalize_sql
 
     by_question: dict[str, dict[str, set[int]]] = {}
@@ -280,7 +271,7 @@ def _check_pairs(rows: Sequence[dict[str, Any]], trees: Sequence[RevisionTree], 
         for node in tree.nodes.values():
             if node.generated_sql:
                 index.setdefault(normalize_sql(node.generated_sql), set()).add(node.revision_distance)
-        by_question[str(tree.question_id)] = index
+        by_question[question_key(tree.question_id)] = index
     report.pairs = len(rows)
     for c in PAIR_CHECKS:
         report.checks.setdefault(c, {"checked": 0, "problems": 0})
@@ -303,7 +294,7 @@ def _check_pairs(rows: Sequence[dict[str, Any]], trees: Sequence[RevisionTree], 
             report.problem(
                 "pair_order", qid, None, f"row {i}: chosen_dist={dists[0]} is not below rejected_dist={dists[1]}", row=i
             )
-        index = by_question.get(str(qid))
+        index = by_question.get(question_key(qid))
         if index is None:
             continue
         report.checked("pair_nodes")
@@ -344,4 +335,4 @@ def verify_trees(
     return report
 
 
-__all__ = ["PAIR_CHECKS", "TREE_CHECKS", "VerifyReport", "expected_label", "read_pairs", "verify_trees"]
+__all__ = ["PAIR_CHECKS", "TREE_CHECKS", "VerifyReport", "read_pairs", "verify_trees"]
