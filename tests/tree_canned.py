@@ -93,3 +93,72 @@ def canned_tree(question_id: int | str = 7, db_id: str = "shop") -> RevisionTree
             node.input_seq = f"revision prompt of {nid}"
     tree.compute_distances()
     return tree
+
+
+# ----------------------------------------------------------------------------- tree build
+
+
+THRESHOLDS = (10, 4, 0, 19, 30, 45)  # question k: "Which items cost more than THRESHOLDS[k]?"
+
+
+def make_sft(path: Path, db_root: Path, thresholds=THRESHOLDS) -> Path:
+    """SFT rows (built by the SFT prompt builder, no example values) for the shop questions."""
+    from lfkit.data.prompts import SchemaPromptBuilder, format_sql_answer
+    from lfkit.data.rows import Question, sft_row
+    from lfkit.io import write_rows
+
+    builder = SchemaPromptBuilder(n_examples=0)
+    db = db_root / "shop" / "shop.sqlite"
+    rows = []
+    for k, t in enumerate(thresholds):
+        gold = f"SELECT name FROM items WHERE price > {t}"
+        q = Question(k, "shop", f"Which items cost more than {t}?", "", gold, "simple", db, index=k)
+        instruction, input_text = builder.build(q)
+        rows.append(sft_row(q, instruction, input_text, format_sql_answer(gold)))
+    return write_rows(path, rows)
+
+
+def policy(user_text: str, j: int) -> str:
+    """A scripted model: what sample ``j`` answers, from the question and the feedback it is shown.
+
+    Depth 1: [no rows, error]. After "no rows": [correct, no rows]; after an error:
+    [rows of ids, error]; after rows: [no rows (other query), error]. So, per question with
+    max_depth 3: 12 nodes, correct ones at depth 2 and 3, a hopeless error branch.
+    """
+    import re
+
+    t = int(re.findall(r"Which items cost more than (\d+)\?", user_text)[-1])
+    if "A previous answer" not in user_text:
+        options = ["SELECT name FROM items WHERE price > 1000", "SELECT nme FROM items"]
+    elif "returned no rows" in user_text:
+        options = [f"SELECT name FROM items WHERE price >= {t + 1}", "SELECT name FROM items WHERE price < 0"]
+    elif "failed with an error" in user_text:
+        options = ["SELECT id FROM items", "SELECT nme FROM items"]
+    else:
+        options = ["SELECT id FROM items WHERE id < 0", "SELECT nme FROM items"]
+    return f"```sql\n{options[j % 2]}\n```"
+
+
+class ScriptedBackend:
+    """Factory for a GenerationBackend subclass answering with :func:`policy`; logs each call."""
+
+    @staticmethod
+    def make(delay: float = 0.0):
+        import time
+
+        from lfkit.generate import GenerationBackend
+
+        class Scripted(GenerationBackend):
+            name = "scripted"
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.calls: list[list[list[dict[str, str]]]] = []
+
+            def _generate(self, chats, cfg, seeds):
+                if delay:
+                    time.sleep(delay)
+                self.calls.append(chats)
+                return [[policy(c[-1]["content"], j) for j in range(cfg.n)] for c in chats]
+
+        return Scripted()

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from lfkit.errors import LfkitError
+from lfkit.generate.options import backend_options
 from lfkit.io import DataFileError
 
 
@@ -47,6 +48,80 @@ def tree() -> None:
       lfkit register --dataset-info data/dataset_info.json --name text2sql_tree \\
                      --file tree_pairs.jsonl --kind preference
     """
+
+
+@tree.command("build")
+@click.option(
+    "--sft-data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="SFT rows (JSON array or JSONL): instruction, input, output, db_id[, question_id].",
+)
+@click.option(
+    "--db-root", required=True, type=click.Path(exists=True, file_okay=False), help="<db_id>/<db_id>.sqlite folder."
+)
+@click.option("--output-dir", required=True, help="Folder for trees_<shard_id>.jsonl (and all_trees.json).")
+@click.option("--max-depth", type=click.IntRange(min=1), default=5, show_default=True, help="Deepest revision level.")
+@click.option(
+    "--sample-num", type=click.IntRange(min=1), default=2, show_default=True, help="Children per expanded node."
+)
+@click.option("--temperature", type=float, default=0.7, show_default=True, help="Sampling temperature.")
+@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling mass.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=512, show_default=True, help="Cap per answer.")
+@click.option("--seed", type=int, default=1234, show_default=True, help="Base seed (question i: seed + i*1000).")
+@click.option("--max-samples", type=click.IntRange(min=0), default=0, help="Use only the first N SFT rows (0 = all).")
+@click.option("--num-shards", type=click.IntRange(min=1), default=1, show_default=True, help="Shard count.")
+@click.option("--shard-id", type=click.IntRange(min=0), default=0, show_default=True, help="This run's shard.")
+@click.option(
+    "--wave-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Questions built together: their whole frontier is one generate call per depth.",
+)
+@click.option("--comparison", default="bird", show_default=True, help="bird (set) or testsuite (bag/order).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per SQL execution.")
+@click.option("--workers", type=click.IntRange(min=0), help="SQL execution processes (default: CPU count).")
+@click.option("--gold-row-count", is_flag=True, help="Feedback also gives gold's ROW COUNT (never its rows).")
+@click.option("--prune", is_flag=True, help="Keep only paths to a correct node (ReSQLver's trees; default: full).")
+@click.option("--overwrite", is_flag=True, help="Discard an existing trees file and start again.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@backend_options
+def build_cmd(**kwargs: Any) -> None:
+    """Build revision trees, breadth-first across many questions; resumable and sharded.
+
+    \b
+    Depth 1 answers the SFT prompt (--sample-num answers); every answer is executed and
+    compared with gold; each wrong answer gets --sample-num children that see its SQL
+    and ITS OWN execution outcome (error; or row count, first rows, column count; or no
+    rows) -- never gold's rows -- down to --max-depth. Killed and re-run with the same
+    settings, it resumes from <output-dir>/trees_<shard_id>.jsonl.
+
+    \b
+    Examples:
+      lfkit tree build --sft-data data/sft.json --db-root corpus/train_databases \\
+                       --output-dir out/trees --preset smollm2-135m --adapter-path out/sft
+      lfkit tree build ... --backend vllm --num-shards 8 --shard-id 3   # one GPU's share
+    """
+    from lfkit.generate import GenerationError
+    from lfkit.generate.options import backend_from_options, pop_backend_options
+    from lfkit.jobs import JobError
+    from lfkit.tree.build import TreeBuildConfig, build_trees
+
+    backend_opts = pop_backend_options(kwargs)
+    quiet = kwargs.pop("quiet")
+    try:
+        cfg = TreeBuildConfig(**kwargs)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    backend, identity, _ = backend_from_options(backend_opts)
+    cfg.model_info = identity
+    try:
+        with backend:
+            summary = build_trees(cfg, backend, progress=not quiet)
+    except (LfkitError, DataFileError, JobError, GenerationError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(summary, indent=2))
 
 
 @tree.command("pairs")

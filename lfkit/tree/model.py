@@ -8,8 +8,8 @@ One tree per question, shaped like ReSQLver's ``RevisionTree.to_dict`` (public a
      "tree_status", "statistics"}
 
 plus lfkit's ``instruction`` / ``input`` (the SFT question prompt the depth-1 answers were
-sampled from, written into preference rows) and ``sft_index`` (the row's position in the
-SFT file). A node is one whole SQL answer::
+sampled from, written into preference rows), ``sft_index`` (the row's position in the
+SFT file) and, only when gold itself failed to run, ``gold_status``. A node is one whole SQL answer::
 
     {"node_id": "node_{d}_{j}", "parent_id": "node_initial" | node_id, "d", "j",
      "generated_sql", "execution_feedback", "execution_status", "is_correct", "label",
@@ -197,6 +197,7 @@ class RevisionTree:
     instruction: str = ""  # lfkit: the SFT question prompt (alpaca instruction / input)
     input: str = ""
     sft_index: int | None = None
+    gold_status: str = "ok"  # lfkit: "error"/"timeout" when gold itself did not run (tree not expanded)
     duplicate_ids: list[str] = field(default_factory=list)  # repeated keys of `nodes` in the file
 
     # -- structure ------------------------------------------------------------------------
@@ -279,6 +280,8 @@ class RevisionTree:
         }
         if self.sft_index is not None:
             out["sft_index"] = self.sft_index
+        if self.gold_status != "ok":
+            out["gold_status"] = self.gold_status
         return out
 
     @classmethod
@@ -313,6 +316,7 @@ class RevisionTree:
             instruction=f.get("instruction", (str,), ""),
             input=f.get("input", (str,), ""),
             sft_index=sft_index,
+            gold_status=f.get("gold_status", (str,), "ok"),
             duplicate_ids=list(getattr(raw_nodes, "duplicates", [])),
         )
 
