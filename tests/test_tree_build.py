@@ -125,7 +125,7 @@ def test_resume_after_kill(corpus, tmp_path: Path) -> None:
 
 def test_resume_refuses_other_settings(corpus, tmp_path: Path) -> None:
     build_trees(config(corpus, tmp_path / "out", max_samples=2), ScriptedBackend.make(), progress=False)
-    with pytest.raises(JobError, match="other settings.*max_depth: 3 -> 4"):
+    with pytest.raises(JobError, match=r"other settings.*max_depth: 3 -> 4"):
         build_trees(config(corpus, tmp_path / "out", max_samples=2, max_depth=4), ScriptedBackend.make())
 
 
