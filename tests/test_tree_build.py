@@ -161,3 +161,46 @@ def test_shards_merge_verify_pairs_register(corpus, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert json.loads(info.read_text())["text2sql_tree"]["ranking"] is True
     assert validate_data_file(pairs, "preference") > 0
+
+
+@pytest.mark.slow
+def test_tiny_model_end_to_end(tiny_model: Path, demo_sft: Path, demo_corpus: Path, corpus, tmp_path: Path) -> None:
+    """The real CLI and hf backend build, resume and verify trees; tree pairs load through LF's rm stage."""
+    out = tmp_path / "trees"
+    db_root = demo_corpus / "train_databases"
+    args = ["tree", "build", "--preset", "tiny", "--sft-data", str(demo_sft), "--db-root", str(db_root)]
+    args += ["--output-dir", str(out), "--max-samples", "3", "--max-depth", "2", "--sample-num", "2"]
+    args += ["--max-new-tokens", "8", "--workers", "0", "--quiet"]
+    runner = CliRunner()
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output[res.output.index("{") :])
+    # a random model writes no SQL: every node is labelled and expanded down to max depth
+    assert summary["trees"] == 3 and summary["nodes"] == 3 * (2 + 4) and summary["generate_calls"] == 2
+    res = runner.invoke(main, args)  # re-run: everything resumed, nothing generated
+    again = json.loads(res.output[res.output.index("{") :])
+    assert again["resumed"] == 3 and again["built"] == 0 and again["generate_calls"] == 0
+    all_trees = out / "all_trees.json"
+    res = runner.invoke(main, ["tree", "verify", "--tree-file", str(all_trees), "--db-root", str(db_root)])
+    assert res.exit_code == 0, res.output
+
+    # pairs of (scripted) trees: registered, then read by LLaMA-Factory's own rm preprocessing
+    from lf_load import lf_dataset
+
+    build_trees(config(corpus, tmp_path / "scripted"), ScriptedBackend.make(), progress=False)
+    data = tmp_path / "data"
+    pairs = data / "tree_pairs.jsonl"
+    res = runner.invoke(
+        main, ["tree", "pairs", "--trees", str(tmp_path / "scripted" / "all_trees.json"), "--output", str(pairs),
+               "--test-fraction", "0"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        main, ["register", "--dataset-info", str(data / "dataset_info.json"), "--name", "t2s_tree", "--file",
+               str(pairs), "--kind", "preference"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    dataset, tok = lf_dataset(data, "t2s_tree", "rm", tiny_model, "qwen3_nothink", tmp_path)
+    n_rows = len(pairs.read_text().splitlines())
+    assert len(dataset) == n_rows > 0
+    assert "```sql" in tok.decode(dataset[0]["chosen_input_ids"])
