@@ -115,7 +115,11 @@ def resqlver_tree() -> dict:
         "revision_distance": 0,
     }
     wrong = dict(node, node_id="node_1_2", j=2, generated_sql="SELECT name FROM items", is_correct=False)
-    wrong["revision_distance"] = 999
+    # their builder appends children_ids but leaves children_num at 0, and feeds gold's rows back
+    wrong.update(children_ids=["node_2_1"], children_num=0, revision_distance=1, execution_feedback="Incorrect result.")
+    wrong["input_seq"] = "You are a SQL debugging expert. ..."
+    child = dict(node, node_id="node_2_1", parent_id="node_1_2", depth=2, j=1)
+    child["generated_sql"] = "SELECT name FROM items WHERE price >= 11"
     return {
         "question_id": 12,
         "db_id": "shop",
@@ -124,7 +128,7 @@ def resqlver_tree() -> dict:
         "difficulty": "simple",
         "SQL": "SELECT name FROM items WHERE price > 10",
         "node_initial": {"input_seq": "You are a SQL expert.\nDatabase Schema: ...\nQuestion: Which items?"},
-        "nodes": {"node_1_1": node, "node_1_2": wrong},
+        "nodes": {"node_1_1": node, "node_1_2": wrong, "node_2_1": child},
         "max_depth": 5,
         "sample_num": 2,
         "tree_status": "good",

@@ -282,6 +282,8 @@ def verify_cmd(
     for p in report.problems[:20]:
         where = f"question {p['question_id']}" + (f" {p['node_id']}" if p["node_id"] else "")
         lines.append(f"  [{p['check']}] {where}: {p['message']}")
+    if report.warnings:
+        lines.append(f"  {len(report.warnings)} warning(s), e.g. {report.warnings[0]['message']}")
     if len(report.problems) > 20:
         lines.append(f"  ... {len(report.problems) - 20} more problems" + (f" in {output}" if output else ""))
     click.echo("\n".join(lines))
