@@ -204,3 +204,24 @@ def test_tiny_model_end_to_end(tiny_model: Path, demo_sft: Path, demo_corpus: Pa
     n_rows = len(pairs.read_text().splitlines())
     assert len(dataset) == n_rows > 0
     assert "```sql" in tok.decode(dataset[0]["chosen_input_ids"])
+
+
+def test_merge_refuses_an_unfinished_shard(corpus, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for shard_id in (0, 1):
+        build_trees(config(corpus, out, num_shards=2, shard_id=shard_id), ScriptedBackend.make(), progress=False)
+    shard1 = out / "trees_1.jsonl"
+    lines = shard1.read_text().splitlines(keepends=True)
+    shard1.write_text("".join(lines[:-1]))  # as if killed before its last tree
+    res = CliRunner().invoke(
+        main, ["tree", "merge", "--kind", "trees", "--output", str(out / "all.json"), str(out / "trees_0.jsonl"),
+               str(shard1)],
+    )  # fmt: skip
+    assert res.exit_code == 1 and "trees_1.jsonl is unfinished: 1 of its 3 questions" in res.output
+    build_trees(config(corpus, out, num_shards=2, shard_id=1), ScriptedBackend.make(), progress=False)  # finish it
+    res = CliRunner().invoke(
+        main, ["tree", "merge", "--kind", "trees", "--output", str(out / "all.json"), str(out / "trees_0.jsonl"),
+               str(shard1)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["trees"] == 6

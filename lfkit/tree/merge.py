@@ -5,7 +5,8 @@ Every shard names the settings it was made with: a tree shard (``lfkit tree buil
 ``final_data_emerge_shard_{i}.json``, a merged ``all_trees.json``) in a sidecar file
 ``<file>.lfkit.json``. Merging refuses shards whose settings differ in anything but the
 shard id and the output paths, shard ids that repeat, missing shards (unless allowed),
-and a question that appears in two shards -- a merged set is one run's data or nothing.
+a question that appears in two shards, and a tree shard that lacks some of its questions
+(an interrupted build: re-run it to finish) -- a merged set is one run's data or nothing.
 """
 
 from __future__ import annotations
@@ -61,6 +62,30 @@ def _tree_record(rec: Any) -> Any:
     return rec["tree"] if isinstance(rec, dict) and isinstance(rec.get("tree"), dict) else rec
 
 
+def expected_questions(settings: dict[str, Any]) -> set[str] | None:
+    """The question keys a tree shard should hold, from its settings' SFT file; None when unknowable.
+
+    Unknowable: no ``sft_data`` in the settings, the file is gone, or it changed since the
+    build (its SHA-256 differs from ``sft_sha256``).
+    """
+    from lfkit.io import DataFileError, read_rows
+    from lfkit.jobs import file_sha256
+
+    path = settings.get("sft_data")
+    if not isinstance(path, str) or not Path(path).is_file():
+        return None
+    if settings.get("sft_sha256") and file_sha256(path) != settings["sft_sha256"]:
+        return None
+    try:
+        rows = read_rows(path)
+    except DataFileError:
+        return None
+    if settings.get("max_samples"):
+        rows = rows[: settings["max_samples"]]
+    k, i = settings.get("num_shards", 1), settings.get("shard_id", 0)
+    return {question_key(r.get("question_id", n)) for n, r in enumerate(rows) if n % k == i}
+
+
 def merge_tree_shards(
     shards: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], allow_missing: bool = False
 ) -> dict[str, Any]:
@@ -76,6 +101,7 @@ def merge_tree_shards(
                 "cannot tell which run made it, refusing to merge"
             )
         entries.append((str(shard), settings))
+        keys = set()
         for i, rec in enumerate(raw):
             rec = _tree_record(rec)
             tree = RevisionTree.from_dict(rec, f"{shard}: tree {i}")  # validates types and fields
@@ -83,7 +109,15 @@ def merge_tree_shards(
             if qid in seen:
                 raise TreeError(f"{shard}: tree {i}: question_id {tree.question_id!r} is also in {seen[qid]}")
             seen[qid] = str(shard)
+            keys.add(qid)
             trees.append((tree.sft_index, len(trees), rec))
+        expected = expected_questions(settings)
+        missing = sorted(expected - keys) if expected is not None else []
+        if missing and not allow_missing:
+            raise TreeError(
+                f"{shard} is unfinished: {len(missing)} of its {len(expected)} questions have no tree "
+                f"(e.g. question_id {missing[0]}); re-run its `lfkit tree build` to finish it, or --allow-missing"
+            )
     shared = _check_shards(entries, allow_missing)
     if all(idx is not None for idx, _, _ in trees):
         trees.sort(key=lambda t: (t[0], t[1]))  # back to SFT order (shards take every K-th row)
