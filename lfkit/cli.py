@@ -3,13 +3,22 @@
 Each subcommand lives next to the library code it drives (``lfkit/<module>/commands.py``)
 and is imported only when invoked, so ``lfkit eval``/``data``/``register``/``render``
 start fast and never import torch.
+
+Errors: a :class:`lfkit.errors.LfkitError` escaping any command is a diagnosed problem and
+is printed as one ``Error: <message>`` on stderr with exit status 1 (click's own format for
+its usage errors); ``LFKIT_DEBUG=1`` shows its traceback instead. Anything else is a bug and
+surfaces with its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+from typing import Any
 
 import click
+
+from lfkit.errors import LfkitError
 
 # name -> ("module:attribute", one-line help shown by ``lfkit --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def debug() -> bool:
+    """``LFKIT_DEBUG=1``: show tracebacks of diagnosed errors too."""
+    return os.environ.get("LFKIT_DEBUG", "") == "1"
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
@@ -38,14 +52,28 @@ class LazyGroup(click.Group):
         module_name, attr = target.split(":")
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a module not built yet, or an optional extra missing
-            if exc.name and exc.name.startswith("lfkit"):
-                return None
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] == "lfkit":
+                raise  # a broken lfkit import is a bug: show it as itself
+            # an optional third-party package (the training extra) is missing
             raise click.ClickException(
                 f"`lfkit {name}` needs the Python package '{exc.name}'. "
                 "Install the training extra: pip install 'lfkit[train]'"
             ) from exc
         return getattr(module, attr)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LfkitError as exc:
+            if debug():
+                raise
+            raise click.ClickException(str(exc)) from exc
+        except click.ClickException as exc:
+            # a command that wraps a LfkitError itself: with LFKIT_DEBUG, show the original's traceback
+            if debug() and isinstance(exc.__cause__, LfkitError):
+                raise exc.__cause__ from None
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from COMMANDS so that `lfkit --help` imports nothing heavy.

@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lfkit.errors import LfkitError
 
-class DataFileError(ValueError):
+
+class DataFileError(LfkitError, ValueError):
     """A data file is malformed; the message names the file, the row and the field."""
 
 

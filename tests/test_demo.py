@@ -10,29 +10,34 @@ from pathlib import Path
 
 import pytest
 
-from lfkit.pipeline.demo import DemoConfig, DemoError, Layout, check_settings, demo_config, lora_target_last_layers
+from lfkit.errors import LfkitError
+from lfkit.pipeline.config import DemoConfig, DemoLayout, demo_config, demo_settings
 from lfkit.pipeline.report import verdict
+from lfkit.pipeline.stages import StageError, check_settings
+from lfkit.recipes.render import lora_target_last_layers
 
 
 def test_demo_config_rejects_bad_sizes(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="cannot exceed n_train"):
+    with pytest.raises(LfkitError, match="cannot exceed n_train"):
         demo_config("tiny", out=tmp_path, n_sft=10_000)
-    with pytest.raises(ValueError, match="unknown demo model"):
+    with pytest.raises(ValueError, match="unknown demo model"):  # ConfigError is also a ValueError
         DemoConfig(model="gpt-5", out=tmp_path)
+    with pytest.raises(LfkitError, match="learning rates must be > 0"):
+        demo_config("tiny", out=tmp_path, sft_lr=0.0)
 
 
-def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
-    layout = Layout(tmp_path)
-    check_settings(demo_config("tiny", out=tmp_path), layout)
+def test_demo_settings_decide_resuming(tmp_path: Path) -> None:
+    # the output folder and --force are not settings: the same run may move or be forced
+    assert demo_settings(demo_config("tiny", out=tmp_path / "a")) == demo_settings(
+        demo_config("tiny", out=tmp_path / "b", force=True)
+    )
+    layout = DemoLayout(tmp_path)
+    check_settings(layout, demo_settings(demo_config("tiny", out=tmp_path)))
     layout.stages.mkdir(parents=True)
     (layout.stages / "corpus.json").write_text("{}")
-    check_settings(demo_config("tiny", out=tmp_path), layout)  # same settings: resumes
-    with pytest.raises(DemoError, match=r"other settings \(dpo_lr .* -> 0\.5\).*--force"):
-        check_settings(demo_config("tiny", out=tmp_path, dpo_lr=0.5), layout)
-    check_settings(demo_config("tiny", out=tmp_path, dpo_lr=0.5, force=True), layout)  # --force: the new ones stick
-    assert json.loads((tmp_path / "settings.json").read_text())["dpo_lr"] == 0.5
-    with pytest.raises(ValueError, match="learning rates must be > 0"):
-        demo_config("tiny", out=tmp_path, sft_lr=0.0)
+    check_settings(layout, demo_settings(demo_config("tiny", out=tmp_path)))  # same settings: resumes
+    with pytest.raises(StageError, match=r"other settings \(dpo_lr .* -> 0\.5\).*--force"):
+        check_settings(layout, demo_settings(demo_config("tiny", out=tmp_path, dpo_lr=0.5)))
 
 
 def test_lora_target_names_only_the_last_layers(tiny_model: Path) -> None:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from lfkit.pipeline.demo import llamafactory_env
 from lfkit.recipes import render_recipe, write_recipe
+from lfkit.train import TrainResult, run_llamafactory
 
 pytestmark = pytest.mark.slow
 
@@ -20,20 +17,14 @@ pytestmark = pytest.mark.slow
 FAST = {"max_steps": 2, "cutoff_len": 256, "per_device_train_batch_size": 1, "logging_steps": 1, "save_steps": 1000}
 
 
-def _lf_env() -> dict[str, str]:
-    # the demo's offline, CPU-only environment for llamafactory-cli, with CI's two threads
-    return {**llamafactory_env(), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2"}
+@pytest.fixture(autouse=True)
+def _two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # run_llamafactory's offline, CPU-only environment starts from ours: CI's two threads
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
 
 
-def _llamafactory(command: str, recipe: Path, cwd: Path) -> str:
-    cli = shutil.which("llamafactory-cli", path=str(Path(sys.executable).parent)) or "llamafactory-cli"
-    res = subprocess.run(
-        [cli, command, str(recipe)], cwd=cwd, env=_lf_env(), capture_output=True, text=True, timeout=600
-    )
-    log = res.stdout + res.stderr
-    (cwd / f"{recipe.stem}.log").write_text(log)
-    assert res.returncode == 0, f"llamafactory-cli {command} {recipe.name} failed:\n{log[-4000:]}"
-    return log
+def _llamafactory(recipe: Path, cwd: Path) -> TrainResult:
+    return run_llamafactory(recipe, cwd / f"{recipe.stem}.log", progress=False, cwd=cwd)
 
 
 def _lora_b_norm(adapter_dir: Path) -> float:
@@ -51,18 +42,26 @@ def test_sft_dpo_rm_export_with_tiny(tiny_model: Path, demo_datasets: Path, tmp_
     # ---- SFT
     sft = render_recipe("sft", "tiny", FAST, output_dir=sft_dir, **common)
     assert sft["model_name_or_path"] == str(tiny_model)
-    _llamafactory("train", write_recipe(sft, work / "sft.yaml", base_dir=work), work)
+    trained = _llamafactory(write_recipe(sft, work / "sft.yaml", base_dir=work), work)
+    # the result is LF's own files: 2 steps, each logged, mean loss = train_results.json's train_loss
+    assert trained.command == "train" and trained.output_dir == sft_dir
+    assert trained.steps == 2 and [step for step, _ in trained.losses] == [1, 2]
+    train_loss = json.loads((sft_dir / "train_results.json").read_text())["train_loss"]
+    assert trained.mean_loss == train_loss == pytest.approx(sum(loss for _, loss in trained.losses) / 2, abs=1e-3)
+    assert trained.reward_accuracy is None  # SFT logs no rewards
     config = json.loads((sft_dir / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(tiny_model)
     assert _lora_b_norm(sft_dir) > 0  # LoRA B starts at zero: the SFT adapter really moved the model
 
     # ---- DPO from the SFT adapter
     dpo = render_recipe("dpo", "tiny", FAST, output_dir=dpo_dir, adapter_name_or_path=sft_dir, **common)
-    log = _llamafactory("train", write_recipe(dpo, work / "dpo.yaml", base_dir=work), work)
+    trained = _llamafactory(write_recipe(dpo, work / "dpo.yaml", base_dir=work), work)
+    log = trained.log_path.read_text()
     assert "Merged 1 adapter(s)." in log
     assert f"Loaded adapter(s): {sft_dir}" in log
     assert (dpo_dir / "adapter_model.safetensors").is_file()
-    first = json.loads((dpo_dir / "trainer_state.json").read_text())["log_history"][0]
+    first = trained.log_history[0]
+    assert trained.reward_accuracy == trained.log_history[1]["rewards/accuracies"]
     # Step 1: the new adapter is zero, so the policy is exactly the SFT model. Rewards of 0 and a loss
     # of log 2 mean the reference is that same model; a raw-base reference would give non-zero rewards
     # (the SFT adapter above is non-zero).
@@ -72,13 +71,14 @@ def test_sft_dpo_rm_export_with_tiny(tiny_model: Path, demo_datasets: Path, tmp_
 
     # ---- reward model on the same pairs
     rm = render_recipe("rm", "tiny", FAST, output_dir=rm_dir, **common)
-    _llamafactory("train", write_recipe(rm, work / "rm.yaml", base_dir=work), work)
+    _llamafactory(write_recipe(rm, work / "rm.yaml", base_dir=work), work)
     assert (rm_dir / "value_head.safetensors").is_file()
     assert (rm_dir / "adapter_model.safetensors").is_file()
 
     # ---- export: merge SFT + DPO into a plain model
     export = render_recipe("export", "tiny", adapter_name_or_path=[sft_dir, dpo_dir], output_dir=merged)
-    _llamafactory("export", write_recipe(export, work / "export.yaml", base_dir=work), work)
+    exported = _llamafactory(write_recipe(export, work / "export.yaml", base_dir=work), work)
+    assert exported.command == "export" and exported.output_dir == merged and exported.steps == 0
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lfkit.errors import LfkitError
 from lfkit.resources import cache_dir
 
 __all__ = ["EMBEDDED_MODELS", "EmbeddedModel", "ModelError", "model_dir", "prepare_model", "prepared_models"]
@@ -31,7 +32,7 @@ MARKER = "lfkit_model.json"
 BUILD_VERSION = 1  # bump when a builder changes what it writes, so caches rebuild
 
 
-class ModelError(RuntimeError):
+class ModelError(LfkitError, RuntimeError):
     """An embedded model cannot be prepared (unknown name, missing package)."""
 
 

@@ -57,22 +57,21 @@ def demo(
       lfkit demo --quick --out /tmp/d  # tiny random model, a smoke run of a few minutes
       lfkit demo --dpo-lr 2e-4 --out demo_lr2e-4   # the same run with a gentler DPO
     """
-    from lfkit.pipeline.demo import DemoError, demo_config, run_demo
+    from lfkit.pipeline.config import demo_config
+    from lfkit.pipeline.demo import run_demo
 
     if quick:
         model = "tiny"
-    try:
-        cfg = demo_config(
-            model,
-            out=out,
-            force=force,
-            seed=seed,
-            n_sft=n_sft,
-            n_prefs=n_prefs,
-            num_candidates=num_candidates,
-            sft_lr=sft_lr,
-            dpo_lr=dpo_lr,
-        )
-        run_demo(cfg)
-    except (DemoError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    # ConfigError, DemoError and every other LfkitError become one line on stderr in lfkit.cli
+    cfg = demo_config(
+        model,
+        out=out,
+        force=force,
+        seed=seed,
+        n_sft=n_sft,
+        n_prefs=n_prefs,
+        num_candidates=num_candidates,
+        sft_lr=sft_lr,
+        dpo_lr=dpo_lr,
+    )
+    run_demo(cfg)

@@ -7,13 +7,11 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lfkit.data.rows import DIFFICULTIES
 from lfkit.io import atomic_write_text
-
-if TYPE_CHECKING:
-    from lfkit.pipeline.demo import DemoConfig, Layout
+from lfkit.pipeline.config import DemoConfig, DemoLayout, config_dict
 
 EVAL_STAGES = (("eval_base", "base"), ("eval_sft", "sft"), ("eval_dpo", "dpo"))
 
@@ -159,9 +157,7 @@ def plot_loss(training: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(cfg: DemoConfig, layout: Layout, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    from lfkit.pipeline.demo import config_dict
-
+def write_report(cfg: DemoConfig, layout: DemoLayout, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     stages = eval_rows(results)
     training = {s: results[s] for s in ("sft", "dpo") if s in results}
     report = {

@@ -14,10 +14,11 @@ from typing import Any
 
 import yaml
 
+from lfkit.errors import LfkitError
 from lfkit.resources import resource_dir
 
 
-class RecipeError(ValueError):
+class RecipeError(LfkitError, ValueError):
     """A preset, an override or a rendered recipe is invalid; the message says which and why."""
 
 

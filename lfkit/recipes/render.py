@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import textwrap
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import yaml
 
 from lfkit.io import atomic_write_text
 from lfkit.recipes.presets import Preset, RecipeError, load_preset, preset_fields
+from lfkit.recipes.validate import lf_argument_names, unknown_key_message, validate_recipe
 from lfkit.resources import resource_dir
 
 
@@ -94,11 +94,21 @@ def _adapters(value: str | Path | list | tuple | None) -> list[str]:
     return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
-def unknown_key_message(key: str, valid: list[str], what: str) -> str:
-    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    listing = textwrap.fill(", ".join(sorted(valid)), width=110, initial_indent="  ", subsequent_indent="  ")
-    return f"unknown key {key!r}: not {what}.{hint}\nValid keys ({len(valid)}):\n{listing}"
+LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def lora_target_last_layers(model_dir: str | Path, n_layers: int) -> str:
+    """``lora_target`` naming the linear modules of the last ``n_layers`` decoder layers.
+
+    PEFT matches each name as a suffix of the module path, so ``layers.29.q_proj``-style
+    names select layers without any LLaMA-Factory option for it. Reads ``num_hidden_layers``
+    from the model folder's ``config.json`` (LLaMA-style module names).
+    """
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    total = config["num_hidden_layers"]
+    layers = range(max(0, total - n_layers), total)
+    mlp = {"gate_proj", "up_proj", "down_proj"}
+    return ",".join(f"layers.{i}.{'mlp' if m in mlp else 'self_attn'}.{m}" for i in layers for m in LINEAR_MODULES)
 
 
 def render_recipe(
@@ -186,8 +196,6 @@ def render_recipe(
     config = {k: v for k, v in yaml.safe_load(text).items() if v is not None}
 
     if lf_overrides:
-        from lfkit.recipes.validate import lf_argument_names
-
         valid = lf_argument_names(spec.command)
         for key, value in lf_overrides.items():
             if key not in valid:
@@ -306,7 +314,5 @@ def write_recipe(
 ) -> Path:
     """Validate ``config`` with LLaMA-Factory's parser (unless ``validate=False``), then write it atomically."""
     if validate:
-        from lfkit.recipes.validate import validate_recipe
-
         validate_recipe(config, base_dir=base_dir)
     return atomic_write_text(path, dump_recipe(config, header))

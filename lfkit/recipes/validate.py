@@ -17,10 +17,12 @@ that is not on this machine still validates.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import logging
 import os
 import random
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,19 @@ from lfkit.recipes.presets import RecipeError
 HARDWARE_KEYS = ("bf16", "fp16", "pure_bf16", "tf32", "deepspeed", "fsdp", "fsdp_config")
 TRAIN_STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
 RANKING_STAGES = ("rm", "dpo")
+
+
+def recipe_command(config: dict[str, Any]) -> str:
+    """The ``llamafactory-cli`` subcommand for ``config``: ``export`` when it has ``export_dir``, else ``train``."""
+    return "export" if "export_dir" in config else "train"
+
+
+def unknown_key_message(key: str, valid: list[str], what: str) -> str:
+    """Why ``key`` is refused: the closest valid keys, then every valid key."""
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    listing = textwrap.fill(", ".join(sorted(valid)), width=110, initial_indent="  ", subsequent_indent="  ")
+    return f"unknown key {key!r}: not {what}.{hint}\nValid keys ({len(valid)}):\n{listing}"
 
 
 def _import_lf():
@@ -184,7 +199,7 @@ def validate_recipe(config: dict[str, Any], *, base_dir: str | Path | None = Non
     if not isinstance(config, dict):
         raise RecipeError(f"a recipe is a mapping of LLaMA-Factory arguments, got {type(config).__name__}")
     base = Path(base_dir) if base_dir is not None else None
-    command = "export" if "export_dir" in config else "train"
+    command = recipe_command(config)
     stage = config.get("stage", "sft")
     if command == "train" and stage not in TRAIN_STAGES:
         raise RecipeError(f"stage {stage!r} is not a LLaMA-Factory training stage ({', '.join(TRAIN_STAGES)})")
@@ -192,8 +207,6 @@ def validate_recipe(config: dict[str, Any], *, base_dir: str | Path | None = Non
     valid = lf_argument_names(command)
     unknown = [k for k in config if k not in valid]
     if unknown:
-        from lfkit.recipes.render import unknown_key_message
-
         raise RecipeError(unknown_key_message(unknown[0], sorted(valid), f"a LLaMA-Factory {command} argument"))
 
     from llamafactory.data.template import TEMPLATES
