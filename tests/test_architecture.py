@@ -15,6 +15,10 @@ Layers, low to high (a module may import its own layer and the ones below):
 3. ``grpo``, ``pipeline``: loops composed of those steps.
 4. the command layer: ``lfkit.cli`` and every ``*/commands.py``. Only it may import ``click``.
 
+Imports under ``if TYPE_CHECKING:`` count as module-level ones; a package whose exports
+resolve lazily through ``importlib`` (``lfkit.sql``, ``lfkit.reward``) names them there, which
+is how this test sees those dependencies.
+
 ``lfkit.sql`` must not import ``rich`` at import time (it runs inside worker processes and
 under ``lfkit eval``); module-level imports are checked for that.
 """

@@ -18,6 +18,7 @@ from lfkit.generate.base import GenerationBackend, GenerationError, get_backend
 from lfkit.generate.prompts import resolve_template
 from lfkit.models.embedded import resolve_model
 from lfkit.models.presets import load_preset
+from lfkit.sql.extract import SQL_FENCE_STOP
 
 # Questions per generate call when --batch-size is not given: vLLM and servers schedule
 # large batches themselves; the hf backend pads a batch to its longest prompt.
@@ -46,8 +47,6 @@ def parse_backend_extra(values: Iterable[str]) -> dict[str, Any]:
 
 def stop_strings(stop: bool) -> tuple[str, ...]:
     """The stop list ``--stop/--no-stop`` stands for."""
-    from lfkit.sql.extract import SQL_FENCE_STOP  # lazily: lfkit.sql's package imports the verifier
-
     return SQL_FENCE_STOP if stop else ()
 
 
