@@ -61,6 +61,7 @@ OUT ?= $(WORK)/saves/$(PRESET)
 MAX_STEPS ?= 20
 DPO_SAMPLES ?= 32
 NUM_REJECTS ?= 2
+CHOSEN ?= gold # gold | on-policy (the SFT model's own execution-correct samples, gold as fallback)
 MAX_NEW_TOKENS ?= 128
 SETS ?= # extra `lfkit render` overrides, e.g. SETS="--set lora_rank=16 --set cutoff_len=2048"
 .PHONY: sft dpo rm
@@ -96,7 +97,7 @@ $(DATA)/text2sql_dpo.jsonl: $(OUT)/sft/adapter_model.safetensors
 	$(LF_ENV) $(LFKIT) prefs rejects --preset $(PRESET) --adapter-path $(OUT)/sft \
 		--sft-data $(DATA)/text2sql_sft.json --db-root $(CORPUS)/train_databases --output $@ \
 		--num-rejects $(NUM_REJECTS) --max-samples $(DPO_SAMPLES) --max-new-tokens $(MAX_NEW_TOKENS) \
-		--reject-no-sql --overwrite
+		--reject-no-sql --chosen $(CHOSEN) --overwrite
 	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_dpo --file $@ --kind preference --force
 
 dpo: $(DATA)/text2sql_dpo.jsonl ## DPO from the SFT adapter (reference = SFT model) -> $(OUT)/dpo
@@ -106,3 +107,14 @@ dpo: $(DATA)/text2sql_dpo.jsonl ## DPO from the SFT adapter (reference = SFT mod
 rm: $(DATA)/text2sql_dpo.jsonl ## reward model (value head) on the same pairs -> $(OUT)/rm
 	$(call RENDER,rm,text2sql_dpo)
 	$(LF_TRAIN) $(OUT)/rm.yaml
+
+# ---- iterative DPO (lfkit iterate) ------------------------------------------------------------
+# Round 0 = the demo's SFT (trained in $(ITER_OUT) unless ITER_ARGS="--from saves/sft"); round k merges
+# round k-1 (llamafactory-cli export), samples fresh train questions with it, trains a new adapter on it
+# (policy start = reference = round k-1) and evaluates dev. Re-run to resume.
+ROUNDS ?= 3
+ITER_OUT ?= iterate_out
+ITER_ARGS ?= # e.g. "--stop-when-worse", "--from work/saves/smollm2-135m/sft", "--dry-run"
+.PHONY: iterate
+iterate: $(STAMP) ## iterative DPO: ROUNDS rounds of sample -> verify -> DPO from the previous round -> eval -> $(ITER_OUT)
+	$(LF_ENV) $(LFKIT) iterate --preset $(PRESET) --rounds $(ROUNDS) --out $(ITER_OUT) $(ITER_ARGS)

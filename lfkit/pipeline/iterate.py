@@ -488,7 +488,7 @@ def start_model(plan: Plan, runner: StageRunner | None) -> ModelRef:
 
 def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
     """Run (or resume) every round and write the report; returns report.json's content."""
-    from lfkit.recipes import load_preset
+    from lfkit.models.presets import load_preset
 
     if cfg.dry_run:
         return dry_run(cfg)
@@ -542,7 +542,8 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
 
 def dry_run(cfg: IterateConfig) -> dict[str, Any]:
     """Print (and write under OUT/recipes/) every recipe and command of the run; train nothing."""
-    from lfkit.recipes import load_preset, write_recipe
+    from lfkit.models.presets import load_preset
+    from lfkit.recipes import write_recipe
     from lfkit.recipes.render import dump_recipe
 
     layout = IterateLayout(cfg.out)
