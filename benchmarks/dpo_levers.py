@@ -41,8 +41,11 @@ class Lever:
     train: dict[str, Any] = field(default_factory=dict)  # learning_rate, pref_beta, pref_loss, pref_ftx, epochs
 
 
+MODEL = "smollm2-135m"  # --model tiny: a smoke run of the driver itself (its EX is 0)
+
+
 def seed_config(seed: int, root: Path) -> DemoConfig:
-    return demo_config("smollm2-135m", seed=seed, out=root / f"seed{seed}")
+    return demo_config(MODEL, seed=seed, out=root / f"seed{seed}")
 
 
 def run_sft(seed: int, root: Path) -> dict[str, Any]:
@@ -257,7 +260,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--levers", default="", help="comma-separated lever names (default: all)")
+    parser.add_argument("--model", default=MODEL, choices=["smollm2-135m", "tiny"])
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
     names = [n for n in args.levers.split(",") if n] or list(LEVERS)
     unknown = [n for n in names if n not in LEVERS]
     if unknown:

@@ -24,6 +24,15 @@ import click
 @click.option("--num-candidates", type=int, default=None, help="Candidates sampled per question.")
 @click.option("--sft-lr", type=float, default=None, help="SFT learning rate (default from the model's profile).")
 @click.option("--dpo-lr", type=float, default=None, help="DPO learning rate (default from the model's profile).")
+@click.option("--pref-beta", type=float, default=None, help="DPO beta.")
+@click.option("--pref-loss", type=click.Choice(["sigmoid", "ipo", "hinge", "orpo", "simpo"]), help="Preference loss.")
+@click.option("--pref-ftx", type=float, default=None, help="SFT term on chosen mixed into DPO.")
+@click.option(
+    "--chosen",
+    type=click.Choice(["gold", "on-policy"]),
+    help="DPO chosen side (on-policy: the SFT model's own correct samples).",
+)
+@click.option("--reject-kinds", help="Sample labels that may be rejected, e.g. wrong,error (default: every failure).")
 def demo(
     model: str,
     quick: bool,
@@ -35,6 +44,11 @@ def demo(
     num_candidates: int | None,
     sft_lr: float | None,
     dpo_lr: float | None,
+    pref_beta: float | None,
+    pref_loss: str | None,
+    pref_ftx: float | None,
+    chosen: str | None,
+    reject_kinds: str | None,
 ) -> None:
     """Post-train a real model on a real database, SFT then DPO, and report EX per stage.
 
@@ -73,6 +87,11 @@ def demo(
         num_candidates=num_candidates,
         sft_lr=sft_lr,
         dpo_lr=dpo_lr,
+        pref_beta=pref_beta,
+        pref_loss=pref_loss,
+        pref_ftx=pref_ftx,
+        chosen=chosen,
+        reject_kinds=reject_kinds,
     )
     run_demo(cfg)
 

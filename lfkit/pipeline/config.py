@@ -74,6 +74,13 @@ class DemoConfig:
             raise ConfigError(f"pref_loss must be one of {', '.join(PREF_LOSSES)}, got {self.pref_loss!r}")
         if self.chosen not in ("gold", "on-policy"):
             raise ConfigError(f"chosen must be gold or on-policy, got {self.chosen!r}")
+        kinds = [k.strip() for k in self.reject_kinds.split(",") if k.strip()]
+        bad = [k for k in kinds if k not in ("wrong", "error", "timeout", "no_sql")]
+        if bad or not kinds:
+            raise ConfigError(
+                f"reject_kinds must name some of wrong, error, timeout, no_sql; got {self.reject_kinds!r}"
+            )
+        self.reject_kinds = ",".join(kinds)
         if self.n_sft > self.n_train or self.n_prefs > self.n_train:
             raise ConfigError(
                 f"n_sft ({self.n_sft}) and n_prefs ({self.n_prefs}) cannot exceed n_train ({self.n_train})"

@@ -241,7 +241,10 @@ class Plan:
 
         preset = {**self.preset, "model_name_or_path": start.base}
         return render_recipe(
-            "export", preset, adapter_name_or_path=list(start.adapters), output_dir=str(self.layout.merged(k - 1))
+            "export",
+            preset,
+            adapter_name_or_path=list(start.adapters),
+            output_dir=str(self.layout.merged(k - 1).resolve()),
         )
 
     def dpo_recipe(self, k: int, policy: str) -> dict[str, Any]:
@@ -390,7 +393,7 @@ def stage_merge(plan: Plan, k: int, start: ModelRef) -> dict[str, Any]:
 
     recipe = write_recipe(plan.merge_recipe(k, start), plan.layout.round_recipes(k) / "merge.yaml")
     run_llamafactory(recipe, plan.layout.logs / f"round{k}_merge.log", title=f"round {k}: merge")
-    merged = plan.layout.merged(k - 1)
+    merged = plan.layout.merged(k - 1).resolve()
     if not (merged / "config.json").is_file():
         raise IterateError(f"round {k}: llamafactory-cli export finished but wrote no model in {merged}")
     return {"model": str(merged), "recipe": str(recipe.relative_to(plan.layout.root)), "from": start.as_dict()}
@@ -493,9 +496,9 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
     if cfg.dry_run:
         return dry_run(cfg)
     layout = IterateLayout(cfg.out)
-    layout.root.mkdir(parents=True, exist_ok=True)
     if cfg.from_path is not None:
         classify_from(cfg.from_path)  # before anything is written
+    layout.root.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]lfkit iterate[/bold]: preset {cfg.preset}, {cfg.rounds} rounds, output {layout.root}")
     check_settings(layout, cfg.settings(), force=cfg.force)
     plan = Plan(cfg, layout, load_preset(cfg.preset))
@@ -570,7 +573,7 @@ def dry_run(cfg: IterateConfig) -> dict[str, Any]:
         lines.append(f"\n# ===== round {k}: sample with round {k - 1}, DPO with round {k - 1} as start and reference")
         if model.adapters:
             show(plan.merge_recipe(k, model), layout.round_recipes(k) / "merge.yaml", "llamafactory-cli export")
-            policy = str(layout.merged(k - 1))
+            policy = str(layout.merged(k - 1).resolve())
         else:
             policy = model.base
         lines.append(
