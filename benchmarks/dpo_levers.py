@@ -260,7 +260,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--levers", default="", help="comma-separated lever names (default: all)")
-    parser.add_argument("--model", default=MODEL, choices=["smollm2-135m", "tiny"])
+    parser.add_argument("--model", default="smollm2-135m", choices=["smollm2-135m", "tiny"])
     args = parser.parse_args()
     global MODEL
     MODEL = args.model
