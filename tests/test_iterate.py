@@ -196,3 +196,18 @@ def test_tiny_two_rounds_killed_and_resumed(tmp_path: Path, tiny_model: Path) ->
                 out=out,
             )
         )
+
+
+def test_demo_dpo_options_are_checked_and_decide_resuming(tmp_path: Path) -> None:
+    from lfkit.errors import LfkitError
+    from lfkit.pipeline.config import demo_config, demo_settings
+
+    cfg = demo_config("tiny", out=tmp_path, chosen="on-policy", reject_kinds=" wrong, no_sql ", pref_loss="orpo")
+    assert cfg.reject_kinds == "wrong,no_sql" and cfg.pref_ftx == 0.0
+    assert demo_settings(cfg)["chosen"] == "on-policy" != demo_settings(demo_config("tiny", out=tmp_path))["chosen"]
+    with pytest.raises(LfkitError, match="reject_kinds must name some of wrong, error, timeout, no_sql"):
+        demo_config("tiny", out=tmp_path, reject_kinds="wrong,correct")
+    with pytest.raises(LfkitError, match="pref_loss must be one of"):
+        demo_config("tiny", out=tmp_path, pref_loss="kto")
+    with pytest.raises(LfkitError, match="chosen must be gold or on-policy"):
+        demo_config("tiny", out=tmp_path, chosen="model")
