@@ -63,7 +63,11 @@ DPO_SAMPLES ?= 32
 NUM_REJECTS ?= 2
 MAX_NEW_TOKENS ?= 128
 SETS ?= # extra `lfkit render` overrides, e.g. SETS="--set lora_rank=16 --set cutoff_len=2048"
-.PHONY: sft dpo rm
+TREE_QUESTIONS ?= 24
+TREE_DEPTH ?= 3
+TREE_SAMPLES ?= 2
+TREES ?= $(DATA)/trees
+.PHONY: sft dpo rm tree
 
 LF_ENV := HF_HUB_OFFLINE=1 DISABLE_VERSION_CHECK=1 WANDB_DISABLED=true
 LF_TRAIN := $(LF_ENV) $(BIN)/llamafactory-cli train
@@ -106,3 +110,17 @@ dpo: $(DATA)/text2sql_dpo.jsonl ## DPO from the SFT adapter (reference = SFT mod
 rm: $(DATA)/text2sql_dpo.jsonl ## reward model (value head) on the same pairs -> $(OUT)/rm
 	$(call RENDER,rm,text2sql_dpo)
 	$(LF_TRAIN) $(OUT)/rm.yaml
+
+# Revision trees (ReSQLver) from the SFT model on TREE_QUESTIONS train questions: each wrong
+# answer revised from its own execution outcome down to TREE_DEPTH; verified, then pairs.
+$(DATA)/text2sql_tree.jsonl: $(OUT)/sft/adapter_model.safetensors
+	$(LF_ENV) $(LFKIT) tree build --preset $(PRESET) --adapter-path $(OUT)/sft \
+		--sft-data $(DATA)/text2sql_sft.json --db-root $(CORPUS)/train_databases --output-dir $(TREES) \
+		--max-samples $(TREE_QUESTIONS) --max-depth $(TREE_DEPTH) --sample-num $(TREE_SAMPLES) \
+		--temperature 0.7 --max-new-tokens $(MAX_NEW_TOKENS) --overwrite --quiet
+	$(LFKIT) tree verify --tree-file $(TREES)/all_trees.json --db-root $(CORPUS)/train_databases \
+		--output $(TREES)/verification_report.json
+	$(LFKIT) tree pairs --trees $(TREES)/all_trees.json --output $@ --test-fraction 0.05 --resqlver-dir $(TREES)
+	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_tree --file $@ --kind preference --force
+
+tree: $(DATA)/text2sql_tree.jsonl ## revision trees from the SFT adapter -> verified pairs text2sql_tree (TREE_QUESTIONS TREE_DEPTH)
