@@ -64,7 +64,11 @@ NUM_REJECTS ?= 2
 CHOSEN ?= gold # gold | on-policy (the SFT model's own execution-correct samples, gold as fallback)
 MAX_NEW_TOKENS ?= 128
 SETS ?= # extra `lfkit render` overrides, e.g. SETS="--set lora_rank=16 --set cutoff_len=2048"
-.PHONY: sft dpo rm
+TREE_QUESTIONS ?= 24
+TREE_DEPTH ?= 3
+TREE_SAMPLES ?= 2
+TREES ?= $(DATA)/trees
+.PHONY: sft dpo rm tree
 
 LF_ENV := HF_HUB_OFFLINE=1 DISABLE_VERSION_CHECK=1 WANDB_DISABLED=true
 LF_TRAIN := $(LF_ENV) $(BIN)/llamafactory-cli train
@@ -118,3 +122,17 @@ ITER_ARGS ?= # e.g. "--stop-when-worse", "--from work/saves/smollm2-135m/sft", "
 .PHONY: iterate
 iterate: $(STAMP) ## iterative DPO: ROUNDS rounds of sample -> verify -> DPO from the previous round -> eval -> $(ITER_OUT)
 	$(LF_ENV) $(LFKIT) iterate --preset $(PRESET) --rounds $(ROUNDS) --out $(ITER_OUT) $(ITER_ARGS)
+
+# Revision trees (ReSQLver) from the SFT model on TREE_QUESTIONS train questions: each wrong
+# answer revised from its own execution outcome down to TREE_DEPTH; verified, then pairs.
+$(DATA)/text2sql_tree.jsonl: $(OUT)/sft/adapter_model.safetensors
+	$(LF_ENV) $(LFKIT) tree build --preset $(PRESET) --adapter-path $(OUT)/sft \
+		--sft-data $(DATA)/text2sql_sft.json --db-root $(CORPUS)/train_databases --output-dir $(TREES) \
+		--max-samples $(TREE_QUESTIONS) --max-depth $(TREE_DEPTH) --sample-num $(TREE_SAMPLES) \
+		--temperature 0.7 --max-new-tokens $(MAX_NEW_TOKENS) --overwrite --quiet
+	$(LFKIT) tree verify --tree-file $(TREES)/all_trees.json --db-root $(CORPUS)/train_databases \
+		--output $(TREES)/verification_report.json
+	$(LFKIT) tree pairs --trees $(TREES)/all_trees.json --output $@ --test-fraction 0.05 --resqlver-dir $(TREES)
+	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_tree --file $@ --kind preference --force
+
+tree: $(DATA)/text2sql_tree.jsonl ## revision trees from the SFT adapter -> verified pairs text2sql_tree (TREE_QUESTIONS TREE_DEPTH)
