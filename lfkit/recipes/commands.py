@@ -38,6 +38,7 @@ def _list_text() -> str:
     lines = ["Stages:"]
     lines += [f"  {s.name:<8} llamafactory-cli {s.command:<7} {s.help}" for s in STAGES.values()]
     lines.append(f"  {'launch':<8} {'bash':<24} multi-GPU / multi-node launch script for a preset")
+    lines.append(f"  {'grpo':<8} {'lfkit grpo train':<24} TRL GRPO config (also runs with `trl grpo --config`)")
     lines.append("")
     lines.append("Presets:")
     for name, description in list_presets().items():
@@ -50,7 +51,7 @@ def _list_text() -> str:
 
 
 @click.command()
-@click.argument("stage", required=False, type=click.Choice(["sft", "dpo", "rm", "export", "launch"]))
+@click.argument("stage", required=False, type=click.Choice(["sft", "dpo", "rm", "export", "launch", "grpo"]))
 @click.option("--preset", "-p", help="Model preset (see --list); it fixes the model and its chat template.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a preset field or LF argument.")
 @click.option("--dataset", help="Dataset name(s) in dataset_info.json, comma-separated. Default per stage.")
@@ -99,7 +100,12 @@ def render(
       lfkit render sft --preset qwen3-coder-30b-a3b --set deepspeed_stage=2 --set cutoff_len=16384 -o sft.yaml
       lfkit render export --preset tiny --adapter saves/tiny/lora/sft --output-dir merged -o export.yaml
       lfkit render launch --preset qwen3-coder-30b-a3b -o launch.sh   # FORCE_TORCHRUN/NNODES/...
+      lfkit render grpo --preset smollm2-135m --dataset data/grpo.jsonl --adapter saves/sft -o grpo.yaml
       lfkit render --sync            # regenerate recipes/ after changing templates or presets
+
+    `grpo` writes a TRL GRPO config (see `lfkit grpo --help`): --dataset is the GRPO rows
+    file, --adapter the SFT adapter to start from, --set also takes reward.NAME=WEIGHT and
+    lfkit.KEY=VALUE; it is checked with TRL's parser and runs with `trl grpo --config`.
     """
     from lfkit.recipes import RecipeError
 
@@ -112,6 +118,11 @@ def render(
             return
         if stage is None or preset is None or output is None:
             raise click.UsageError("give STAGE, --preset and -o FILE (or --list / --sync)")
+        if stage == "grpo":  # a TRL config, not a LLaMA-Factory recipe: lfkit.grpo renders it
+            from lfkit.grpo.commands import render_grpo_file
+
+            render_grpo_file(preset, sets, dataset, output_dir, list(adapters), output, not no_validate)
+            return
         _render(stage, preset, sets, dataset, dataset_dir, output_dir, list(adapters), output, not no_validate)
     except RecipeError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -145,6 +145,9 @@ def render_examples(
         atomic_write_text(script, render_launch_script(p, script_name=f"{prefix}/{preset}/launch.sh"))
         script.chmod(0o755)
         written.append(script)
+    from lfkit.grpo.render import render_grpo_examples  # GRPO runs on TRL: lfkit.grpo renders its files
+
+    written += render_grpo_examples(out, prefix=prefix)
     return written
 
 
