@@ -343,10 +343,11 @@ def render_grpo_examples(out_dir: str | Path, *, prefix: str = "examples/lfkit")
                     "",
                     f"Rendered by lfkit from templates/{TEMPLATE} with preset '{name}'.",
                     "Do not edit: change the template or preset and run `lfkit render --sync`.",
-                    "Paths resolve from the checkout root where you run it (`lfkit install --lf-dir` puts this file there).",
+                    "Paths resolve from the directory you run it in (`lfkit install --lf-dir`: the checkout root).",
                     f"Run:  lfkit grpo train {prefix}/{name}/{stem}.yaml            (merges the SFT adapter first)",
                     f"  or  bash {launch} {prefix}/{name}/{stem}.yaml   (accelerate, multi-GPU)",
-                    f"  or  lfkit grpo merge {prefix}/{name}/{stem}.yaml && trl grpo --config {prefix}/{name}/{stem}.yaml",
+                    f"  or  lfkit grpo merge {prefix}/{name}/{stem}.yaml",
+                    f"      trl grpo --config {prefix}/{name}/{stem}.yaml          (TRL's own CLI)",
                 ]
             )
             written.append(write_grpo_config(config, out / name / f"{stem}.yaml", header=header))
