@@ -205,14 +205,14 @@ def check_rewards(settings: GRPOSettings) -> None:
     funcs = settings.script.reward_funcs or []
     if not funcs and not settings.script.reward_model_name_or_path:
         raise GRPOConfigError(f"{settings.source}: reward_funcs is empty")
+    for name in funcs:  # names first: a typo is the likelier mistake than a miscount
+        import_reward(name, settings.source)
     weights = settings.training.reward_weights
     n = len(funcs) + (1 if settings.script.reward_model_name_or_path else 0)
     if weights is not None and len(weights) != n:
         raise GRPOConfigError(
             f"{settings.source}: reward_weights has {len(weights)} values for {n} reward functions ({funcs})"
         )
-    for name in funcs:
-        import_reward(name, settings.source)
 
 
 def import_reward(name: str, source: str = "GRPO config") -> Any:

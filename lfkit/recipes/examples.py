@@ -145,9 +145,6 @@ def render_examples(
         atomic_write_text(script, render_launch_script(p, script_name=f"{prefix}/{preset}/launch.sh"))
         script.chmod(0o755)
         written.append(script)
-    from lfkit.grpo.render import render_grpo_examples  # GRPO runs on TRL: lfkit.grpo renders its files
-
-    written += render_grpo_examples(out, prefix=prefix)
     return written
 
 
@@ -171,6 +168,9 @@ def sync_recipes(check: bool = False, target: str | Path | None = None) -> list[
     with tempfile.TemporaryDirectory(prefix="lfkit-recipes-") as tmp:
         fresh = Path(tmp)
         render_examples(fresh)
+        from lfkit.grpo.render import render_grpo_examples  # GRPO runs on TRL (not LLaMA-Factory): lfkit.grpo
+
+        render_grpo_examples(fresh)
         new = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*") if p.is_file()}
         old = set()
         if target.is_dir():  # hand-written files (README.md, .keep) are not ours to sync
