@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lfkit.data.prompts import chat_messages
 from lfkit.sql import extract_sql
+from lfkit.sql.extract import SQL_FENCE_STOP
 
 if TYPE_CHECKING:
     from lfkit.data.prompts import SchemaPromptBuilder
@@ -31,15 +32,19 @@ def predict_sql(
     chunk_size: int = 16,
     progress: bool = True,
     description: str = "predicting",
+    stop: Sequence[str] = SQL_FENCE_STOP,
 ) -> dict[int, tuple[str, str]]:
     """Greedy-decode one SQL per example; returns ``{question_id: (sql, db_id)}``.
+
+    ``stop`` ends each answer at the end of its first closed fence (:data:`SQL_FENCE_STOP`),
+    instead of letting the model ramble to ``max_new_tokens``; ``()`` decodes to the cap.
 
     ``chunk_size`` chats go to the backend per call (it batches inside), so the progress
     bar moves while a long split is decoded.
     """
     from lfkit.generate import SamplingConfig
 
-    cfg = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=0)
+    cfg = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=0, stop=stop)
     chats = [chat_messages(*builder.build(ex)) for ex in examples]
     predictions: dict[int, tuple[str, str]] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -44,6 +44,7 @@ Issue(name='unclosed_parenthesis', severity=0.8, detail='1 unclosed (')
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -164,38 +165,34 @@ def _sqlglot():
     return exp
 
 
-class _Parsers:
-    """The sqlite dialect's parser, changed so that join syntax survives in the AST.
+def _parse_statements(tokens: Sequence[Any], sql: str) -> list[Any]:
+    """Parse with the stock sqlite parser, then restore the join syntax it erases.
 
-    Stock sqlite parsing turns ``FROM a, b`` into the same node as ``a CROSS JOIN b`` and adds
-    ``ON TRUE`` to a JOIN written without a condition, which erases exactly what the join
-    detectors judge: comma joins are marked ``meta["comma"]`` and no ON is invented.
+    Stock sqlite parsing turns ``FROM a, b`` into a CROSS join and adds ``ON TRUE`` to a JOIN
+    written without a condition, which erases exactly what the join detectors judge. The
+    parser cannot be subclassed (sqlglotc compiles it with mypyc), so the tree is mended
+    instead: a CROSS join without the ``pivots`` argument that only explicit JOIN syntax sets
+    is a comma join (``meta["comma"]``), and an invented ``ON TRUE`` is removed. When the text
+    itself holds ``ON TRUE`` every such ON is kept (the rare mix of both cannot be told apart;
+    ``incorrect_join`` judges a kept one).
     """
+    from sqlglot import exp
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.tokens import TokenType
 
-    _cls: Any = None
+    written_on_true = any(
+        a.token_type == TokenType.ON and b.token_type == TokenType.TRUE for a, b in itertools.pairwise(tokens)
+    )
 
-    @classmethod
-    def parser(cls) -> Any:
-        if cls._cls is None:
-            from sqlglot.dialects.dialect import Dialect
-            from sqlglot.tokens import TokenType
-
-            base = type(Dialect.get_or_raise("sqlite")).parser_class
-
-            class _Parser(base):  # type: ignore[misc,valid-type]
-                ADD_JOIN_ON_TRUE = False
-
-                def _parse_join(self, *args: Any, **kwargs: Any) -> Any:
-                    comma = self._curr is not None and self._curr.token_type == TokenType.COMMA
-                    join = super()._parse_join(*args, **kwargs)
-                    if join is not None and comma:
-                        join.meta["comma"] = True
-                    return join
-
-            cls._cls = _Parser
-        from sqlglot.dialects.dialect import Dialect
-
-        return cls._cls(dialect=Dialect.get_or_raise("sqlite"))
+    trees = [t for t in Dialect.get_or_raise("sqlite").parser().parse(tokens, sql) if t is not None]
+    for tree in trees:
+        for join in tree.find_all(exp.Join):
+            if join.args.get("kind") == "CROSS" and "pivots" not in join.args:
+                join.meta["comma"] = True
+            on = join.args.get("on")
+            if isinstance(on, exp.Boolean) and on.this is True and not written_on_true:
+                join.set("on", None)
+    return trees
 
 
 def _paren_problem(tokens: Sequence[Any]) -> str | None:
@@ -258,7 +255,7 @@ def parse_query(sql: str | None, question: str | None = None, schema: Mapping[st
         parsed.error = "empty SQL (only comments)"
         return parsed
     try:
-        trees = [t for t in _Parsers.parser().parse(parsed.tokens, parsed.sql) if t is not None]
+        trees = _parse_statements(parsed.tokens, parsed.sql)
     except (SqlglotError, RecursionError) as e:
         parsed.error = f"parse error: {_first_line(e)}"
         return parsed
