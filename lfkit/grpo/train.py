@@ -541,6 +541,11 @@ def train_grpo(config: str | os.PathLike[str], *, resume: str | os.PathLike[str]
         peft_config=peft_config,
     )
     callback.trainer = trainer
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    if questions and plugin is not None and getattr(plugin, "zero_stage", 0) == 3:
+        # ZeRO-3 shards the weights: a greedy decode on the main process alone would wait forever
+        logger.warning("dev EX is evaluated on the main process only: off under ZeRO-3 (use lfkit grpo eval)")
+        callback.questions = []
     started = time.monotonic()
     try:
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
