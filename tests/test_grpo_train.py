@@ -132,3 +132,17 @@ def test_tiny_grpo_two_steps_best_model_and_resume(tiny_model: Path, demo_corpus
     assert summary["steps"] == 3 and summary["resumed_from"].endswith("checkpoint-2")
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
+
+    # the best model, evaluated: EX by difficulty and the seed's metrics
+    report_path = tmp_path / "evaluation_report.json"
+    args = ["grpo", "eval", "--model", str(tmp_path / "sft-merged"), "--adapter", str(out / "best_model")]
+    args += ["--test-file", str(tmp_path / "dev.jsonl"), "--output", str(report_path), "--max-new-tokens", "8"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    report = json.loads(report_path.read_text())
+    assert report["summary"]["n"] == report["summary"]["ex_n"] == 4
+    assert set(report["summary"]["ex_by_difficulty"]) <= {"simple", "moderate", "challenging"}
+    metrics = ("type_accuracy", "sql_validity", "reasoning_quality", "self_assessment_accuracy", "issue_detection_rate")
+    for key in metrics:
+        assert 0.0 <= report["summary"][key] <= 100.0
+    assert len(report["examples"]) == 4 and "error_analysis" in report
