@@ -26,7 +26,6 @@ The **seed's format** (seed 001) is ``{"query", "response", "type"}`` with
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections import Counter
@@ -98,16 +97,40 @@ def grpo_rows_from_sft(
     ``instruction`` + ``input``, the gold SQL its output's SQL, the database
     ``<db_root>/<db_id>/<db_id>.sqlite``. The question text is read back from the input's last
     ``Question:`` line; ``difficulties`` maps question ids to difficulties (else ``unknown``).
-    Every error names the file, row and field (:func:`lfkit.prefs.job.load_questions`)."""
-    from lfkit.prefs.job import load_questions
+    Every error names the file, row and field."""
+    from lfkit.data.bird import resolve_db_path
+    from lfkit.sql.extract import extract_sql
 
+    path = Path(sft_data)
     rows = []
-    for q in load_questions(sft_data, db_root, max_samples=limit or 0):
-        m = _QUESTION.search(q.input)
-        question = m["q"].strip() if m else ""
-        difficulty = (difficulties or {}).get(q.key, UNKNOWN_DIFFICULTY)
-        q = dataclasses.replace(q, question=question, difficulty=difficulty)
-        rows.append(grpo_row(q, q.instruction, q.input))
+    db_paths: dict[str, Path] = {}
+    for i, row in enumerate(read_rows(path)[: limit or None]):
+        for name in ("instruction", "output", "db_id"):
+            if not isinstance(row.get(name), str) or not row[name].strip():
+                raise DataFileError(f"{path}: row {i}: field '{name}' must be a non-empty string")
+        if not isinstance(row.get("input", ""), str):
+            raise DataFileError(f"{path}: row {i}: field 'input' must be a string")
+        gold = extract_sql(row["output"])
+        if not gold:
+            raise DataFileError(f"{path}: row {i}: field 'output' holds no SQL")
+        db_id = row["db_id"]
+        if db_id not in db_paths:
+            try:
+                db_paths[db_id] = resolve_db_path(db_root, db_id)
+            except (FileNotFoundError, ValueError) as exc:
+                raise DataFileError(f"{path}: row {i}: field 'db_id' {db_id!r}: {exc}") from exc
+        m = _QUESTION.search(row.get("input", ""))
+        qid = row.get("question_id", i)  # BIRD train has none: its index in the file
+        q = Question(
+            qid,
+            db_id,
+            m["q"].strip() if m else "",
+            gold_sql=gold,
+            difficulty=(difficulties or {}).get(str(qid).strip(), UNKNOWN_DIFFICULTY),
+            db_path=db_paths[db_id],
+            index=i,
+        )
+        rows.append(grpo_row(q, row["instruction"], row.get("input", "")))
     return rows
 
 

@@ -1,57 +1,11 @@
-"""`lfkit grpo train | eval | merge` and the `lfkit render grpo` helper."""
+"""`lfkit grpo train | eval | merge` (`lfkit render grpo` is in lfkit/recipes/commands.py)."""
 
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 import click
-
-
-def render_grpo_file(
-    preset: str,
-    sets: tuple[str, ...],
-    dataset: str | None,
-    output_dir: str | None,
-    adapters: list[str],
-    output: Path,
-    validate: bool,
-) -> None:
-    """`lfkit render grpo`: render, validate with TRL's parser (relative paths from the current
-    directory), write ``output`` (``-`` = stdout)."""
-    from lfkit.grpo.render import dump_grpo_config, render_grpo, validate_grpo_config
-    from lfkit.io import atomic_write_text
-    from lfkit.recipes.commands import parse_set
-    from lfkit.recipes.presets import RecipeError, read_preset
-
-    read_preset(preset)  # unknown preset: fail before building an embedded model
-    if not dataset:
-        raise click.UsageError("grpo needs --dataset: the GRPO rows file (lfkit data grpo --out FILE)")
-    if len(adapters) > 1:
-        raise RecipeError(f"grpo starts from one SFT adapter (merge earlier ones first), got {adapters}")
-    config = render_grpo(
-        preset, parse_set(sets), dataset=dataset, output_dir=output_dir, sft_adapter=adapters[0] if adapters else None
-    )
-    if validate:
-        validate_grpo_config(config, base_dir=Path.cwd())
-    args = ["lfkit", "render", "grpo", "--preset", preset, "--dataset", dataset]
-    args += ["--output-dir", output_dir] if output_dir else []
-    args += [a for adapter in adapters for a in ("--adapter", adapter)]
-    args += [a for item in sets for a in ("--set", item)]
-    header = "\n".join(
-        [
-            "Rendered by: " + " ".join(shlex.quote(a) for a in args),
-            "Run: lfkit grpo train THIS.yaml   (or: trl grpo --config THIS.yaml"
-            + (", after lfkit grpo merge)" if adapters else ")"),
-        ]
-    )
-    text = dump_grpo_config(config, header)
-    if str(output) == "-":
-        click.echo(text, nl=False)
-        return
-    atomic_write_text(output, text)
-    click.echo(f"wrote {output}" + (" (validated by TRL's GRPO parser)" if validate else ""))
 
 
 @click.group()

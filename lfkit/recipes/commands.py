@@ -32,8 +32,8 @@ def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _list_text() -> str:
-    from lfkit.recipes import STAGES, list_presets
-    from lfkit.recipes.presets import read_preset
+    from lfkit.models.presets import list_presets, read_preset
+    from lfkit.recipes import STAGES
 
     lines = ["Stages:"]
     lines += [f"  {s.name:<8} llamafactory-cli {s.command:<7} {s.help}" for s in STAGES.values()]
@@ -107,25 +107,18 @@ def render(
     file, --adapter the SFT adapter to start from, --set also takes reward.NAME=WEIGHT and
     lfkit.KEY=VALUE; it is checked with TRL's parser and runs with `trl grpo --config`.
     """
-    from lfkit.recipes import RecipeError
-
-    try:
-        if list_:
-            click.echo(_list_text())
-            return
-        if sync:
-            _sync(check)
-            return
-        if stage is None or preset is None or output is None:
-            raise click.UsageError("give STAGE, --preset and -o FILE (or --list / --sync)")
-        if stage == "grpo":  # a TRL config, not a LLaMA-Factory recipe: lfkit.grpo renders it
-            from lfkit.grpo.commands import render_grpo_file
-
-            render_grpo_file(preset, sets, dataset, output_dir, list(adapters), output, not no_validate)
-            return
-        _render(stage, preset, sets, dataset, dataset_dir, output_dir, list(adapters), output, not no_validate)
-    except RecipeError as exc:
-        raise click.ClickException(str(exc)) from exc
+    if list_:
+        click.echo(_list_text())
+        return
+    if sync:
+        _sync(check)
+        return
+    if stage is None or preset is None or output is None:
+        raise click.UsageError("give STAGE, --preset and -o FILE (or --list / --sync)")
+    if stage == "grpo":  # a TRL config, not a LLaMA-Factory recipe: lfkit.grpo renders it
+        _render_grpo(preset, sets, dataset, output_dir, list(adapters), output, not no_validate)
+        return
+    _render(stage, preset, sets, dataset, dataset_dir, output_dir, list(adapters), output, not no_validate)
 
 
 def _sync(check: bool) -> None:
@@ -155,8 +148,8 @@ def _render(
     validate: bool,
 ) -> None:
     from lfkit.io import atomic_write_text
+    from lfkit.models.presets import read_preset
     from lfkit.recipes import dump_recipe, render_launch_script, render_recipe, validate_recipe
-    from lfkit.recipes.presets import read_preset
 
     read_preset(preset)  # unknown preset: fail before building an embedded model
     if stage == "launch":
@@ -190,6 +183,51 @@ def _render(
     if stage == "launch":
         output.chmod(0o755)
     click.echo(f"wrote {output}" + ("" if stage == "launch" or not validate else " (validated by LLaMA-Factory)"))
+
+
+def _render_grpo(
+    preset: str,
+    sets: tuple[str, ...],
+    dataset: str | None,
+    output_dir: str | None,
+    adapters: list[str],
+    output: Path,
+    validate: bool,
+) -> None:
+    """`lfkit render grpo`: render, validate with TRL's parser (relative paths from the current
+    directory), write ``output`` (``-`` = stdout)."""
+    from lfkit.grpo.render import dump_grpo_config, render_grpo, validate_grpo_config
+    from lfkit.io import atomic_write_text
+    from lfkit.models.presets import read_preset
+    from lfkit.recipes import RecipeError
+
+    read_preset(preset)  # unknown preset: fail before building an embedded model
+    if not dataset:
+        raise click.UsageError("grpo needs --dataset: the GRPO rows file (lfkit data grpo --out FILE)")
+    if len(adapters) > 1:
+        raise RecipeError(f"grpo starts from one SFT adapter (merge earlier ones first), got {adapters}")
+    config = render_grpo(
+        preset, parse_set(sets), dataset=dataset, output_dir=output_dir, sft_adapter=adapters[0] if adapters else None
+    )
+    if validate:
+        validate_grpo_config(config, base_dir=Path.cwd())
+    args = ["lfkit", "render", "grpo", "--preset", preset, "--dataset", dataset]
+    args += ["--output-dir", output_dir] if output_dir else []
+    args += [a for adapter in adapters for a in ("--adapter", adapter)]
+    args += [a for item in sets for a in ("--set", item)]
+    header = "\n".join(
+        [
+            "Rendered by: " + " ".join(shlex.quote(a) for a in args),
+            "Run: lfkit grpo train THIS.yaml   (or: trl grpo --config THIS.yaml"
+            + (", after lfkit grpo merge)" if adapters else ")"),
+        ]
+    )
+    text = dump_grpo_config(config, header)
+    if str(output) == "-":
+        click.echo(text, nl=False)
+        return
+    atomic_write_text(output, text)
+    click.echo(f"wrote {output}" + (" (validated by TRL's GRPO parser)" if validate else ""))
 
 
 @click.command()
@@ -244,22 +282,16 @@ def install(
       lfkit install --lf-dir ~/LLaMA-Factory --data data --sft-dataset my_sft --dpo-dataset my_dpo_r2
       cd ~/LLaMA-Factory && llamafactory-cli train examples/lfkit/qwen3-coder-30b-a3b/sft.yaml
     """
-    from lfkit.io import DataFileError
-    from lfkit.recipes import RecipeError
     from lfkit.recipes.install import install_into
-    from lfkit.registry import RegistryError
 
-    try:
-        report = install_into(
-            lf_dir,
-            data_dir=data_dir,
-            datasets=list(datasets) or None,
-            presets=list(presets),
-            recipes=not no_recipes,
-            force=force,
-            recipe_datasets={"sft": sft_dataset, "dpo": dpo_dataset, "rm": rm_dataset},
-        )
-    except (RecipeError, RegistryError, DataFileError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = install_into(
+        lf_dir,
+        data_dir=data_dir,
+        datasets=list(datasets) or None,
+        presets=list(presets),
+        recipes=not no_recipes,
+        force=force,
+        recipe_datasets={"sft": sft_dataset, "dpo": dpo_dataset, "rm": rm_dataset},
+    )
     for path, action in report:
         click.echo(f"{action:<10} {path}")

@@ -1,4 +1,6 @@
-"""SQL issue detectors: the seed's eleven, on a sqlglot AST (dialect ``sqlite``), in a registry users extend.
+"""SQL issue detectors on a sqlglot AST (dialect ``sqlite``), in a registry users extend.
+
+The built-ins are the eleven of the process-reward GRPO recipe (Qwen3-1.7B) plus ``invalid_sql``.
 
 :func:`detect_issues` parses the SQL once (:func:`parse_query`) and runs every registered
 detector on the result. Each detector reports at most one :class:`Issue` (its ``detail`` lists
@@ -21,7 +23,7 @@ name                              severity  rule (exact text in each detector's 
 ``invalid_sql``                   1.0       lfkit's addition: not one parseable query
 ================================  ========  =====================================================
 
-The seed describes ``incorrect_join`` and ``missing_join_condition`` with the same words
+That recipe describes ``incorrect_join`` and ``missing_join_condition`` with the same words
 ("JOIN without ON", all joins vs some joins); lfkit keeps ``missing_join_condition`` for the
 absent condition and gives ``incorrect_join`` the other join mistake, a condition that does not
 connect the tables. ``invalid_sql`` is added because an unparsable SQL must be an issue: it
@@ -543,7 +545,7 @@ def _is_time_column(col: Any, sources, schema) -> bool:
     return False
 
 
-# -- the seed's eleven detectors ---------------------------------------------------------------
+# -- the recipe's eleven detectors -------------------------------------------------------------
 @register_detector(
     "missing_where",
     0.3,
@@ -918,7 +920,7 @@ def _order_by_without_limit(p: ParsedSQL) -> str | None:
     mentions=["invalid sql", "syntax error", "not valid sql", "语法错误", "无效的sql", "无法解析"],
 )
 def _invalid_sql(p: ParsedSQL) -> str | None:
-    """Not exactly one query sqlglot parses (lfkit's addition to the seed's eleven).
+    """Not exactly one query sqlglot parses (lfkit's addition to the recipe's eleven).
 
     Fires on an empty SQL, a tokenizer error, a parse error (unless ``unclosed_parenthesis``
     explains it), several statements, a statement that is not a query (INSERT, DROP ...) and
@@ -942,7 +944,7 @@ SEED_SEVERITIES: dict[str, float] = {
     "multiple_tables_no_join": 0.4,
     "order_by_without_limit": 0.2,
 }
-"""The seed's eleven detectors and their severities (the registry holds these plus ``invalid_sql``)."""
+"""The process-reward recipe's eleven detectors and their severities (the registry holds these plus ``invalid_sql``)."""
 
 INVALID_ISSUES = frozenset({"invalid_sql", "unclosed_parenthesis"})
 """Issues that make a SQL invalid (no execution possible), as opposed to merely suspect."""
