@@ -196,10 +196,10 @@ def _render_grpo(
 ) -> None:
     """`lfkit render grpo`: render, validate with TRL's parser (relative paths from the current
     directory), write ``output`` (``-`` = stdout)."""
-    from lfkit.grpo.render import dump_grpo_config, render_grpo, validate_grpo_config
     from lfkit.io import atomic_write_text
     from lfkit.models.presets import read_preset
     from lfkit.recipes import RecipeError
+    from lfkit.recipes.grpo import dump_grpo_config, render_grpo, validate_grpo_config
 
     read_preset(preset)  # unknown preset: fail before building an embedded model
     if not dataset:
