@@ -52,7 +52,7 @@ def test_merge_is_base_plus_adapter_and_done_once(tiny_model: Path, tmp_path: Pa
 
 def test_prompts_use_the_llamafactory_template(tmp_path: Path) -> None:
     from lfkit.generate.prompts import PromptEncoder
-    from lfkit.models import prepare_model
+    from lfkit.models.embedded import prepare_model
 
     encoder = PromptEncoder(prepare_model("smollm2-135m"), "smollm2")
     rows = render_prompts([{"prompt": [{"role": "user", "content": "hi"}], "gold_sql": "SELECT 1"}], encoder)

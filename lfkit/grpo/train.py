@@ -40,6 +40,7 @@ from typing import Any
 
 from lfkit.grpo.config import GRPOConfigError, GRPOSettings, dataset_files, import_reward, load_grpo_config
 from lfkit.io import DataFileError, atomic_write_text
+from lfkit.models.embedded import resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ def merge_adapter(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lfkit.generate.prompts import EMBEDDED_MARKER, offline_if_local, resolve_model
+    from lfkit.generate.prompts import offline_if_local
+    from lfkit.models.embedded import MARKER as EMBEDDED_MARKER
 
     base = resolve_model(base_model)
     offline_if_local(base)
@@ -111,10 +113,7 @@ def prepare_start_model(settings: GRPOSettings) -> Path | str:
     lf = settings.lfkit
     target = settings.model.model_name_or_path
     if not lf.sft_adapter:
-        from lfkit.generate.prompts import resolve_model
-
         return resolve_model(target)
-    from lfkit.generate.prompts import resolve_model
 
     adapter = Path(lf.sft_adapter)
     if not adapter.is_dir():
