@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grpo": ("lfkit.grpo.commands:grpo", "GRPO on TRL with execution + process rewards: train, eval, merge."),
     "tree": ("lfkit.tree.commands:tree", "Revision trees (ReSQLver): build, pairs, merge shards, verify."),
     "demo": ("lfkit.pipeline.commands:demo", "Run the whole SFT -> DPO loop on the embedded model and database."),
+    "iterate": (
+        "lfkit.pipeline.commands:iterate",
+        "Iterative DPO: sample, label, DPO from the previous round, evaluate.",
+    ),
 }
 
 
