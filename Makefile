@@ -136,3 +136,29 @@ $(DATA)/text2sql_tree.jsonl: $(OUT)/sft/adapter_model.safetensors
 	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_tree --file $@ --kind preference --force
 
 tree: $(DATA)/text2sql_tree.jsonl ## revision trees from the SFT adapter -> verified pairs text2sql_tree (TREE_QUESTIONS TREE_DEPTH)
+
+# ---- GRPO on TRL (seed 001) from the SFT adapter --------------------------------------------
+# CPU defaults: SmolLM2 from $(SFT_ADAPTER) (`make sft`, or the demo's: SFT_ADAPTER=demo_out/saves/sft),
+# execution-led rewards, GRPO_STEPS optimizer steps of 2 prompts x 4 completions, dev EX on the first
+# GRPO_DEV dev questions every GRPO_DEV_EVERY steps; writes $(OUT)/grpo/ (best_model/, reward_curve.png).
+SFT_ADAPTER ?= $(OUT)/sft
+GRPO_STEPS ?= 30
+GRPO_DEV ?= 40
+GRPO_DEV_EVERY ?= 10
+GRPO_TOKENS ?= 128
+GRPO_SETS ?= # extra `lfkit render grpo` overrides, e.g. GRPO_SETS="--set learning_rate=1e-4 --set reward.format=0"
+.PHONY: grpo
+
+$(DATA)/text2sql_grpo.jsonl: $(CORPUS)/train.json
+	$(LFKIT) data grpo --bird-dir $(CORPUS) --split train --out $@ --n-examples 0
+
+$(DATA)/text2sql_grpo_dev.jsonl: $(CORPUS)/train.json
+	$(LFKIT) data grpo --bird-dir $(CORPUS) --split dev --out $@ --n-examples 0
+
+grpo: $(DATA)/text2sql_grpo.jsonl $(DATA)/text2sql_grpo_dev.jsonl ## GRPO (TRL) from the SFT adapter, dev EX + best_model -> $(OUT)/grpo
+	test -f $(SFT_ADAPTER)/adapter_model.safetensors || $(MAKE) sft
+	$(LF_ENV) $(LFKIT) render grpo --preset $(PRESET) --dataset $(DATA)/text2sql_grpo.jsonl --adapter $(SFT_ADAPTER) \
+		--output-dir $(OUT)/grpo --set max_steps=$(GRPO_STEPS) --set max_completion_length=$(GRPO_TOKENS) \
+		--set lfkit.dev_file=$(DATA)/text2sql_grpo_dev.jsonl --set lfkit.dev_size=$(GRPO_DEV) \
+		--set lfkit.dev_every=$(GRPO_DEV_EVERY) --set lfkit.dev_max_new_tokens=$(GRPO_TOKENS) $(GRPO_SETS) -o $(OUT)/grpo.yaml
+	$(LF_ENV) $(LFKIT) grpo train $(OUT)/grpo.yaml

@@ -176,6 +176,9 @@ def sync_recipes(check: bool = False, target: str | Path | None = None) -> list[
     with tempfile.TemporaryDirectory(prefix="lfkit-recipes-") as tmp:
         fresh = Path(tmp)
         render_examples(fresh)
+        from lfkit.recipes.grpo import render_grpo_examples  # TRL configs for GRPO (LLaMA-Factory has none)
+
+        render_grpo_examples(fresh)
         new = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*") if p.is_file()}
         old = set()
         if target.is_dir():  # hand-written files (README.md, .keep) are not ours to sync
