@@ -1,4 +1,4 @@
-"""GRPO rows (TRL's conversational prompt + the columns lfkit's rewards read) and the seed's files.
+"""GRPO rows (TRL's conversational prompt + the columns lfkit's rewards read) and the process-reward recipe's files.
 
 A **GRPO row** (:func:`grpo_row`) is::
 
@@ -14,7 +14,7 @@ functions (``db_path``/``gold_sql`` to ``execution``, ``type`` to ``type``, ``qu
 issue detectors). ``question_id`` is written as a string: a column of mixed ints and strings
 does not load into a ``datasets`` table.
 
-The **seed's format** (seed 001) is ``{"query", "response", "type"}`` with
+The **process-reward recipe's format** (GRPO with process rewards, Qwen3-1.7B) is ``{"query", "response", "type"}`` with
 ``response = "<think>\\n...\\n</think>\\n\\n<answer>\\nSQL\\n</answer>"``: :func:`read_seed_rows`,
 :func:`write_seed_rows`, :func:`seed_response` and :func:`parse_seed_response` read and write it.
 
@@ -171,12 +171,12 @@ def read_grpo_rows(path: str | os.PathLike[str], *, require_gold: bool = False) 
     return rows
 
 
-# -- the seed's {"query", "response", "type"} files ---------------------------------------------
+# -- the process-reward recipe's {"query", "response", "type"} files ---------------------------------------------
 _SEED_RESPONSE = re.compile(r"<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>", re.S | re.I)
 
 
 def seed_response(think: str, sql: str) -> str:
-    """The seed's response text: ``<think>\\nT\\n</think>\\n\\n<answer>\\nSQL\\n</answer>``."""
+    """The process-reward recipe's response text: ``<think>\\nT\\n</think>\\n\\n<answer>\\nSQL\\n</answer>``."""
     return f"<think>\n{think.strip()}\n</think>\n\n<answer>\n{sql.strip()}\n</answer>"
 
 
@@ -188,7 +188,7 @@ def parse_seed_response(response: str) -> tuple[str, str] | None:
 
 @dataclass(frozen=True)
 class SeedExample:
-    """One row of the seed's files: the question (``query``), the reference response and its
+    """One row of the process-reward recipe's files: the question (``query``), the reference response and its
     complexity label (``sql`` or ``多步推理``, normalised)."""
 
     query: str
@@ -232,7 +232,7 @@ def read_seed_rows(path: str | os.PathLike[str]) -> list[SeedExample]:
 
 
 def write_seed_rows(path: str | os.PathLike[str], examples: Iterable[SeedExample]) -> Path:
-    """Write seed rows (JSONL for ``.jsonl``, else a JSON array, as the seed's ``.json`` files)."""
+    """Write seed rows (JSONL for ``.jsonl``, else a JSON array, as the process-reward recipe's ``.json`` files)."""
     return write_rows(path, [e.as_dict() for e in examples])
 
 
@@ -249,13 +249,13 @@ def seed_to_grpo_rows(
     examples: Sequence[SeedExample], *, db_path: str | os.PathLike[str] | None = None, db_id: str = ""
 ) -> list[dict[str, Any]]:
     """GRPO rows from seed examples: the prompt is the query as one user turn, ``gold_sql``
-    the response's SQL; ``db_path`` (one database for the whole file, as in the seed's
+    the response's SQL; ``db_path`` (one database for the whole file, as in the process-reward recipe's
     single-warehouse data) enables the execution reward, else it is empty and scores 0."""
     rows = []
     for i, e in enumerate(examples):
         q = Question(i, db_id, e.query, gold_sql=e.sql, db_path=Path(db_path) if db_path else None)
         row = grpo_row(q, "", e.query)
-        row["type"] = e.type  # the seed's label, not the classifier's
+        row["type"] = e.type  # the process-reward recipe's label, not the classifier's
         rows.append(row)
     return rows
 
@@ -274,7 +274,7 @@ def grpo_data(
 ) -> dict[str, Any]:
     """`lfkit data grpo`: rows from a corpus (``bird_dir`` + ``split``) or SFT rows (``sft_data``
     + ``db_root``, default ``<dir of sft_data>``), written as GRPO rows or, with ``seed_format``,
-    as the seed's ``{"query", "response", "type"}`` rows."""
+    as the process-reward recipe's ``{"query", "response", "type"}`` rows."""
     if (bird_dir is None) == (sft_data is None):
         raise ValueError("give either a corpus (bird_dir + split) or SFT rows (sft_data), not both")
     if bird_dir is not None:

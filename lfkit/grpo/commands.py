@@ -10,7 +10,7 @@ import click
 
 @click.group()
 def grpo() -> None:
-    """GRPO on TRL with execution and process rewards (seed 001).
+    """GRPO on TRL with execution and process rewards (GRPO with process rewards, Qwen3-1.7B).
 
     \b
     Flow:
@@ -83,7 +83,7 @@ def merge(config: Path) -> None:
     "--test-file",
     required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="GRPO rows (lfkit data grpo) or the seed's query/response/type rows.",
+    help="GRPO rows (lfkit data grpo) or the process-reward recipe's query/response/type rows.",
 )
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Report JSON.")
 @click.option("--limit", type=int, default=None, help="Evaluate the first N rows.")
@@ -105,7 +105,7 @@ def eval_cmd(
     timeout: float,
     n_examples: int,
 ) -> None:
-    """Evaluate a model: EX by difficulty plus the seed's metrics, written to --output.
+    """Evaluate a model: EX by difficulty plus the process-reward recipe's metrics, written to --output.
 
     Metrics: execution accuracy (overall and by difficulty; rows with db_path and gold_sql),
     type accuracy (predicted complexity vs the row's type), SQL validity, reasoning quality

@@ -1,4 +1,4 @@
-"""``lfkit grpo eval``: execution accuracy by difficulty plus seed 001's metrics, as one JSON report.
+"""``lfkit grpo eval``: execution accuracy by difficulty plus the process-reward recipe's metrics, as one JSON report.
 
 :func:`evaluation_report` scores completions (one greedy answer per row) without a model, so
 it is tested on hand-written answers; :func:`evaluate_model` generates them first with the
@@ -37,7 +37,7 @@ def _pct(k: float, n: int) -> float:
 
 
 def read_test_rows(path: str | os.PathLike[str], limit: int | None = None) -> list[dict[str, Any]]:
-    """GRPO rows, or the seed's ``{"query", "response", "type"}`` rows turned into GRPO rows
+    """GRPO rows, or the process-reward recipe's ``{"query", "response", "type"}`` rows turned into GRPO rows
     (no database: no EX, the process metrics only)."""
     from lfkit.data.grpo import read_grpo_rows, read_seed_rows, seed_to_grpo_rows
 
@@ -112,7 +112,7 @@ def evaluation_report(
     for d in by_difficulty.values():
         d["ex"] = _pct(d["correct"], d["n"])
 
-    # the seed's process metrics
+    # the process-reward recipe's process metrics
     typed = [(i, normalize_label(r.get("type"))) for i, r in enumerate(rows)]
     typed = [(i, t) for i, t in typed if t is not None]
     type_hits = sum(1 for i, t in typed if predicted_type(completions[i] or "") == t)

@@ -38,10 +38,10 @@ GRPO_DEFAULTS: dict[str, Any] = {
     "max_completion_length": 1024,
     "beta": 0.04,
 }
-"""GRPO knobs of the template (seed 001's generation settings; beta: the KL weight)."""
+"""GRPO knobs of the template (the process-reward recipe's generation settings; beta: the KL weight)."""
 
 GRPO_PRESET_DEFAULTS: dict[str, Any] = {"learning_rate": 7.3e-6, "lr_scheduler_type": "cosine", "num_train_epochs": 1.0}
-"""Preset fields for GRPO unless the preset's ``stages.grpo`` says otherwise (seed 001)."""
+"""Preset fields for GRPO unless the preset's ``stages.grpo`` says otherwise (the process-reward recipe)."""
 
 REWARD_PREFIX = "reward."
 
@@ -193,7 +193,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "reward_weights",
         "reward_model_name_or_path",
     ),
-    "grpo (seed 001: 4 generations, temperature 0.7, 1024 new tokens; beta > 0: KL to the start model)": (
+    "grpo (process-reward recipe: 4 generations, temperature 0.7, 1024 new tokens; beta > 0: KL to the start model)": (
         "num_generations",
         "temperature",
         "top_p",
@@ -301,7 +301,7 @@ def render_grpo_launch(preset: str | dict | Preset, *, script_name: str, acceler
 # ------------------------------------------------------------------- checked-in examples
 
 GRPO_EXAMPLE_PRESETS: tuple[str, ...] = ("qwen3-1.7b",)
-"""Presets whose GRPO configs are checked in under ``recipes/`` (seed 001's model)."""
+"""Presets whose GRPO configs are checked in under ``recipes/`` (the process-reward recipe's model)."""
 GRPO_DATASET = "data/text2sql_grpo.jsonl"
 
 
@@ -339,7 +339,7 @@ def render_grpo_examples(out_dir: str | Path, *, prefix: str = "examples/lfkit")
             launch = f"{prefix}/{name}/{stem}_launch.sh"
             header = "\n".join(
                 [
-                    f"GRPO (seed 001) from the SFT adapter {saves}/sft, vLLM {mode} mode; execution-led rewards.",
+                    f"GRPO from the SFT adapter {saves}/sft, vLLM {mode} mode; execution-led rewards.",
                     "",
                     f"Rendered by lfkit from templates/{TEMPLATE} with preset '{name}'.",
                     "Do not edit: change the template or preset and run `lfkit render --sync`.",

@@ -1,6 +1,6 @@
 """Reward weights: which rewards a GRPO run uses and how much each counts.
 
-Rewards by name: ``execution`` (:mod:`lfkit.reward.execution`), ``format``, and the seed's four
+Rewards by name: ``execution`` (:mod:`lfkit.reward.execution`), ``format``, and the process-reward recipe's four
 process rewards ``type``, ``thinking``, ``self_assessment``, ``sql_structure``
 (:mod:`lfkit.reward.process`). The total reward of a completion is ``sum(weight * reward)``;
 TRL computes the same sum from ``reward_funcs`` + ``reward_weights`` (:meth:`RewardConfig.functions`,
@@ -9,10 +9,10 @@ sum as one function for evaluation and tests.
 
 Defaults are execution-led (:data:`DEFAULT_WEIGHTS`): text heuristics are easy to game
 (SQL-R1, Arctic-Text2SQL-R1 and Reward-SQL found execution the reward that carries), so
-execution weighs 1.0 and everything else together 0.3 (format 0.1, the seed's four 0.2 in the
-seed's proportions): a completion with perfect reasoning text and a wrong SQL (at most
+execution weighs 1.0 and everything else together 0.3 (format 0.1, the process-reward recipe's four 0.2 in the
+recipe's proportions): a completion with perfect reasoning text and a wrong SQL (at most
 0.1 + 0.3) scores below a bare correct SQL (at least 1.0). :data:`SEED_WEIGHTS` are the
-seed's own (no execution).
+recipe's own (no execution).
 
 >>> RewardConfig({"execution": 1.0, "thinking_reward": 0.1}).weights
 {'execution': 1.0, 'thinking': 0.1}
@@ -45,7 +45,7 @@ REWARD_IMPORT_PATHS = {
 """Importable reward functions by name (for configs run by ``trl grpo``, which imports them)."""
 
 SEED_WEIGHTS = {"type": 0.20, "thinking": 0.25, "self_assessment": 0.25, "sql_structure": 0.30}
-"""The seed's weights (its total reward; no execution)."""
+"""The process-reward recipe's weights (its total reward; no execution)."""
 
 DEFAULT_WEIGHTS = {
     "execution": 1.0,
@@ -55,7 +55,7 @@ DEFAULT_WEIGHTS = {
     "self_assessment": 0.05,
     "sql_structure": 0.06,
 }
-"""lfkit's defaults: execution 1.0; format plus the seed's four (scaled to 0.2) sum to 0.3."""
+"""lfkit's defaults: execution 1.0; format plus the process-reward recipe's four (scaled to 0.2) sum to 0.3."""
 
 
 class RewardConfigError(LfkitError):
@@ -63,7 +63,7 @@ class RewardConfigError(LfkitError):
 
 
 def reward_name(key: str) -> str | None:
-    """The reward a weights key names: a name from :data:`REWARD_NAMES` or the seed's
+    """The reward a weights key names: a name from :data:`REWARD_NAMES` or the process-reward recipe's
     ``<name>_reward`` spelling (``type_reward: 0.20``); None when it names none."""
     if not isinstance(key, str):
         return None

@@ -11,7 +11,7 @@ The SQL a completion answers with is :func:`lfkit.sql.extract.extract_sql`'s (th
 extractor every stage uses); a completion from which it extracts nothing scores 0 on every
 reward below, as does an empty completion. Nothing here raises on a completion's content.
 
-The seed's four process rewards (``type``, ``thinking``, ``self_assessment``,
+The process-reward recipe's four process rewards (``type``, ``thinking``, ``self_assessment``,
 ``sql_structure``) never execute SQL and are easy to game on their own: see
 :mod:`lfkit.reward.config` for the execution-led default weights.
 
