@@ -224,6 +224,7 @@ class RewardModel:
 
         if template not in TEMPLATES:
             raise RewardModelError(f"LLaMA-Factory has no template {template!r}")
+        os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "WARN")  # LF's INFO loader logs would bury the report
         args: dict[str, Any] = {
             "model_name_or_path": model,
             "template": template,
