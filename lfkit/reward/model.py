@@ -216,6 +216,7 @@ class RewardModel:
     def _load_valuehead(
         cls, model: str, adapter: str | None, template: str, *, cutoff_len: int, device: str
     ) -> RewardModel:
+        os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "WARN")  # LF's INFO loader logs would bury the report
         import torch
         from llamafactory.data import get_template_and_fix_tokenizer
         from llamafactory.data.template import TEMPLATES
@@ -224,7 +225,6 @@ class RewardModel:
 
         if template not in TEMPLATES:
             raise RewardModelError(f"LLaMA-Factory has no template {template!r}")
-        os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "WARN")  # LF's INFO loader logs would bury the report
         args: dict[str, Any] = {
             "model_name_or_path": model,
             "template": template,
