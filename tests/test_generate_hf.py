@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lfkit.generate import GenerationError, SamplingConfig, get_backend
+from lfkit.generate import GenerationError, SamplingConfig, get_backend, truncate_at_stop
 
 CHATS = [
     [{"role": "user", "content": "How many players were born in 1980?"}],
@@ -154,3 +154,45 @@ def test_lora_adapter_is_applied(hf, tiny_model: Path, tmp_path: Path) -> None:
     assert with_adapter != hf.generate(CHATS, cfg)
     with pytest.raises(GenerationError, match=r"adapter_config\.json"):
         get_backend("hf", model=str(tiny_model), adapter=str(tmp_path / "missing"), device="cpu")
+
+
+def test_stop_criterion_fires_at_the_closing_fence_not_the_opening_one(hf) -> None:
+    # Canned text through the real tokenizer, fed token by token as generate does: the fence
+    # stop (a closing ``` on its own line) must not fire at "\n```sql\n" but at the line after SQL.
+    import torch
+
+    from lfkit.generate.hf_backend import StopOnStrings
+    from lfkit.sql.extract import SQL_FENCE_STOP
+
+    tok = hf.encoder.tokenizer
+    text = "Here it is:\n```sql\nSELECT name\nFROM t\n```\n\nThis query lists names."
+    prompt = tok.encode("question", add_special_tokens=False)
+    ids = tok.encode(text, add_special_tokens=False)
+    stopper = StopOnStrings(SQL_FENCE_STOP, tok, len(prompt), rows=1)
+    fired_at = next(k for k in range(1, len(ids) + 1) if bool(stopper(torch.tensor([prompt + ids[:k]]), None)[0]))
+    assert stopper.lengths == [fired_at]
+    seen = tok.decode(ids[:fired_at])
+    assert seen.startswith("Here it is:\n```sql\nSELECT name\nFROM t\n```\n")
+    assert "```" not in tok.decode(ids[: fired_at - 1])[len("Here it is:\n```sql") :]
+
+
+def test_stop_strings_cut_each_row_of_a_batch(hf) -> None:
+    # The random tiny model emits arbitrary text: take a stop string from its own greedy output,
+    # then decode again with it. Every row is the no-stop text cut right after the first stop
+    # (kept), rows that stop early pad while the others go on, and fewer tokens are counted.
+    full = hf.generate(CHATS, SamplingConfig(n=1, temperature=0, max_new_tokens=24))
+    stop = full[0][0][6:9]
+    assert len(stop) == 3, full
+    before = hf.stats.completion_tokens
+    stopped = hf.generate(CHATS, SamplingConfig(n=2, temperature=0, max_new_tokens=24, stop=[stop]))
+    spent = hf.stats.completion_tokens - before
+    assert stopped == [[truncate_at_stop(x[0], [stop])[0]] * 2 for x in full]
+    assert len(stopped[0][0]) <= 9 < len(full[0][0]) and stopped[0][0].endswith(stop)
+    assert spent < 2 * sum(len(hf.encoder.tokenizer.encode(x[0], add_special_tokens=False)) for x in full)
+    # sampling: the same rule per sample
+    cfg = SamplingConfig(n=3, temperature=1.0, top_p=1.0, max_new_tokens=16, seed=4)
+    sampled = hf.generate(CHATS, cfg)
+    stop = sampled[1][2][3:5]
+    cut = hf.generate(CHATS, SamplingConfig(n=3, temperature=1.0, top_p=1.0, max_new_tokens=16, seed=4, stop=[stop]))
+    assert cut == [[truncate_at_stop(t, [stop])[0] for t in x] for x in sampled]
+    assert len(cut[1][2]) <= 5 < len(sampled[1][2]) and cut[1][2].endswith(stop)

@@ -1,21 +1,29 @@
-"""The openai backend against a real OpenAI-compatible server: ``llamafactory-cli api`` with the
-tiny model, started by the test on loopback and stopped at the end."""
+"""The openai backend against real OpenAI-compatible servers on loopback: ``llamafactory-cli api``
+with the tiny model, and a small ``http.server`` that answers 429 / fewer choices / stop reasons
+on cue (started by the tests and stopped at the end)."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from lfkit.data.prompts import chat_messages
-from lfkit.generate import GenerationError, SamplingConfig, get_backend
+from lfkit.generate import GenerationError, SamplingConfig, get_backend, truncate_at_stop
 from lfkit.generate.prompts import PromptEncoder
+
+HAS_OPENAI = importlib.util.find_spec("openai") is not None
+needs_openai = pytest.mark.skipif(not HAS_OPENAI, reason="needs the openai extra (pip install 'lfkit[openai]')")
 
 CHATS = [chat_messages("Write one SQLite query.", f"Question {i}: how many teams won in {2000 + i}?") for i in range(3)]
 
@@ -50,14 +58,13 @@ def lf_api(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
         log.close()
 
 
+@needs_openai
 @pytest.mark.slow
 def test_openai_backend_against_llamafactory_api(lf_api, tiny_model: Path) -> None:
     url, proc = lf_api
     # Sent while the server is still loading: connection refused is retried with backoff
-    # (bounded: at most ~60 tries x 2 s) until the server answers.
-    backend = get_backend(
-        "openai", model="tiny", base_url=url, concurrency=3, max_retries=60, backoff=0.25, max_backoff=2.0, timeout=120
-    )
+    # (the client's: 0.5 s doubling to 8 s; bounded by 60 tries) until the server answers.
+    backend = get_backend("openai", model="tiny", base_url=url, concurrency=3, max_retries=60, timeout=120)
     start = time.monotonic()
     out = backend.generate(CHATS, SamplingConfig(n=2, temperature=1.0, top_p=0.9, max_new_tokens=8))
     assert proc.poll() is None, "server exited"
@@ -76,7 +83,17 @@ def test_openai_backend_against_llamafactory_api(lf_api, tiny_model: Path) -> No
     assert all(len(x) == 3 and len(set(x)) == 1 for x in greedy)
     assert backend.requests == requests + 2  # greedy: one decode per chat, copied
 
+    # Stop strings: LLaMA-Factory's huggingface engine ignores `stop` (it logs a warning), so the
+    # client cuts the text by lfkit's rule -- right after the first stop string, which stays in.
+    full = backend.generate(CHATS, SamplingConfig(n=1, temperature=0, max_new_tokens=16))
+    stop = full[0][0][4:7]
+    assert len(stop) == 3, full
+    stopped = backend.generate(CHATS, SamplingConfig(n=1, temperature=0, max_new_tokens=16, stop=[stop]))
+    assert stopped == [[truncate_at_stop(x[0], [stop])[0]] for x in full]
+    assert stopped[0][0] == full[0][0][: full[0][0].find(stop) + 3] and stopped[0][0].endswith(stop)
 
+
+@needs_openai
 @pytest.mark.slow
 def test_prefs_cli_with_the_openai_backend(lf_api, demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
     import json
@@ -90,7 +107,7 @@ def test_prefs_cli_with_the_openai_backend(lf_api, demo_sft: Path, demo_corpus: 
     args = ["prefs", "rejects", "--backend", "openai", "--base-url", url, "--base-model", "tiny"]
     args += ["--sft-data", str(demo_sft), "--db-root", str(demo_corpus / "train_databases"), "--output", str(out)]
     args += ["--num-rejects", "2", "--max-samples", "2", "--max-new-tokens", "6", "--workers", "0", "--quiet"]
-    args += ["--backend-option", "max_retries=60", "--backend-option", "max_backoff=2"]
+    args += ["--backend-option", "max_retries=60"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     lines = Path(str(out) + ".candidates.jsonl").read_text().splitlines()
@@ -99,15 +116,137 @@ def test_prefs_cli_with_the_openai_backend(lf_api, demo_sft: Path, demo_corpus: 
     assert len(records) == 2 and all(len(r["candidates"]) == 2 for r in records)
 
 
+@needs_openai
 def test_unreachable_server_fails_with_a_clear_message() -> None:
-    backend = get_backend(
-        "openai", model="m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=2, backoff=0.01
-    )
+    backend = get_backend("openai", model="m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=2)
     with pytest.raises(GenerationError, match=r"gave up after 3 tries .*is the server running"):
         backend.generate(CHATS[:1], SamplingConfig(n=1, max_new_tokens=4))
     assert backend.requests == 3
 
 
+@pytest.mark.skipif(HAS_OPENAI, reason="the openai client is installed")
+def test_missing_openai_client_names_the_extra() -> None:
+    with pytest.raises(GenerationError, match=r"pip install 'lfkit\[openai\]'"):
+        get_backend("openai", model="m")
+
+
 def test_adapter_must_be_served_by_the_server() -> None:
     with pytest.raises(GenerationError, match="lora-modules"):
         get_backend("openai", model="m", adapter="/some/adapter")
+
+
+class ScriptedServer(ThreadingHTTPServer):
+    """A real chat-completions server on loopback whose replies follow a script.
+
+    ``replies`` is a list of (status, headers, body) popped one per request; each request's
+    JSON body is kept in ``seen``. ``choices(k, texts, ...)`` builds a completion body.
+    """
+
+    def __init__(self, replies: list[tuple[int, dict[str, str], dict]]) -> None:
+        self.replies, self.seen = list(replies), []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(handler) -> None:  # `handler` is the request handler, `self` the server
+                length = int(handler.headers.get("Content-Length", 0))
+                self.seen.append(json.loads(handler.rfile.read(length)))
+                status, headers, body = self.replies.pop(0)
+                data = json.dumps(body).encode()
+                handler.send_response(status)
+                for key, value in {"Content-Type": "application/json", **headers}.items():
+                    handler.send_header(key, value)
+                handler.send_header("Content-Length", str(len(data)))
+                handler.end_headers()
+                handler.wfile.write(data)
+
+            def log_message(handler, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+def completion(*choices: dict, prompt_tokens: int = 5, completion_tokens: int = 3) -> dict:
+    return {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": c.pop("text")}, "finish_reason": "stop", **c}
+            for i, c in enumerate(choices)
+        ],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": 8},
+    }
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def start(replies):
+        server = ScriptedServer(replies)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@needs_openai
+def test_429_and_5xx_are_retried_and_missing_choices_asked_again(scripted) -> None:
+    server = scripted(
+        [
+            (429, {"Retry-After": "0"}, {"error": {"message": "slow down"}}),
+            (503, {}, {"error": {"message": "overloaded"}}),
+            (200, {}, completion({"text": "a"})),  # one choice of the three asked for
+            (200, {}, completion({"text": "b"}, {"text": "c"})),
+        ]
+    )
+    backend = get_backend("openai", model="m", base_url=server.url, max_retries=3)
+    out = backend.generate(CHATS[:1], SamplingConfig(n=3, temperature=1.0, max_new_tokens=4, seed=10))
+    assert out == [["a", "b", "c"]]
+    assert backend.requests == 4
+    assert [r["n"] for r in server.seen] == [3, 3, 3, 2]
+    assert [r["seed"] for r in server.seen] == [10, 10, 10, 11]  # the follow-up continues the seeds
+    assert backend.stats.prompt_tokens == 10 and backend.stats.completion_tokens == 6
+
+
+@needs_openai
+def test_other_http_errors_fail_at_once_with_the_servers_reply(scripted) -> None:
+    server = scripted([(400, {}, {"error": {"message": "unknown model m"}})])
+    backend = get_backend("openai", model="m", base_url=server.url, max_retries=3)
+    with pytest.raises(GenerationError, match=r"HTTP 400: .*unknown model m"):
+        backend.generate(CHATS[:1], SamplingConfig(n=1, max_new_tokens=4))
+    assert backend.requests == 1
+
+
+@needs_openai
+def test_stop_string_is_put_back_when_the_server_names_it(scripted) -> None:
+    fence = "\n```\n"
+    server = scripted(
+        [
+            # vLLM names the stop string that ended the choice (stop_reason), SGLang matched_stop;
+            # an end-of-sequence stop has stop_reason null; a server that ignored `stop` sends more.
+            (
+                200,
+                {},
+                completion(
+                    {"text": "```sql\nSELECT 1", "stop_reason": fence},
+                    {"text": "```sql\nSELECT 2", "matched_stop": fence},
+                    {"text": "```sql\nSELECT 3", "stop_reason": None},
+                    {"text": "```sql\nSELECT 4\n```\nIt counts.", "stop_reason": None},
+                ),
+            ),
+        ]
+    )
+    backend = get_backend("openai", model="m", base_url=server.url)
+    out = backend.generate(CHATS[:1], SamplingConfig(n=4, temperature=1.0, max_new_tokens=32, stop=[fence]))
+    closed = [f"```sql\nSELECT {k}{fence}" for k in (1, 2)]
+    assert out == [[*closed, "```sql\nSELECT 3", f"```sql\nSELECT 4{fence}"]]
+    assert server.seen[0]["stop"] == [fence]

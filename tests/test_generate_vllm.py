@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lfkit.generate import GenerationError, SamplingConfig, get_backend
+from lfkit.generate import GenerationError, SamplingConfig, get_backend, truncate_at_stop
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
@@ -42,6 +42,15 @@ def test_vllm_samples_n_per_prompt_with_seeds(tiny_model: Path, tmp_path: Path) 
     assert [len(x) for x in out] == [3] * len(CHATS)
     assert backend.generate(CHATS, cfg) == out  # per-request seeds make it reproducible
     assert backend.stats.prompt_tokens == sum(len(backend.encoder.encode(c)) for c in CHATS) * 2
+
+    # Stop strings, lfkit's rule: cut right after the first stop string, which stays in the text.
+    greedy = SamplingConfig(n=1, temperature=0, max_new_tokens=24)
+    full = backend.generate(CHATS, greedy)
+    stop = full[0][0][6:9]
+    assert len(stop) == 3, full
+    stopped = backend.generate(CHATS, SamplingConfig(n=1, temperature=0, max_new_tokens=24, stop=[stop]))
+    assert stopped == [[truncate_at_stop(x[0], [stop])[0]] for x in full]
+    assert stopped[0][0].endswith(stop) and len(stopped[0][0]) <= 9 < len(full[0][0])
     backend.close()
 
     model = get_peft_model(
@@ -52,4 +61,9 @@ def test_vllm_samples_n_per_prompt_with_seeds(tiny_model: Path, tmp_path: Path) 
     tuned = get_backend(
         "vllm", model=str(tiny_model), adapter=str(tmp_path / "adapter"), gpu_memory_utilization=0.3, max_lora_rank=8
     )
-    assert [len(x) for x in tuned.generate(CHATS, cfg)] == [3] * len(CHATS)
+    with_adapter = tuned.generate(CHATS, cfg)
+    assert [len(x) for x in with_adapter] == [3] * len(CHATS)
+    # The adapter (random B, alpha/r = 16) really changes the model: same seeds, other samples,
+    # and other greedy answers -- as the hf backend's adapter test checks.
+    assert with_adapter != out
+    assert tuned.generate(CHATS, greedy) != full

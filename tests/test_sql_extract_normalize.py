@@ -97,3 +97,40 @@ def test_normalize_nested_alias_reuse_is_left_alone() -> None:
 def test_normalize_falls_back_to_whitespace() -> None:
     assert normalize_sql("SELEC   name\n FROM   t  ;") == "SELEC name FROM t"
     assert normalize_sql("garbage ((( 'a   b'") == "garbage ((( 'a   b'"
+
+
+@pytest.mark.parametrize(
+    ("full", "expected_full", "expected_stopped"),
+    [
+        # the SFT answer format: the stop ends it where end-of-sequence would
+        ("```sql\nSELECT a FROM t\n```\n\nThis query lists a.", "SELECT a FROM t", "SELECT a FROM t"),
+        # prose before the fence: "\n```sql" must not stop it
+        ("Here it is:\n```sql\nSELECT a\nFROM t;\n```\n\nExplanation", "SELECT a\nFROM t;", "SELECT a\nFROM t;"),
+        # a second answer: the full text is scored on the last closed fence, greedy eval on the first
+        ("```sql\nSELECT 1\n```\nOr:\n```sql\nSELECT 2\n```\n", "SELECT 2", "SELECT 1"),
+        # a second answer cut by the token cap never replaces a closed one
+        ("```sql\nSELECT 1\n```\nOr:\n```sql\nSELECT 2 FR", "SELECT 1", "SELECT 1"),
+        # never closed: the open fence runs to the end either way
+        ("```sql\nSELECT 1 FROM t WHERE", "SELECT 1 FROM t WHERE", "SELECT 1 FROM t WHERE"),
+    ],
+)
+def test_fence_stop_ends_greedy_answers_at_the_first_closed_fence(full, expected_full, expected_stopped) -> None:
+    from lfkit.generate import truncate_at_stop
+    from lfkit.sql.extract import SQL_FENCE_STOP
+
+    stopped, _ = truncate_at_stop(full, SQL_FENCE_STOP)
+    assert extract_sql(full) == expected_full
+    assert extract_sql(stopped) == expected_stopped
+    if expected_full == expected_stopped and "\n```\n" in full:
+        assert stopped.endswith("\n```\n") and stopped.count("```") % 2 == 0  # a complete fence
+
+
+def test_documented_examples_hold() -> None:
+    import doctest
+
+    import lfkit.generate.base
+    import lfkit.sql.extract
+
+    for module in (lfkit.sql.extract, lfkit.generate.base):
+        result = doctest.testmod(module)
+        assert result.attempted >= 3 and result.failed == 0, module.__name__

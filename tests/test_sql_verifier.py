@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lfkit.sql import ExecPool, Verifier, execute_sql, results_match
+from lfkit.sql import ExecPool, Verifier, execute_sql, normalize_sql, results_match
 
 GOLD = "SELECT name FROM singer WHERE country = 'France'"
 SLOW = "SELECT count(*) FROM nums a, nums b, nums c"
@@ -34,9 +34,47 @@ def test_cache_runs_each_gold_and_each_distinct_candidate_once(toy_sqlite: Path)
         assert [v.correct for v in verdicts] == [True, True, True, True, False, False, False, False]
         assert [v.status for v in verdicts] == ["ok"] * 6 + ["error", "error"]
         assert "empty SQL" in verdicts[-1].pred.error
-        # a second batch for the same question executes nothing new
+        # a second batch for the same question executes nothing new (every text seen is cached)
         verifier.verify([(toy_sqlite, GOLD, candidates[1])])
         assert verifier.stats["executed"] == 4
+
+
+def test_one_candidate_per_question_is_keyed_by_exact_text_without_normalising(toy_sqlite: Path) -> None:
+    # scoring: each question has one prediction; re-spellings are not worth a sqlglot parse each
+    spain = "SELECT name FROM singer WHERE country = 'Spain'"
+    items = [
+        (toy_sqlite, GOLD, "select NAME from SINGER where COUNTRY='France';"),  # right, other spelling
+        (toy_sqlite, spain, "SELECT name FROM singer WHERE country='France'"),  # wrong, a third spelling
+    ]
+    before = normalize_sql.cache_info()
+    with Verifier(workers=0) as verifier:
+        verdicts = verifier.verify(items)
+        assert verifier.stats == {"requested": 4, "executed": 4, "cache_hits": 0}
+        assert [v.correct for v in verdicts] == [True, False]
+        # the same gold for two questions (paraphrases): normalize=False keeps them apart too
+        verifier.verify(
+            [(toy_sqlite, GOLD, "SELECT  name FROM singer WHERE country = 'France'"), items[0]], normalize=False
+        )
+        assert verifier.stats == {"requested": 8, "executed": 5, "cache_hits": 3}
+    after = normalize_sql.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)
+
+
+def test_execute_many_normalize_shares_spellings_and_remembers_them(toy_sqlite: Path) -> None:
+    spellings = [
+        GOLD,
+        "select NAME from SINGER where COUNTRY='France';",
+        "SELECT name\nFROM singer -- c\nWHERE country = 'France'",
+    ]
+    with Verifier(workers=0) as verifier:
+        assert len({r.rows for r in verifier.execute_many([(toy_sqlite, s) for s in spellings])}) == 1
+        assert verifier.stats["executed"] == 3  # exact texts by default
+    with Verifier(workers=0) as verifier:
+        results = verifier.execute_many([(toy_sqlite, s) for s in spellings], normalize=True)
+        assert verifier.stats["executed"] == 1 and len({r.rows for r in results}) == 1
+        # a later batch: another spelling of the same query hits the normalised entry
+        verifier.execute_many([(toy_sqlite, "SELECT NAME FROM singer WHERE country = 'France'")], normalize=True)
+        assert verifier.stats["executed"] == 1
 
 
 def test_cache_key_is_per_database(tmp_path: Path, toy_sqlite: Path) -> None:
@@ -133,6 +171,30 @@ def test_stuck_worker_is_killed_after_grace(toy_sqlite: Path) -> None:
         assert res.status == "timeout" and "killed" in res.error
         assert time.monotonic() - start < 5
         assert pool.run([(toy_sqlite, "SELECT 3")])[0].rows == ((3,),)
+
+
+def test_tasks_queued_behind_a_killed_query_still_run(toy_sqlite: Path) -> None:
+    # more tasks than workers: the worker gets a second task before answering the first
+    with ExecPool(workers=1, timeout=0.5, kill_grace=0.5) as pool:
+        assert pool.run([(toy_sqlite, "SELECT 1")])[0].ok
+        (pid,) = pool.worker_pids()
+        os.kill(pid, signal.SIGSTOP)
+        results = pool.run([(toy_sqlite, f"SELECT {i}") for i in range(2, 6)])
+        assert results[0].status == "timeout" and "killed" in results[0].error
+        assert [r.rows for r in results[1:]] == [((i,),) for i in range(3, 6)]
+        assert pool.replaced == 1
+
+
+def test_pool_starts_no_more_workers_than_tasks(toy_sqlite: Path) -> None:
+    with ExecPool(workers=4, timeout=5) as pool:
+        assert pool.run([(toy_sqlite, "SELECT 1")])[0].rows == ((1,),)
+        assert len(pool.worker_pids()) == 1
+        assert [r.rows for r in pool.run([(toy_sqlite, f"SELECT {i}") for i in range(3)])] == [
+            ((0,),),
+            ((1,),),
+            ((2,),),
+        ]
+        assert len(pool.worker_pids()) == 3
 
 
 def test_verifier_comparison_modes(toy_sqlite: Path) -> None:

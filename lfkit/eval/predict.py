@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lfkit.data.prompts import chat_messages
 from lfkit.sql import extract_sql
+from lfkit.sql.extract import SQL_FENCE_STOP
 
 if TYPE_CHECKING:
     from lfkit.data.prompts import SchemaPromptBuilder
@@ -32,15 +33,19 @@ def predict_sql(
     chunk_size: int = 16,
     progress: bool = True,
     description: str = "predicting",
+    stop: Sequence[str] = SQL_FENCE_STOP,
 ) -> dict[int, tuple[str, str]]:
     """Greedy-decode one SQL per example; returns ``{question_id: (sql, db_id)}``.
+
+    ``stop`` ends each answer at the end of its first closed fence (:data:`SQL_FENCE_STOP`),
+    instead of letting the model ramble to ``max_new_tokens``; ``()`` decodes to the cap.
 
     ``chunk_size`` chats go to the backend per call (it batches inside), so the progress
     bar moves while a long split is decoded.
     """
     from lfkit.generate import SamplingConfig
 
-    cfg = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=0)
+    cfg = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=0, stop=stop)
     chats = [chat_messages(*builder.build(ex)) for ex in examples]
     predictions: dict[int, tuple[str, str]] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -68,6 +73,7 @@ def sample_candidates(
     with_greedy: bool = False,
     chunk_size: int = 16,
     progress: bool = True,
+    stop: Sequence[str] = SQL_FENCE_STOP,
 ) -> list[dict[str, Any]]:
     """``n`` sampled candidates per example, labelled by :func:`lfkit.sql.label_candidates`.
 
@@ -75,13 +81,13 @@ def sample_candidates(
     gold_status, candidates: [{text, sql, label, status, error}]`` and, with ``with_greedy``,
     ``greedy`` (the same fields for the greedy decode). Example ``i`` samples with seed
     ``seed + example.index * 1000`` (its sample ``j``: ``+ j``), so a subset or a shard of a
-    split draws the same candidates as the whole split.
+    split draws the same candidates as the whole split. ``stop``: as :func:`predict_sql`.
     """
     from lfkit.generate import SEED_STRIDE, SamplingConfig
     from lfkit.sql import label_candidates
 
-    cfg = SamplingConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-    greedy_cfg = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed)
+    cfg = SamplingConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, stop=stop)
+    greedy_cfg = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed, stop=stop)
     prompts = [builder.build(ex) for ex in examples]
     records: list[dict[str, Any]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

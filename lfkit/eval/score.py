@@ -87,7 +87,7 @@ def score_predictions(
         (db_paths[g.db_id], g.gold_sql, p.sql if p is not None else "") for g, p in zip(gold_items, paired, strict=True)
     ]
     with Verifier(comparison=comparison, timeout=timeout, max_rows=max_rows, workers=workers) as verifier:
-        verdicts = verifier.verify(triples, progress=progress)
+        verdicts = verifier.verify(triples, progress=progress, normalize=False)  # one prediction per question
         stats = dict(verifier.stats)
 
     results = []

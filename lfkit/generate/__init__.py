@@ -20,6 +20,7 @@ from lfkit.generate.base import (
     default_seeds,
     get_backend,
     register_backend,
+    truncate_at_stop,
     validate_chat,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "default_seeds",
     "get_backend",
     "register_backend",
+    "truncate_at_stop",
     "validate_chat",
 ]

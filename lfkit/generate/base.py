@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from lfkit.errors import LfkitError
+
 Chat = list[dict[str, str]]
 
 # Per-sample seed convention kept from the seeds' step1 script: question ``index`` gets
@@ -23,7 +25,7 @@ Chat = list[dict[str, str]]
 SEED_STRIDE = 1000
 
 
-class GenerationError(RuntimeError):
+class GenerationError(LfkitError):
     """A backend could not be built or could not generate (message says why and what to do)."""
 
 
@@ -40,6 +42,10 @@ class SamplingConfig:
     seed: int = field(
         default=0, metadata={"help": "Base seed; chat i gets seed + i*1000, its sample j seed + i*1000 + j."}
     )
+    stop: Sequence[str] = field(
+        default=(),
+        metadata={"help": "Stop strings: a completion ends right after the first one it completes (kept in the text)."},
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.n, int) or self.n < 1:
@@ -50,6 +56,9 @@ class SamplingConfig:
             raise ValueError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p!r}")
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
             raise ValueError(f"SamplingConfig.max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
+        if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
+            raise ValueError(f"SamplingConfig.stop must be a list of non-empty strings, got {self.stop!r}")
+        self.stop = tuple(self.stop)
 
     @property
     def greedy(self) -> bool:
@@ -67,9 +76,23 @@ class GenerationStats:
     completion_tokens: int = 0
     seconds: float = 0.0
 
-    @property
-    def tokens_per_second(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` cut right after the first stop string it completes, and whether one was found.
+
+    The one truncation rule of every backend: the stop string is KEPT (a completion stopped
+    at the closing ```` ``` ```` of a fence stays a complete fence), and "first" means the
+    earliest END position, so of two overlapping stops the one completed first wins.
+
+    >>> truncate_at_stop("```sql\\nSELECT 1\\n```\\nThis query ...", ["\\n```\\n"])
+    ('```sql\\nSELECT 1\\n```\\n', True)
+    >>> truncate_at_stop("abcdef", ["cdx", "de", "bcd"])
+    ('abcd', True)
+    >>> truncate_at_stop("SELECT 1", ["\\n```\\n"])
+    ('SELECT 1', False)
+    """
+    ends = [i + len(s) for s in stop if (i := text.find(s)) >= 0]
+    return (text[: min(ends)], True) if ends else (text, False)
 
 
 def default_seeds(n_chats: int, seed: int) -> list[int]:

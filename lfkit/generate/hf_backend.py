@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lfkit.generate.base import Chat, GenerationBackend, GenerationError, SamplingConfig
+from lfkit.generate.base import Chat, GenerationBackend, GenerationError, SamplingConfig, truncate_at_stop
 from lfkit.generate.prompts import PromptEncoder, offline_if_local, resolve_model, resolve_template
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,37 @@ class SeededSampler:
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(1, tokens, 0.0)
         return out
+
+
+class StopOnStrings:
+    """Stopping criterion: a row is finished once its generated text contains a stop string.
+
+    Each step decodes only the last few generated tokens of every row (enough for the
+    longest stop string plus a margin: a token decodes to at least one character, special
+    tokens aside), so the check costs no more per step as completions grow. A stop string
+    that spans token boundaries, or ends inside a token, is found all the same; the caller
+    cuts the text with :func:`~lfkit.generate.base.truncate_at_stop`. ``lengths[row]`` is the
+    number of generated tokens when the row stopped (rows then get padding until the batch ends).
+    """
+
+    def __init__(self, stop: tuple[str, ...], tokenizer: Any, prompt_width: int, rows: int) -> None:
+        self.stop, self.tokenizer, self.width = stop, tokenizer, prompt_width
+        self.window = max(len(s) for s in stop) + 4
+        self.lengths: list[int | None] = [None] * rows
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        generated = input_ids.shape[1] - self.width
+        tails = input_ids[:, self.width + max(0, generated - self.window) :].tolist()
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        done = []
+        for row, text in enumerate(texts):
+            hit = self.lengths[row] is not None or any(s in text for s in self.stop)
+            if hit and self.lengths[row] is None:
+                self.lengths[row] = generated
+            done.append(hit)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 GROUPED_SDPA = "lfkit_grouped_sdpa"
@@ -225,7 +256,7 @@ class HFBackend(GenerationBackend):
     def generate_ids(self, prompts: list[list[int]], cfg: SamplingConfig, seeds: list[int]) -> list[list[str]]:
         """One ``model.generate`` call for already-encoded prompts (n completions each)."""
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         reps = 1 if cfg.greedy else cfg.n  # greedy: decode once, copy
         pad = self.encoder.pad_token_id
@@ -249,6 +280,7 @@ class HFBackend(GenerationBackend):
         if not cfg.greedy:
             row_seeds = [s + j for s in seeds for j in range(cfg.n)]
             processors.append(SeededSampler(cfg.temperature, cfg.top_p, row_seeds, self.device))
+        stopper = StopOnStrings(cfg.stop, self.encoder.tokenizer, width, input_ids.shape[0]) if cfg.stop else None
         gen_cfg = GenerationConfig(
             do_sample=False,
             num_beams=1,
@@ -262,11 +294,16 @@ class HFBackend(GenerationBackend):
                 attention_mask=attention_mask,
                 generation_config=gen_cfg,
                 logits_processor=processors,
+                stopping_criteria=StoppingCriteriaList([stopper] if stopper else []),
                 **extra,
             )
         texts = []
-        for row in seqs[:, width:].tolist():
+        for r, row in enumerate(seqs[:, width:].tolist()):
             text, n_tokens = self.encoder.decode_completion(row)
+            if stopper:
+                text, stopped = truncate_at_stop(text, cfg.stop)
+                if stopped and stopper.lengths[r] is not None:
+                    n_tokens = stopper.lengths[r]  # not the padding that followed
             texts.append(text)
             self.stats.completion_tokens += n_tokens * (cfg.n if cfg.greedy else 1)
         return [[texts[k * reps + (0 if cfg.greedy else j)] for j in range(cfg.n)] for k in range(len(prompts))]

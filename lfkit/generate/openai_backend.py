@@ -1,9 +1,20 @@
 """``openai`` backend: any OpenAI-compatible chat server (vLLM serve, SGLang, ``llamafactory-cli api``).
 
-Standard library only (urllib + a thread pool): one request per chat asks for ``n``
-choices; a server that returns fewer (or ignores ``n``) gets follow-up requests until
-there are ``n``. Connection failures, timeouts, 429 and 5xx are retried with exponential
-backoff (honouring ``Retry-After``); other HTTP errors fail at once with the server's reply.
+Requests go through the official ``openai`` client (optional extra: ``pip install 'lfkit[openai]'``),
+which brings timeouts and retries: connection errors, timeouts, 408, 409, 429 and 5xx are
+retried ``max_retries`` times with exponential backoff (0.5 s doubling to 8 s, jittered),
+honouring the server's ``Retry-After``; other HTTP errors fail at once with the server's reply.
+One request per chat asks for ``n`` choices; a server that returns fewer (or ignores ``n``)
+gets follow-up requests until there are ``n``.
+
+Stop strings (:attr:`SamplingConfig.stop`) are sent as the API's ``stop``. Servers leave the
+matched stop string out of the text while lfkit's rule keeps it (see
+:func:`~lfkit.generate.base.truncate_at_stop`), so a completion gets it back when
+``finish_reason == "stop"`` and the server names the stop string that ended it (vLLM's
+``stop_reason``, SGLang's ``matched_stop``). A server that does not say why it stopped
+(OpenAI's own API) cannot be told apart from an end-of-sequence stop: its text is left as
+sent, without the stop string. A server that ignores ``stop`` (LLaMA-Factory's huggingface
+engine) returns longer text, which is cut by the same rule as the other backends.
 
 The server applies its own chat template: start it with the template the model was
 trained with (``llamafactory-cli api ... template=<T>``, or a matching chat template for
@@ -12,25 +23,42 @@ vLLM/SGLang) -- unlike ``hf``/``vllm``, lfkit cannot encode the prompt for it.
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import threading
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lfkit.generate.base import Chat, GenerationBackend, GenerationError, SamplingConfig
+from lfkit.generate.base import Chat, GenerationBackend, GenerationError, SamplingConfig, truncate_at_stop
 
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+def import_openai() -> Any:
+    try:
+        import openai
+    except ImportError as exc:
+        raise GenerationError(
+            "the openai backend needs the official openai client, which is not installed: pip install 'lfkit[openai]'"
+        ) from exc
+    return openai
+
+
+def _retried(status: int) -> bool:
+    """Statuses the openai client retries (its ``_should_retry``, absent an x-should-retry header)."""
+    return status in (408, 409, 429) or status >= 500
+
+
+def with_stop(text: str, choice: Any, stop: tuple[str, ...]) -> str:
+    """A server's completion under lfkit's stop rule (module docstring): cut, or the stop string put back."""
+    text, cut = truncate_at_stop(text, stop)
+    if cut or getattr(choice, "finish_reason", None) != "stop":
+        return text
+    matched = getattr(choice, "stop_reason", None) or getattr(choice, "matched_stop", None)
+    return text + matched if isinstance(matched, str) and matched in stop else text
 
 
 class OpenAIBackend(GenerationBackend):
     """Options: ``base_url`` (…/v1), ``api_key`` (default $OPENAI_API_KEY), ``concurrency``,
-    ``max_retries``, ``backoff`` (first wait, doubled per retry, capped at ``max_backoff``),
-    ``timeout`` (seconds per request), ``extra_body`` (merged into every request)."""
+    ``max_retries`` (per request, after the first try), ``timeout`` (seconds per request),
+    ``extra_body`` (merged into every request)."""
 
     name = "openai"
 
@@ -43,8 +71,6 @@ class OpenAIBackend(GenerationBackend):
         api_key: str | None = None,
         concurrency: int = 8,
         max_retries: int = 5,
-        backoff: float = 1.0,
-        max_backoff: float = 30.0,
         timeout: float = 600.0,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
@@ -56,15 +82,26 @@ class OpenAIBackend(GenerationBackend):
             )
         if concurrency < 1 or max_retries < 0:
             raise ValueError("concurrency must be >= 1 and max_retries >= 0")
+        openai = import_openai()
         self.model = str(model)
         self.template = template  # informational: the server's template governs the prompt
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self.concurrency, self.max_retries = concurrency, max_retries
-        self.backoff, self.max_backoff, self.timeout = backoff, max_backoff, timeout
         self.extra_body = dict(extra_body or {})
         self.requests = 0  # HTTP requests sent, retries included
         self._lock = threading.Lock()  # counters are updated from the request threads
+        self._errors = (openai.APIStatusError, openai.APIConnectionError, openai.APIError)
+        self.client = openai.OpenAI(
+            base_url=base_url,
+            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._count_request]}),
+        )
+
+    def _count_request(self, request: Any) -> None:
+        with self._lock:
+            self.requests += 1
 
     def _generate(self, chats: list[Chat], cfg: SamplingConfig, seeds: list[int]) -> list[list[str]]:
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(chats))) as pool:
@@ -75,53 +112,46 @@ class OpenAIBackend(GenerationBackend):
         texts: list[str] = []
         while len(texts) < want:
             k = want - len(texts)
-            body = {
-                "model": self.model,
-                "messages": chat,
-                "n": k,
-                "temperature": cfg.temperature,
-                "top_p": cfg.top_p if not cfg.greedy else 1.0,
-                "max_tokens": cfg.max_new_tokens,
-                "seed": seed + len(texts),
-                **self.extra_body,
-            }
-            reply = self._post(body)
-            choices = sorted(reply.get("choices") or [], key=lambda c: c.get("index", 0))
+            reply = self._create(
+                model=self.model,
+                messages=chat,
+                n=k,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p if not cfg.greedy else 1.0,
+                max_tokens=cfg.max_new_tokens,
+                seed=seed + len(texts),
+                **({"stop": list(cfg.stop)} if cfg.stop else {}),
+                extra_body=self.extra_body or None,
+            )
+            if not hasattr(reply, "choices"):  # the client hands back a non-JSON reply as it came
+                raise GenerationError(f"{self.url} did not return a chat completion: {str(reply)[:500]}")
+            choices = sorted(reply.choices or [], key=lambda c: c.index or 0)
             if not choices:
-                raise GenerationError(f"{self.url} returned no choices: {json.dumps(reply)[:500]}")
-            texts += [(c.get("message") or {}).get("content") or "" for c in choices[:k]]
-            usage = reply.get("usage") or {}
-            with self._lock:
-                self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
-                self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+                raise GenerationError(f"{self.url} returned no choices: {reply.model_dump_json()[:500]}")
+            texts += [with_stop(c.message.content or "", c, cfg.stop) for c in choices[:k]]
+            if reply.usage:
+                with self._lock:
+                    self.stats.completion_tokens += int(reply.usage.completion_tokens or 0)
+                    self.stats.prompt_tokens += int(reply.usage.prompt_tokens or 0)
         return texts * cfg.n if cfg.greedy else texts
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"}
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            with self._lock:
-                self.requests += 1
-            wait = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
-            try:
-                req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode("utf-8", "replace")[:500]
-                if exc.code not in RETRY_STATUS:
-                    raise GenerationError(f"{self.url}: HTTP {exc.code}: {detail}") from exc
-                last = f"HTTP {exc.code}: {detail}"
-                retry_after = exc.headers.get("Retry-After") if exc.headers else None
-                if retry_after and retry_after.isdigit():
-                    wait = min(self.max_backoff, float(retry_after))
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-            except json.JSONDecodeError as exc:
-                raise GenerationError(f"{self.url} did not return JSON: {exc}") from exc
-            if attempt < self.max_retries:
-                time.sleep(wait)
-        raise GenerationError(
-            f"{self.url}: gave up after {self.max_retries + 1} tries ({last}); is the server running and reachable?"
-        )
+    def _create(self, **request: Any) -> Any:
+        status_error, connection_error, api_error = self._errors
+        tries = f"gave up after {self.max_retries + 1} tries"
+        try:
+            return self.client.chat.completions.create(**request)
+        except status_error as exc:
+            detail = f"HTTP {exc.status_code}: {exc.response.text[:500]}"
+            if _retried(exc.status_code):
+                raise GenerationError(f"{self.url}: {tries} ({detail})") from exc
+            raise GenerationError(f"{self.url}: {detail}") from exc
+        except connection_error as exc:
+            cause = exc.__cause__ or exc
+            raise GenerationError(
+                f"{self.url}: {tries} ({type(cause).__name__}: {cause}); is the server running and reachable?"
+            ) from exc
+        except api_error as exc:  # e.g. a reply that is not a chat completion
+            raise GenerationError(f"{self.url}: unexpected reply: {exc}") from exc
+
+    def close(self) -> None:
+        self.client.close()

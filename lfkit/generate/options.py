@@ -88,6 +88,27 @@ def backend_options(fn: Callable) -> Callable:
     return fn
 
 
+def stop_option(fn: Callable) -> Callable:
+    """Decorator adding ``--stop/--no-stop`` (greedy SQL answers end at their first closed fence).
+
+    The command receives ``stop`` as a bool; :func:`stop_strings` turns it into the stop list.
+    """
+    return click.option(
+        "--stop/--no-stop",
+        default=True,
+        show_default=True,
+        help="End each answer right after its first closed ```sql fence (a closing ``` on its own line) "
+        "instead of decoding to --max-new-tokens. Use --no-stop for models that write fences inside <think>.",
+    )(fn)
+
+
+def stop_strings(stop: bool) -> tuple[str, ...]:
+    """The stop list ``--stop/--no-stop`` stands for."""
+    from lfkit.sql.extract import SQL_FENCE_STOP
+
+    return SQL_FENCE_STOP if stop else ()
+
+
 BACKEND_KEYS = (
     "backend",
     "base_model",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lfkit.generate.base import Chat, GenerationBackend, GenerationError, SamplingConfig
+from lfkit.generate.base import Chat, GenerationBackend, GenerationError, SamplingConfig, truncate_at_stop
 from lfkit.generate.hf_backend import check_adapter, split_adapters
 from lfkit.generate.prompts import PromptEncoder, offline_if_local, resolve_model, resolve_template
 
@@ -102,13 +102,17 @@ class VLLMBackend(GenerationBackend):
                 seed=seed,
                 stop_token_ids=self.encoder.stop_token_ids,
                 skip_special_tokens=True,
+                # lfkit's rule: the stop string stays in the text (see truncate_at_stop)
+                stop=list(cfg.stop) or None,
+                include_stop_str_in_output=True,
             )
             for seed in seeds
         ]
         results = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
         out = []
         for res in results:
-            out.append([o.text for o in res.outputs])
+            # vLLM already cut there; the same rule once more keeps the backends identical to the character
+            out.append([truncate_at_stop(o.text, cfg.stop)[0] for o in res.outputs])
             self.stats.completion_tokens += sum(len(o.token_ids) for o in res.outputs)
         return out
 

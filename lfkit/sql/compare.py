@@ -120,10 +120,18 @@ def soft_f1(pred_rows: Sequence[tuple], gold_rows: Sequence[tuple]) -> float:
 
     Rows are deduplicated keeping first occurrence and paired by position; within a pair,
     cell values count as matched when they occur anywhere in the other row. Extra predicted
-    rows are false positives, missing rows false negatives. Two empty results score 1.
+    rows are false positives, missing rows false negatives. Two empty results score 1, and so do
+    two equal row lists (rows with at least one column, as every SQL result has).
+
+    >>> soft_f1([(1, "a"), (2, "b")], [(1, "a"), (2, "b")])
+    1.0
+    >>> soft_f1([(1, "a"), (2, "c")], [(1, "a"), (2, "b")])
+    0.75
     """
     if not pred_rows and not gold_rows:
         return 1.0
+    if len(pred_rows) == len(gold_rows) and all(gold_rows) and list(pred_rows) == list(gold_rows):
+        return 1.0  # the common case of scoring, and what the loop below computes for it
     pred = list(dict.fromkeys(pred_rows))
     gold = list(dict.fromkeys(gold_rows))
     tp = fp = fn = 0.0

@@ -6,20 +6,37 @@ Rules, applied in order (documented because every stage depends on them):
    a ``<think>`` never closed (generation cut off while reasoning) drops everything after it.
 2. ``<answer>...</answer>``: the content of the last answer tag (an unclosed ``<answer>`` at
    the end of a truncated generation runs to the end of the text); rules 3-4 then apply inside.
-3. Fenced blocks (```` ```sql ````, ```` ```sqlite ````, or a bare ```` ``` ````): the **last** block wins,
-   because models that revise their answer put the final version last. The block content is
-   returned verbatim (stripped), so ``extract_sql(format_sql_answer(sql)) == sql``.
-   A fence left open by truncation runs to the end of the text.
+3. Fenced blocks (```` ```sql ````, ```` ```sqlite ````, or a bare ```` ``` ````): the **last closed**
+   block wins, because models that revise their answer put the final version last. A fence left
+   open by truncation (``max_new_tokens``) runs to the end of the text and is used only when no
+   SQL block before it was closed: a half-written second attempt does not replace a finished
+   first one. The block content is returned verbatim (stripped), so
+   ``extract_sql(format_sql_answer(sql)) == sql``.
 4. Otherwise the **first** statement starting with SELECT/WITH (at a line start, optionally after
    a label such as ``SQL:``), cut at its terminating ``;`` (kept) or before trailing explanation:
    the longest run of lines that sqlglot parses as SQL.
 
 Returns ``""`` when nothing looks like SQL.
+
+Greedy evaluation decodes with :data:`SQL_FENCE_STOP`, so its text ends right after the first
+closed fence; by rule 3 that text extracts exactly the SQL of that fence. Without the stop,
+a model that writes a second fenced query afterwards is scored on the second one (rule 3 on
+the full text): the stop decides which answer counts, the extractor does not second-guess it.
 """
 
 from __future__ import annotations
 
 import re
+
+# Stop strings for greedy evaluation: decoding ends at the end of the FIRST complete fence.
+# A closing fence is ``` on a line of its own, i.e. "\n```" then a newline; "```" alone would
+# stop at the opening ```sql, and "\n```" at an opening fence that follows a line of prose
+# ("Here it is:\n```sql\n"). A closing ``` that is the last thing the model writes is ended by
+# its end-of-sequence token anyway. The stop string stays in the text (lfkit.generate's rule),
+# so a stopped answer is a complete fence followed by one newline. Limits: a bare ``` opening
+# fence after a line of prose ("SQL:\n```\n") also matches; reasoning models that write
+# fences inside <think> must be evaluated without it (``--no-stop``).
+SQL_FENCE_STOP: tuple[str, ...] = ("\n```\n",)
 
 _THINK_END = re.compile(r"</think>", re.IGNORECASE)
 _THINK_START = re.compile(r"<think>", re.IGNORECASE)
@@ -27,7 +44,7 @@ _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.IGNORECASE | re.DOTALL
 # A fence opens at a line start with ``` and an optional language tag; it closes at ``` starting or
 # ending a line (``` inside a string literal does not close it), or at the end of the text.
 _FENCE = re.compile(
-    r"(?:^|\n)[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|```[ \t]*(?=\n|\Z)|\Z)", re.DOTALL
+    r"(?:^|\n)[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(\n[ \t]*```|```[ \t]*(?=\n|\Z)|\Z)", re.DOTALL
 )
 # A one-line fence: ```sql SELECT 1```
 _INLINE_FENCE = re.compile(r"```(?:sql|sqlite)?[ \t]+([^`\n]+?)[ \t]*```", re.IGNORECASE)
@@ -104,10 +121,13 @@ def _bare_statement(text: str) -> str:
 
 
 def _from_region(text: str) -> str:
-    blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in _SQL_LANGS]
-    for body in reversed(blocks):
-        if body.strip():
-            return body.strip()
+    blocks = [(body.strip(), bool(close)) for lang, body, close in _FENCE.findall(text) if lang.lower() in _SQL_LANGS]
+    closed = [body for body, is_closed in blocks if is_closed and body]
+    if closed:
+        return closed[-1]
+    for body, _ in reversed(blocks):  # only a fence left open by truncation
+        if body:
+            return body
     inline = _INLINE_FENCE.findall(text)
     if inline:
         return inline[-1].strip()
@@ -119,6 +139,20 @@ def extract_sql(text: str | None) -> str:
 
     >>> extract_sql("```sql\\nSELECT 1\\n```")
     'SELECT 1'
+
+    A greedy answer stopped by :data:`SQL_FENCE_STOP` (the stop string kept) is that fence's SQL:
+
+    >>> extract_sql("Use this:\\n```sql\\nSELECT a FROM t\\n```\\n")
+    'SELECT a FROM t'
+
+    Full texts: the last closed fence wins; an unclosed one only when none closed before it:
+
+    >>> extract_sql("Draft:\\n```sql\\nSELECT 1\\n```\\nFixed:\\n```sql\\nSELECT 2\\n```\\nDone.")
+    'SELECT 2'
+    >>> extract_sql("```sql\\nSELECT 1\\n```\\nOr:\\n```sql\\nSELECT 2 FROM")
+    'SELECT 1'
+    >>> extract_sql("```sql\\nSELECT 2 FROM")
+    'SELECT 2 FROM'
     >>> extract_sql("<think>try select x</think>\\n<answer>SELECT name FROM t</answer>")
     'SELECT name FROM t'
     >>> extract_sql("SQL: SELECT a FROM t\\nThis returns every a.")

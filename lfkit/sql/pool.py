@@ -41,6 +41,10 @@ from lfkit.sql.execute import (
 
 # Connections a worker keeps open (least recently used are closed first).
 MAX_OPEN_DATABASES = 64
+# Tasks sent to one worker ahead of its answers while plenty are pending: the worker starts the
+# next query without waiting for a round trip through the parent (on small databases the round
+# trip costs as much as the query).
+PIPELINE_DEPTH = 2
 
 
 def default_workers() -> int:
@@ -136,14 +140,18 @@ def _worker_cli(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which closes the pool
     _worker_main(Connection(args.fd), args.timeout, args.max_rows, args.heap_limit or None, args.as_limit or None)
+    # Connections are closed and nothing is buffered: skip the interpreter's teardown, which the
+    # parent would otherwise wait for in ExecPool.close().
+    os._exit(0)
 
 
 @dataclass
 class _Worker:
     process: subprocess.Popen
     conn: Connection
-    task: tuple[int, str, str] | None = None
-    started: float = field(default=0.0)
+    # tasks sent and not answered yet, in order; the first is running, the others wait in the socket
+    tasks: deque[tuple[int, str, str]] = field(default_factory=deque)
+    started: float = 0.0  # when the first of ``tasks`` started running
 
 
 class ExecPool:
@@ -186,8 +194,11 @@ class ExecPool:
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        # -S: a worker needs only the standard library and this lfkit (on PYTHONPATH); skipping
+        # site (every .pth file of a large training venv) starts it tens of milliseconds sooner
         cmd = [
             sys.executable,
+            "-S",
             "-m",
             "lfkit.sql._worker",
             f"--fd={child.fileno()}",
@@ -204,14 +215,16 @@ class ExecPool:
             child.close()
         return _Worker(process, Connection(parent.detach()))
 
-    def _ensure_started(self) -> None:
-        while len(self._workers) < self.n_workers:
+    def _ensure_started(self, needed: int) -> None:
+        """Start workers up to ``min(needed, n_workers)``: never more processes than tasks."""
+        while len(self._workers) < min(needed, self.n_workers):
             self._workers.append(self._spawn())
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: _Worker) -> _Worker:
         self._kill(worker)
-        self._workers[self._workers.index(worker)] = self._spawn()
+        new = self._workers[self._workers.index(worker)] = self._spawn()
         self.replaced += 1
+        return new
 
     @staticmethod
     def _kill(worker: _Worker) -> None:
@@ -223,46 +236,65 @@ class ExecPool:
 
     def worker_pids(self) -> dict[int, int | None]:
         """``{pid: running task index or None}`` for the live workers (for monitoring and tests)."""
-        return {w.process.pid: (w.task[0] if w.task else None) for w in self._workers}
+        return {w.process.pid: (w.tasks[0][0] if w.tasks else None) for w in self._workers}
 
     def run(
         self,
         tasks: Sequence[tuple[str | os.PathLike[str], str]],
         on_result: Callable[[int, ExecResult], None] | None = None,
     ) -> list[ExecResult]:
-        """Execute every task; results come back in task order. ``on_result(i, result)`` as each finishes."""
+        """Execute every task; results come back in task order. ``on_result(i, result)`` as each finishes.
+
+        A worker gets a second task before answering the first only while more tasks are
+        pending than there are workers, so the last tasks never queue behind a slow query.
+        """
         results: list[ExecResult | None] = [None] * len(tasks)
         if not tasks:
             return []
-        self._ensure_started()
+        self._ensure_started(len(tasks))
         pending = deque((i, os.fspath(db), sql) for i, (db, sql) in enumerate(tasks))
         done = 0
 
         def finish(worker: _Worker, result: ExecResult) -> None:
             nonlocal done
-            assert worker.task is not None
-            index = worker.task[0]
-            worker.task = None
+            index = worker.tasks.popleft()[0]
+            worker.started = time.monotonic()  # the next queued task (if any) starts now
             results[index] = result
             done += 1
             if on_result is not None:
                 on_result(index, result)
 
+        def lost(worker: _Worker, result: ExecResult) -> None:
+            """The worker died or was killed: its running task gets ``result``, the queued ones go back."""
+            queued = list(worker.tasks)[1:]
+            finish(worker, result)
+            worker.tasks.clear()
+            pending.extendleft(reversed(queued))
+            self._replace(worker)
+
+        def feed(worker: _Worker) -> None:
+            if worker.process.poll() is not None:
+                if worker.tasks:
+                    return  # died with tasks in flight: the wait below sees EOF and reports them
+                worker = self._replace(worker)  # died while idle
+            task = pending.popleft()
+            try:
+                worker.conn.send(task)
+            except (BrokenPipeError, OSError):
+                pending.appendleft(task)
+                if not worker.tasks:  # died while idle: replace it, the task goes out again
+                    self._replace(worker)
+                return
+            if not worker.tasks:
+                worker.started = time.monotonic()
+            worker.tasks.append(task)
+
         while done < len(tasks):
-            for worker in list(self._workers):
-                if worker.task is None and pending:
-                    if worker.process.poll() is not None:  # died while idle
-                        self._replace(worker)
-                        continue
-                    task = pending.popleft()
-                    try:
-                        worker.conn.send(task)
-                    except (BrokenPipeError, OSError):  # died while idle: replace and retry the task
-                        pending.appendleft(task)
-                        self._replace(worker)
-                        continue
-                    worker.task, worker.started = task, time.monotonic()
-            busy = [w for w in self._workers if w.task is not None]
+            for depth in range(1, PIPELINE_DEPTH + 1):
+                for worker in list(self._workers):
+                    if len(worker.tasks) < depth and pending and (depth == 1 or len(pending) > len(self._workers)):
+                        feed(worker)
+            busy = [w for w in self._workers if w.tasks]
             if not busy:
                 continue
             now = time.monotonic()
@@ -272,18 +304,18 @@ class ExecPool:
             for worker in busy:
                 if worker.conn in ready:
                     try:
-                        _, result = worker.conn.recv()
+                        while True:  # every answer already in the socket
+                            _, result = worker.conn.recv()
+                            finish(worker, result)
+                            if not worker.tasks or not worker.conn.poll():
+                                break
                     except (EOFError, OSError):  # died mid-query
                         with contextlib.suppress(subprocess.TimeoutExpired):
                             worker.process.wait(timeout=1)
-                        finish(worker, self._death_result(worker, worker.process.poll()))
-                        self._replace(worker)
-                        continue
-                    finish(worker, result)
+                        lost(worker, self._death_result(worker, worker.process.poll()))
                 elif time.monotonic() > worker.started + self.timeout + self.kill_grace:
                     elapsed = time.monotonic() - worker.started
-                    finish(worker, ExecResult("timeout", elapsed=elapsed, error=f"killed after {elapsed:.1f}s"))
-                    self._replace(worker)
+                    lost(worker, ExecResult("timeout", elapsed=elapsed, error=f"killed after {elapsed:.1f}s"))
         return results  # type: ignore[return-value]
 
     @staticmethod

@@ -1,14 +1,21 @@
 """Verifying candidates against gold at scale: process pool + result cache.
 
 :class:`Verifier` is what every labelling stage uses (preference data, rewards, evaluation).
-Results are cached by ``(resolved database path, normalize_sql(sql))``: each gold query runs
-once however many candidates are compared with it, and candidates that differ only in
-whitespace, keyword/identifier case, comments or table-alias names run once.
+Results are cached by ``(resolved database path, exact SQL text)``: each gold query runs once
+however many candidates are compared with it, and a text seen before never runs again.
+Normalisation (:func:`~lfkit.sql.normalize.normalize_sql`, a sqlglot parse and generate) costs
+more than executing a query on a small database, so it is spent only where it pays: on the
+candidates of one question. In :meth:`Verifier.verify` a question is the items that share a
+database and a gold text; when a question has two or more distinct candidate texts, its gold and
+candidates are normalised too, and those that differ only in whitespace, keyword/identifier
+case, comments or table-alias names run once. Scoring (one prediction per question) therefore
+normalises nothing.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -34,24 +41,44 @@ class Verdict:
 
 
 @contextmanager
-def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator:
-    """A rich progress bar on stderr; yields ``advance(n=1)``. Silent when disabled or total is 0."""
+def progress_bar(total: int, description: str, enabled: bool = True, delay: float = 1.0) -> Iterator:
+    """A rich progress bar on stderr; yields ``advance(n=1)``. Silent when disabled or total is 0.
+
+    The bar appears at the first ``advance`` after ``delay`` seconds: a batch that finishes
+    sooner shows nothing and does not pay for importing and drawing it.
+    """
     if not enabled or total <= 0:
         yield lambda n=1: None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    started = time.monotonic()
+    done = 0
+    bar = task = None
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+    def advance(n: int = 1) -> None:
+        nonlocal done, bar, task
+        done += n
+        if bar is not None:
+            bar.advance(task, n)
+        elif time.monotonic() - started >= delay:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            bar.start()
+            task = bar.add_task(description, total=total, completed=done)
+
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.stop()
 
 
 class Verifier:
@@ -89,16 +116,13 @@ class Verifier:
         self.heap_limit = heap_limit
         self.memory_limit = memory_limit
         self.cache_entries = cache_entries
-        self._cache: OrderedDict[tuple[str, str], ExecResult] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], ExecResult] = OrderedDict()  # (db, exact SQL)
+        self._norm_cache: OrderedDict[tuple[str, str], ExecResult] = OrderedDict()  # (db, normalised SQL)
         self._pool: ExecPool | None = None
         self._local: _ConnectionCache | None = None
         self.stats = {"requested": 0, "executed": 0, "cache_hits": 0}
 
     # -- execution -------------------------------------------------------------------------
-    @staticmethod
-    def cache_key(db_path: str | os.PathLike[str], sql: str) -> tuple[str, str]:
-        return (str(Path(db_path).resolve()), normalize_sql(sql) if isinstance(sql, str) else "")
-
     def _run(self, tasks: list[tuple[str, str]], advance) -> list[ExecResult]:
         if self.workers == 0:
             if self._local is None:
@@ -122,57 +146,114 @@ class Verifier:
         return self._pool.run(tasks, on_result=lambda i, r: advance())
 
     def execute_many(
-        self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: bool = False
+        self,
+        items: Sequence[tuple[str | os.PathLike[str], str]],
+        progress: bool = False,
+        *,
+        normalize: bool = False,
     ) -> list[ExecResult]:
-        """Execute ``(db_path, sql)`` items; each distinct (db, normalised SQL) runs at most once."""
-        keys = [self.cache_key(db, sql) for db, sql in items]
+        """Execute ``(db_path, sql)`` items; each distinct (database, SQL text) runs at most once.
+
+        With ``normalize=True`` texts that are equal after :func:`normalize_sql` (whitespace,
+        case, comments, alias names) also share one execution; worth its cost (a sqlglot parse
+        and generate per distinct text) only when many spellings of few queries come together.
+        """
+        return self._execute(items, [normalize] * len(items), progress)
+
+    def _execute(
+        self, items: Sequence[tuple[str | os.PathLike[str], str]], normalize: Sequence[bool], progress: bool
+    ) -> list[ExecResult]:
+        resolved: dict[object, str] = {}  # Path.resolve() costs syscalls: once per database per batch
+
+        def exact_key(db: str | os.PathLike[str], sql: str) -> tuple[str, str]:
+            path = resolved.get(db)
+            if path is None:
+                path = resolved[db] = str(Path(db).resolve())
+            return (path, sql if isinstance(sql, str) else "")
+
+        keys = [exact_key(db, sql) for db, sql in items]
         self.stats["requested"] += len(keys)
-        batch: dict[tuple[str, str], ExecResult] = {}
-        todo: dict[tuple[str, str], tuple[str, str]] = {}
-        for key, (_, sql) in zip(keys, items, strict=True):
-            if key in batch or key in todo:
+        flagged: dict[tuple[str, str], bool] = {}  # distinct exact keys, first appearance first
+        for key, norm in zip(keys, normalize, strict=True):
+            flagged[key] = flagged.get(key, False) or norm
+
+        found: dict[tuple[str, str], ExecResult] = {}
+        todo: dict[tuple[str, str, str], tuple[str, str]] = {}  # ("x"|"n", db, text) -> (db, sql) to run
+        waiting: dict[tuple[str, str], tuple[str, str, str]] = {}  # exact key -> its entry in todo
+        norm_keys: dict[tuple[str, str], tuple[str, str]] = {}  # exact key -> (db, normalised) to store
+        for key, norm in flagged.items():
+            db, sql = key
+            if not sql.strip():
+                found[key] = ExecResult("error", error="empty SQL (nothing was extracted)")
                 continue
+            nkey = (db, normalize_sql(sql)) if norm else None
             cached = self._cache.get(key)
+            if cached is None and nkey is not None:
+                cached = self._norm_cache.get(nkey)
             if cached is not None:
-                batch[key] = cached
-                self._cache.move_to_end(key)
-            elif not isinstance(sql, str) or not sql.strip():
-                batch[key] = ExecResult("error", error="empty SQL (nothing was extracted)")
-            else:
-                todo[key] = (key[0], sql)  # the first spelling seen is the one executed
+                found[key] = cached
+                self._store(self._cache, key, cached)
+                if nkey is not None:
+                    self._store(self._norm_cache, nkey, cached)  # later spellings of it hit too
+                continue
+            # the first spelling seen is the one executed; other spellings wait for its result
+            task = ("n", *nkey) if nkey is not None else ("x", *key)
+            todo.setdefault(task, key)
+            waiting[key] = task
+            if nkey is not None:
+                norm_keys[key] = nkey
         self.stats["executed"] += len(todo)
         self.stats["cache_hits"] = self.stats["requested"] - self.stats["executed"]
         if todo:
             with progress_bar(len(todo), "executing SQL", progress) as advance:
-                results = self._run(list(todo.values()), advance)
-            batch.update(zip(todo, results, strict=True))
-        for key in todo:
-            self._store(key, batch[key])
-        return [batch[key] for key in keys]
+                results = dict(zip(todo, self._run(list(todo.values()), advance), strict=True))
+            for key, task in waiting.items():
+                found[key] = results[task]
+                self._store(self._cache, key, found[key])
+                if key in norm_keys:
+                    self._store(self._norm_cache, norm_keys[key], found[key])
+        return [found[key] for key in keys]
 
-    def _store(self, key: tuple[str, str], result: ExecResult) -> None:
-        self._cache[key] = result
-        self._cache.move_to_end(key)
-        while len(self._cache) > self.cache_entries:
-            self._cache.popitem(last=False)
+    def _store(self, cache: OrderedDict, key: tuple[str, str], result: ExecResult) -> None:
+        cache[key] = result
+        cache.move_to_end(key)
+        while len(cache) > self.cache_entries:
+            cache.popitem(last=False)
 
     # -- verification ----------------------------------------------------------------------
-    def verify(self, items: Sequence[tuple[str | os.PathLike[str], str, str]], progress: bool = False) -> list[Verdict]:
-        """Judge ``(db_path, gold_sql, candidate_sql)`` items; gold and candidates share the cache."""
+    def verify(
+        self,
+        items: Sequence[tuple[str | os.PathLike[str], str, str]],
+        progress: bool = False,
+        *,
+        normalize: bool | None = None,
+    ) -> list[Verdict]:
+        """Judge ``(db_path, gold_sql, candidate_sql)`` items; gold and candidates share the cache.
+
+        ``normalize=None``: items with the same database and gold text are one question; a
+        question with two or more distinct candidate texts has its gold and candidates normalised
+        for dedup (see the module docstring). ``False``: exact texts only (scoring: one prediction
+        per question, where equal gold texts belong to different questions); ``True``: every text.
+        """
+        if normalize is None:
+            candidates: dict[tuple[str, str], set[str]] = {}
+            for db, gold_sql, cand_sql in items:
+                key = (os.fspath(db), str(gold_sql))
+                candidates.setdefault(key, set()).add(cand_sql if isinstance(cand_sql, str) else "")
+            flags = [len(candidates[os.fspath(db), str(gold_sql)]) > 1 for db, gold_sql, _ in items]
+        else:
+            flags = [normalize] * len(items)
         flat: list[tuple[str | os.PathLike[str], str]] = []
         for db, gold_sql, cand_sql in items:
-            flat.append((db, gold_sql))
-            flat.append((db, cand_sql))
-        results = self.execute_many(flat, progress=progress)
+            flat += [(db, gold_sql), (db, cand_sql)]
+        normalize_flat = [flag for flag in flags for _ in (0, 1)]
+        results = self._execute(flat, normalize_flat, progress)
         verdicts = []
         for i, (_, gold_sql, _) in enumerate(items):
             gold, pred = results[2 * i], results[2 * i + 1]
             correct = results_match(pred, gold, self.comparison, gold_sql=gold_sql)
             verdicts.append(Verdict(correct=correct, status=pred.status, pred=pred, gold=gold))
         return verdicts
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
 
     def close(self) -> None:
         if self._pool is not None:
