@@ -355,12 +355,13 @@ class RewardModel:
         batch_size: int = 16,
         *,
         progress: Callable[[int], None] | None = None,
+        dedup: bool = True,
     ) -> list[list[float]]:
         """Scores of token-id sequences given in groups (a pair = a group of two).
 
         Groups are sorted by their longest sequence and packed ``batch_size`` groups' worth of
         sequences (``batch_size * largest group``) per forward; a group is never split, and
-        each distinct sequence is run once. ``progress(k)`` is called with groups done.
+        (``dedup``) each distinct sequence is run once. ``progress(k)`` is called with groups done.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -371,7 +372,7 @@ class RewardModel:
         fresh: list[list[tuple[int, ...]]] = [[] for _ in groups]
         for i in order:  # which sequences each group brings to its forward
             for k in keys[i]:
-                if k not in seen:
+                if not dedup or k not in seen:
                     seen.add(k)
                     fresh[i].append(k)
         scores: dict[tuple[int, ...], float] = {}
