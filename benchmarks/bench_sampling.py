@@ -1,4 +1,4 @@
-"""Benchmark: batched ``hf`` sampling vs the seeds' one-prompt-at-a-time loop.
+"""Benchmark: batched ``hf`` sampling vs a one-prompt-at-a-time loop (the usual sampling script).
 
 Run:  .venv/bin/python benchmarks/bench_sampling.py              (CPU: ~7 minutes on 2 cores)
       .venv/bin/python benchmarks/bench_sampling.py --ablation   (adds hf without prompt sharing)
@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def pick_model(name: str | None) -> str:
-    from lfkit.models import prepared_models
+    from lfkit.models.embedded import prepared_models
 
     if name:
         return name
@@ -55,8 +55,8 @@ def demo_chats(count: int) -> list[list[dict[str, str]]]:
     return [chat_messages(r["instruction"], r["input"]) for r in rows]
 
 
-def seeds_loop(model, enc, prompts: list[list[int]], cfg) -> tuple[int, float]:
-    """The seeds' loop: stock transformers model, one prompt per generate call, n samples via
+def one_prompt_loop(model, enc, prompts: list[list[int]], cfg) -> tuple[int, float]:
+    """The usual sampling script's loop: stock transformers model, one prompt per generate call, n samples via
     num_return_sequences (prompt ids and stop tokens from the same LLaMA-Factory template)."""
     import torch
     from transformers import GenerationConfig
@@ -113,7 +113,7 @@ def main() -> int:
     )
     backend = get_backend("hf", model=model, device=args.device, batch_size=args.batch_size)
     prompts = [backend.encoder.encode(c) for c in chats]
-    # The baseline model is stock transformers, as the seeds loaded it (same weights).
+    # The baseline model is stock transformers, as such scripts load it (same weights).
     stock = AutoModelForCausalLM.from_pretrained(backend.model_path, dtype=next(backend.model.parameters()).dtype)
     stock = stock.to(backend.device).eval()
     lengths = sorted(len(p) for p in prompts)
@@ -124,7 +124,7 @@ def main() -> int:
 
     # Warm-up on both paths (allocator, kernels), not timed.
     warm = SamplingConfig(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=4, seed=0)
-    seeds_loop(stock, backend.encoder, prompts[:1], warm)
+    one_prompt_loop(stock, backend.encoder, prompts[:1], warm)
     backend.generate(chats[:2], warm)
 
     results = {"model": model, "device": backend.device, "prompts": len(chats), "prompt_tokens": lengths}
@@ -148,14 +148,14 @@ def main() -> int:
     # slows a method only if it hits every one of its repeats.
     runs: dict[str, list[tuple[int, float]]] = {"loop": [], "hf": [], "hf_batch_only": []}
     for _ in range(args.repeat):
-        runs["loop"].append(seeds_loop(stock, backend.encoder, prompts, cfg))
+        runs["loop"].append(one_prompt_loop(stock, backend.encoder, prompts, cfg))
         runs["hf"].append(run_hf(share_prompt=True))
         if args.ablation:
             runs["hf_batch_only"].append(run_hf(share_prompt=False))
     best = {k: (v[0][0], min(t for _, t in v)) for k, v in runs.items() if v}
     assert all(len({tok for tok, _ in v}) == 1 for v in runs.values() if v), "repeats sampled differently"
     results["repeat"] = args.repeat
-    loop_rate = report("seeds_loop", "seeds loop (1 prompt x n per call):", *best["loop"])
+    loop_rate = report("one_prompt_loop", "one-prompt loop (1 prompt x n per call):", *best["loop"])
     hf_rate = report("lfkit_hf", f"lfkit hf ({args.batch_size} prompts x n per call):", *best["hf"])
     if args.ablation:
         report("lfkit_hf_batch_only", "lfkit hf, batching only (no prompt sharing):", *best["hf_batch_only"])

@@ -30,14 +30,14 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
 from lfkit.errors import LfkitError
 from lfkit.io import DataFileError, append_jsonl, iter_jsonl, read_rows, write_rows
+from lfkit.progress import progress_bar
 
 JOURNAL_VERSION = 1
 T = TypeVar("T")
@@ -214,7 +214,9 @@ def run_batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     todo = [it for it in items if key(it) not in journal]
-    with _progress(len(items), len(items) - len(todo), description, progress) as advance:
+    done = len(items) - len(todo)
+    with progress_bar(description, len(items), done=done, enabled=progress, transient=False, eta=True) as bar:
+        bar.update()  # show where a resumed job starts
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             records = list(process(batch))
@@ -222,30 +224,8 @@ def run_batches(
             if got != want:  # a bug in the callback: never journal records under the wrong items
                 raise RuntimeError(f"job callback returned records for {got}, expected {want}")
             journal.add(records)
-            advance(len(batch))
+            bar.advance(len(batch))
     return len(todo)
-
-
-@contextmanager
-def _progress(total: int, done: int, description: str, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr starting at ``done`` of ``total``; yields ``advance(n)``."""
-    if not enabled or total == 0:
-        yield lambda n=1: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(description, total=total, completed=done)
-        yield lambda n=1: bar.advance(task, n)
 
 
 # ----------------------------------------------------------------------------- merging shard outputs

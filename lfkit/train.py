@@ -102,18 +102,17 @@ def _wait(proc: subprocess.Popen, trainer_log: Path, title: str, progress: bool)
     if not progress:
         proc.wait()
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from lfkit.progress import progress_bar
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, TextColumn("{task.fields[loss]}"), transient=True) as bar:
-        task = bar.add_task(title, total=None, loss="")
+    with progress_bar(title) as bar:
+        bar.update()
         while proc.poll() is None:
             time.sleep(2)
             records = list(iter_jsonl(trainer_log))
             if records:
                 last = records[-1]
                 loss = f"loss {last['loss']:.4f}" if last.get("loss") is not None else ""
-                bar.update(task, total=last.get("total_steps"), completed=last.get("current_steps"), loss=loss)
+                bar.update(total=last.get("total_steps"), completed=last.get("current_steps"), note=loss)
 
 
 def run_llamafactory(

@@ -23,7 +23,7 @@ def tiny_model() -> Path:
     runs reuse it. prepare_model renames a finished folder into place, so parallel test
     processes never see a half-written model.
     """
-    from lfkit.models import prepare_model
+    from lfkit.models.embedded import prepare_model
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LFKIT_HOME", _SESSION_LFKIT_HOME)

@@ -45,6 +45,17 @@ def test_register_bad_file_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "dataset_info.json").exists()
 
 
+def test_sampling_backend_problems_are_one_line(tmp_path: Path) -> None:
+    # backend_from_options (library) raises LfkitErrors; no command wraps them
+    sft = tmp_path / "sft.json"
+    sft.write_text('[{"instruction": "q", "input": "", "output": "SELECT 1", "db_id": "x"}]')
+    out = str(tmp_path / "o.jsonl")
+    args = ("prefs", "rejects", "--sft-data", str(sft), "--db-root", str(tmp_path), "--output", out)
+    assert _one_error_line(_lfkit(*args)) == "Error: give --base-model (or a --preset that names the model)"
+    assert "unknown preset 'nope'" in _one_error_line(_lfkit(*args, "--preset", "nope"))
+    assert "unknown embedded model 'gpt5'" in _one_error_line(_lfkit("models", "prepare", "gpt5"))
+
+
 def test_render_unknown_preset_is_one_line(tmp_path: Path) -> None:
     line = _one_error_line(_lfkit("render", "sft", "--preset", "no-such-model", "-o", str(tmp_path / "r.yaml")))
     assert "unknown preset 'no-such-model'" in line and "tiny" in line
@@ -70,10 +81,10 @@ def test_lfkit_debug_shows_the_traceback(tmp_path: Path) -> None:
     run = _lfkit("demo", "--model", "tiny", "--out", str(out), "--seed", "3", debug=True)
     assert run.returncode == 1
     assert "Traceback" in run.stderr and "lfkit.pipeline.stages.StageError" in run.stderr
-    # also for a command that wraps the error in a click exception itself
+    # and for an error raised before any work starts (an unknown preset)
     run = _lfkit("render", "sft", "--preset", "no-such-model", "-o", str(tmp_path / "r.yaml"), debug=True)
     assert run.returncode == 1
-    assert "Traceback" in run.stderr and "RecipeError: unknown preset 'no-such-model'" in run.stderr
+    assert "Traceback" in run.stderr and "PresetError: unknown preset 'no-such-model'" in run.stderr
 
 
 def _run_with_command(target: str) -> subprocess.CompletedProcess[str]:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import lfkit.models as models
-from lfkit.models import EMBEDDED_MODELS, EmbeddedModel, ModelError, prepare_model, prepared_models
+import lfkit.models.embedded as models
+from lfkit.models import ModelError
+from lfkit.models.embedded import EMBEDDED_MODELS, EmbeddedModel, prepare_model, prepared_models
 
 SQL_TEXTS = [
     "SELECT name FROM players WHERE birthYear = 1985 ORDER BY name LIMIT 3;",

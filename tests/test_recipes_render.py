@@ -11,19 +11,16 @@ import yaml
 from click.testing import CliRunner
 
 from lfkit.cli import main
-from lfkit.models import EMBEDDED_MODELS
+from lfkit.models.embedded import EMBEDDED_MODELS
+from lfkit.models.presets import Preset, PresetError, list_presets, load_preset, read_preset
 from lfkit.recipes import (
     STAGES,
-    Preset,
     RecipeError,
-    list_presets,
-    load_preset,
     render_launch_script,
     render_recipe,
     validate_recipe,
     write_recipe,
 )
-from lfkit.recipes.presets import read_preset
 
 
 def _preset(name: str) -> Preset:
@@ -160,7 +157,7 @@ def test_preset_knobs_and_null_removes() -> None:
     )
     assert "bf16" not in config and "deepspeed" not in config
     assert "seed" not in config  # null = LLaMA-Factory's default: the key is left out
-    with pytest.raises(RecipeError, match="deepspeed_stage must be 2, 3 or null"):
+    with pytest.raises(PresetError, match="deepspeed_stage must be 2, 3 or null"):
         render_recipe("sft", _preset("tiny"), {"deepspeed_stage": 1})
 
 

@@ -8,7 +8,7 @@ A corpus folder holds, per split (``train``, ``dev``, ``dev_20240627``, ...)::
     <split>_databases/<db>/database_description/<table>.csv   (optional, BIRD's columns)
 
 BIRD's train.json has no ``question_id`` and no ``difficulty``: the id becomes the row's
-index in the file (as the seed's ``add_question_id.py`` did) and the difficulty
+index in the file (the usual ``add_question_id.py`` convention for BIRD train) and the difficulty
 ``"unknown"``. Every error names the file, the row and the field.
 """
 

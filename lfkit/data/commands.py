@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from lfkit.io import DataFileError
+from lfkit.progress import progress_bar
 
 
 def _setup_logging() -> None:
@@ -22,27 +22,17 @@ def _setup_logging() -> None:
         log.propagate = False
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-    )
-
-
 def _resolve_tokenizer(name_or_path: str) -> Path:
     """A tokenizer folder, or the name of an embedded model (prepared on first use)."""
-    path = Path(name_or_path)
-    if path.exists():
-        return path
-    from lfkit.models import EMBEDDED_MODELS, prepare_model
+    from lfkit.models.embedded import EMBEDDED_MODELS, resolve_model
 
-    if name_or_path in EMBEDDED_MODELS:
-        return prepare_model(name_or_path)
-    raise click.BadParameter(
-        f"'{name_or_path}' is neither a folder nor an embedded model ({', '.join(EMBEDDED_MODELS)})",
-        param_hint="--tokenizer",
-    )
+    path = Path(resolve_model(name_or_path))
+    if not path.exists():
+        raise click.BadParameter(
+            f"'{name_or_path}' is neither a folder nor an embedded model ({', '.join(EMBEDDED_MODELS)})",
+            param_hint="--tokenizer",
+        )
+    return path
 
 
 @click.group()
@@ -88,10 +78,9 @@ def demo(out_dir: Path, seed: int, n_train: int, n_dev: int) -> None:
 
     if n_train <= 0 or n_dev <= 0:
         raise click.ClickException("--n-train and --n-dev must be positive")
-    with _progress() as progress:
-        task = progress.add_task("generating questions", total=n_train + n_dev)
+    with progress_bar("generating questions", n_train + n_dev) as bar:
         stats = build_demo_corpus(
-            out_dir, seed=seed, n_train=n_train, n_dev=n_dev, on_progress=lambda n: progress.update(task, completed=n)
+            out_dir, seed=seed, n_train=n_train, n_dev=n_dev, on_progress=lambda n: bar.update(completed=n)
         )
     for split in ("train", "dev"):
         s = stats[split]
@@ -174,20 +163,18 @@ def sft(
         options = SFTOptions(
             limit=limit, sample_seed=sample_seed, check_gold=check_gold, timeout=timeout, workers=workers
         )
-        # Started on the first prompt, so it never overlaps the gold-execution progress bar.
-        progress = _progress()
-        task = progress.add_task("building prompts", total=None)
-
-        def advance(done: int, total: int) -> None:
-            if done == 1:
-                progress.start()
-            progress.update(task, completed=done, total=total)
-
-        try:
-            stats = build_sft(bird_dir, split, out, builder, options, progress=advance, gold_progress=check_gold)
-        finally:
-            progress.stop()
-    except (DataFileError, ValueError, FileNotFoundError) as exc:
+        # The bar draws at the first prompt, so it never overlaps the gold-execution progress bar.
+        with progress_bar("building prompts") as bar:
+            stats = build_sft(
+                bird_dir,
+                split,
+                out,
+                builder,
+                options,
+                progress=lambda done, total: bar.update(completed=done, total=total),
+                gold_progress=check_gold,
+            )
+    except (ValueError, FileNotFoundError) as exc:  # plain errors of option checks and missing databases
         raise click.ClickException(str(exc)) from exc
     dropped = sum(stats["dropped"].values())
     extra = f", dropped {dropped} with failing gold SQL {stats['dropped']}" if dropped else ""
@@ -225,7 +212,7 @@ def lengths(files: tuple[Path, ...], tokenizer: str, cutoff: int, template: str 
 
     try:
         report = length_report(files, _resolve_tokenizer(tokenizer), cutoff, template)
-    except (DataFileError, ValueError) as exc:
+    except ValueError as exc:  # a plain ValueError: a bad --cutoff
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in report], indent=2))

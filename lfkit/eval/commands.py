@@ -91,7 +91,7 @@ def score(
                        --comparison testsuite --timeout 10 --workers 2
     """
     from lfkit.eval.score import render_report, score_predictions
-    from lfkit.io import DataFileError, atomic_write_text
+    from lfkit.io import atomic_write_text
 
     try:
         report = score_predictions(
@@ -105,7 +105,7 @@ def score(
             difficulties=difficulties,
             match=match,
         )
-    except (DataFileError, FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError) as exc:  # plain errors: a missing database, a bad option value
         raise click.ClickException(str(exc)) from exc
     render_report(report)
     if out is not None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from lfkit.data.prompts import chat_messages
+from lfkit.progress import progress_bar
 from lfkit.sql import extract_sql
 from lfkit.sql.extract import SQL_FENCE_STOP
 
@@ -48,14 +47,12 @@ def predict_sql(
     cfg = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=0, stop=stop)
     chats = [chat_messages(*builder.build(ex)) for ex in examples]
     predictions: dict[int, tuple[str, str]] = {}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task(description, total=len(chats))
+    with progress_bar(description, len(chats), enabled=progress) as bar:
         for start in range(0, len(chats), chunk_size):
             outs = backend.generate(chats[start : start + chunk_size], cfg)
             for ex, completions in zip(examples[start : start + chunk_size], outs, strict=True):
                 predictions[ex.question_id] = (extract_sql(completions[0]), ex.db_id)
-            bar.advance(task, len(outs))
+            bar.advance(len(outs))
     return predictions
 
 

@@ -20,8 +20,9 @@ from lfkit.errors import LfkitError
 
 Chat = list[dict[str, str]]
 
-# Per-sample seed convention kept from the seeds' step1 script: question ``index`` gets
-# base seed ``seed + index * SEED_STRIDE`` and its sample ``j`` uses ``base + j``.
+# Per-sample seeds: question ``index`` gets base seed ``seed + index * SEED_STRIDE`` and its
+# sample ``j`` uses ``base + j``, so a sample depends on its question and seed only (not on
+# batching, sharding or resuming), as long as a question has fewer than 1000 samples.
 SEED_STRIDE = 1000
 
 
@@ -133,7 +134,7 @@ class GenerationBackend(ABC):
         """Return ``cfg.n`` completions for each chat, in order.
 
         ``seeds[i]`` is chat i's base seed (sample j uses ``seeds[i] + j`` where the backend
-        can seed per sample); default ``cfg.seed + i * 1000``, the seeds' convention.
+        can seed per sample); default ``cfg.seed + i * SEED_STRIDE``.
         """
         chats = [validate_chat(c, f"chat {i}") for i, c in enumerate(chats)]
         seeds = list(seeds) if seeds is not None else default_seeds(len(chats), cfg.seed)

@@ -3,8 +3,8 @@
 One ``generate`` call decodes ``batch_size`` prompts x ``n`` samples together. Sampling is
 done by :class:`SeededSampler`, which draws every row from its own ``torch.Generator``
 seeded ``seed + index*1000 + j``: a sample depends on its question and seed only, not on
-which other prompts shared its batch (so batched runs, resumed runs and the seeds'
-one-prompt loop draw from the same per-sample streams).
+which other prompts shared its batch (so batched runs, resumed runs and a one-prompt-at-a-time
+loop draw from the same per-sample streams).
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from lfkit.generate.base import Chat, GenerationBackend, GenerationError, SamplingConfig, truncate_at_stop
-from lfkit.generate.prompts import PromptEncoder, offline_if_local, resolve_model, resolve_template
+from lfkit.generate.prompts import PromptEncoder, offline_if_local, resolve_template
+from lfkit.models.adapters import split_adapters
+from lfkit.models.embedded import resolve_model
 
 logger = logging.getLogger(__name__)
 
 
 def pick_device(device: str | None) -> str:
-    """``auto``/None -> cuda when available; ``cuda*`` without CUDA falls back to CPU (as the seeds did)."""
+    """``auto``/None -> cuda when available; ``cuda*`` without CUDA falls back to CPU with a warning."""
     import torch
 
     if device in (None, "", "auto"):
@@ -31,15 +33,6 @@ def pick_device(device: str | None) -> str:
         logger.warning("device %s requested but CUDA is not available: using cpu", device)
         return "cpu"
     return device
-
-
-def split_adapters(adapter: str | os.PathLike[str] | list | tuple | None) -> list[str]:
-    """``"sft,dpo"`` or a list -> adapter paths in the order they were trained."""
-    if not adapter:
-        return []
-    if isinstance(adapter, list | tuple):
-        return [str(a) for a in adapter]
-    return [part.strip() for part in str(adapter).split(",") if part.strip()]
 
 
 def check_adapter(adapter: str | os.PathLike[str]) -> Path:

@@ -1,31 +1,43 @@
-"""Click options that choose and configure a generation backend, shared by every sampling command.
+"""Choose and configure a generation backend from the options of a sampling command.
 
-``@backend_options`` adds them; :func:`backend_from_options` turns them into a backend
-(model, adapter and LLaMA-Factory template resolved) plus the identity recorded in
-journals, so that a resumed run can check it samples from the same model.
+The click decorators live in the command layer (:mod:`lfkit.generate.commands`); this module
+holds what they feed: the option names (:data:`BACKEND_KEYS`), the parser of
+``--backend-option KEY=VALUE`` values, and :func:`backend_from_options`, which turns the
+values into a backend (model, adapter and LLaMA-Factory template resolved) plus the identity
+recorded in journals, so that a resumed run can check it samples from the same model.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any
 
-import click
-
-from lfkit.generate.base import BACKENDS, GenerationBackend, GenerationError, get_backend
+from lfkit.errors import LfkitError
+from lfkit.generate.base import GenerationBackend, GenerationError, get_backend
+from lfkit.generate.prompts import resolve_template
+from lfkit.models.embedded import resolve_model
+from lfkit.models.presets import load_preset
+from lfkit.sql.extract import SQL_FENCE_STOP
 
 # Questions per generate call when --batch-size is not given: vLLM and servers schedule
 # large batches themselves; the hf backend pads a batch to its longest prompt.
 DEFAULT_BATCH = {"hf": 8, "vllm": 256, "openai": 64}
 
 
-def _parse_backend_option(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
+def parse_backend_extra(values: Iterable[str]) -> dict[str, Any]:
+    """``--backend-option`` values ``KEY=VALUE`` -> ``{key: value}``; a value is JSON when it parses.
+
+    Dashes in keys become underscores; a value that is not JSON stays a string.
+
+    >>> parse_backend_extra(["gpu-memory-utilization=0.85", "name=abc"])
+    {'gpu_memory_utilization': 0.85, 'name': 'abc'}
+    """
     out: dict[str, Any] = {}
     for text in values:
         key, sep, raw = text.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {text!r}", ctx=ctx, param=param)
+            raise ValueError(f"expected KEY=VALUE, got {text!r}")
         try:
             out[key.replace("-", "_")] = json.loads(raw)
         except json.JSONDecodeError:
@@ -33,79 +45,8 @@ def _parse_backend_option(ctx: click.Context, param: click.Parameter, values: tu
     return out
 
 
-def backend_options(fn: Callable) -> Callable:
-    """Decorator adding --backend, --base-model, --adapter-path, --template/--preset and backend knobs."""
-    options = [
-        click.option(
-            "--backend",
-            type=click.Choice(sorted(BACKENDS)),
-            default="hf",
-            show_default=True,
-            help="hf: transformers+peft (CPU/CUDA); vllm: offline vLLM (GPU, optional extra); "
-            "openai: an OpenAI-compatible server.",
-        ),
-        click.option(
-            "--base-model",
-            help="Model folder or embedded model name (tiny, smollm2-135m); for --backend openai the "
-            "served model name. Default: the --preset's model.",
-        ),
-        click.option("--adapter-path", help="LoRA adapter folder (PEFT) applied on the base model."),
-        click.option("--template", help="LLaMA-Factory template the model was trained with (e.g. qwen3_nothink)."),
-        click.option("--preset", help="lfkit preset naming model and template (see `lfkit render --list`)."),
-        click.option("--device", default="auto", show_default=True, help="hf: auto | cpu | cuda | cuda:N."),
-        click.option(
-            "--dtype", default="auto", show_default=True, help="hf/vllm: auto | float32 | bfloat16 | float16."
-        ),
-        click.option(
-            "--batch-size",
-            type=click.IntRange(min=1),
-            help=f"Questions per generate call (default: {', '.join(f'{k} {v}' for k, v in DEFAULT_BATCH.items())}).",
-        ),
-        click.option("--base-url", help="openai: server URL ending in /v1, e.g. http://127.0.0.1:8000/v1."),
-        click.option("--api-key", envvar="OPENAI_API_KEY", help="openai: API key [env OPENAI_API_KEY]."),
-        click.option(
-            "--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="openai: parallel requests."
-        ),
-        click.option(
-            "--tensor-parallel-size",
-            type=click.IntRange(min=1),
-            default=1,
-            show_default=True,
-            help="vllm: GPUs per model.",
-        ),
-        click.option(
-            "--backend-option",
-            "backend_extra",
-            multiple=True,
-            callback=_parse_backend_option,
-            metavar="KEY=VALUE",
-            help="Any other backend option (value parsed as JSON when it parses), e.g. "
-            "gpu_memory_utilization=0.85, max_retries=8. Repeatable.",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def stop_option(fn: Callable) -> Callable:
-    """Decorator adding ``--stop/--no-stop`` (greedy SQL answers end at their first closed fence).
-
-    The command receives ``stop`` as a bool; :func:`stop_strings` turns it into the stop list.
-    """
-    return click.option(
-        "--stop/--no-stop",
-        default=True,
-        show_default=True,
-        help="End each answer right after its first closed ```sql fence (a closing ``` on its own line) "
-        "instead of decoding to --max-new-tokens. Use --no-stop for models that write fences inside <think>.",
-    )(fn)
-
-
 def stop_strings(stop: bool) -> tuple[str, ...]:
     """The stop list ``--stop/--no-stop`` stands for."""
-    from lfkit.sql.extract import SQL_FENCE_STOP
-
     return SQL_FENCE_STOP if stop else ()
 
 
@@ -134,22 +75,19 @@ def pop_backend_options(kwargs: dict[str, Any]) -> dict[str, Any]:
 def backend_from_options(opts: dict[str, Any]) -> tuple[GenerationBackend, dict[str, Any], int]:
     """(backend, identity for journals, questions per batch) from ``pop_backend_options`` output.
 
-    Raises click.ClickException with the reason on any user error.
+    Raises a :class:`~lfkit.errors.LfkitError` naming the problem on any user error: an unknown
+    preset (:class:`~lfkit.models.presets.PresetError`), no model, a model or template that cannot
+    be resolved, or options the backend rejects (:class:`GenerationError`).
     """
-    from lfkit.generate.prompts import resolve_model, resolve_template
-    from lfkit.models import ModelError
-
     name = opts["backend"]
     model, template = opts["base_model"], opts["template"]
     try:
         if opts["preset"]:
-            from lfkit.recipes import load_preset
-
             preset = load_preset(opts["preset"])
             model = model or preset.get("model_name_or_path")
             template = template or preset.get("template")
         if not model:
-            raise click.UsageError("give --base-model (or a --preset that names the model)")
+            raise GenerationError("give --base-model (or a --preset that names the model)")
         if name != "openai":
             model = resolve_model(model)
             template = resolve_template(model, template)
@@ -166,9 +104,9 @@ def backend_from_options(opts: dict[str, Any]) -> tuple[GenerationBackend, dict[
                 kwargs["base_url"] = opts["base_url"]
         kwargs.update(opts["backend_extra"])
         backend = get_backend(name, **kwargs)
-    except click.ClickException:
+    except LfkitError:
         raise
-    except (GenerationError, ModelError, ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (ValueError, OSError) as exc:  # a template that cannot be resolved, options a backend rejects
+        raise GenerationError(str(exc)) from exc
     identity = {"backend": name, "model": str(model), "adapter": opts["adapter_path"], "template": template}
     return backend, identity, opts["batch_size"] or DEFAULT_BATCH.get(name, 8)

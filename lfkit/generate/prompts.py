@@ -9,28 +9,13 @@ engines do, and (tested) the prompt part of its SFT preprocessing of the same ro
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from lfkit.generate.base import Chat, GenerationError, validate_chat
-
-# Written by lfkit.models into every embedded model folder; names the LF template.
-EMBEDDED_MARKER = "lfkit_model.json"
-
-
-def resolve_model(model: str | os.PathLike[str]) -> str:
-    """A local folder as is; an embedded model name (``tiny``, ``smollm2-135m``) prepared
-    in the lfkit cache; anything else (a hub id, a served model name) unchanged."""
-    text = str(model)
-    if Path(text).exists():
-        return text
-    from lfkit.models import EMBEDDED_MODELS, prepare_model
-
-    if text in EMBEDDED_MODELS:
-        return str(prepare_model(text))
-    return text
+from lfkit.models.embedded import read_marker
+from lfkit.models.presets import load_preset
 
 
 def resolve_template(
@@ -44,18 +29,14 @@ def resolve_template(
     if template:
         return template
     if preset:
-        from lfkit.recipes import load_preset
-
         found = load_preset(preset).get("template")
         if not found:
             raise ValueError(f"preset {preset!r} names no template")
         return found
     if model is not None:
-        marker = Path(str(model)) / EMBEDDED_MARKER
-        if marker.is_file():
-            found = json.loads(marker.read_text(encoding="utf-8")).get("template")
-            if found:
-                return found
+        found = (read_marker(model) or {}).get("template")
+        if found:
+            return found
     raise ValueError(
         f"no LLaMA-Factory template for model {model}: pass --template (e.g. qwen3_nothink) or --preset, "
         "the same one the model was trained with"

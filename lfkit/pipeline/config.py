@@ -66,32 +66,21 @@ class DemoConfig:
 
 
 # Sizes chosen so that the default (smollm2-135m) run fits in about 20 minutes on 2 CPU
-# cores and the tiny run is a smoke test of a few minutes (see README for measured times).
+# cores and the tiny run is a smoke test of a few minutes. The measurements behind each
+# value are in README.md, "Profile choices".
 PROFILES: dict[str, dict[str, Any]] = {
-    # LoRA on the last 8 of 30 layers: backward stops there, ~2.5x cheaper per step than all layers on
-    # CPU. Measured on the dev split (40 SFT steps): rank 16 / lr 2e-3 on 8 layers gives EX 10.8%,
-    # on 4 layers 2.5%, and rank 8 / lr 5e-4 on 4 layers 0% (the model learns the format, not the schema).
     "smollm2-135m": dict(
         n_sft=160,
-        sft_lr=2e-3,
-        lora_last_layers=8,
+        sft_lr=2e-3,  # a LoRA on few layers needs a high lr to learn the schema in 40 steps
+        lora_last_layers=8,  # backward stops at layer 22 of 30: ~2.5x cheaper per step than all layers
         lora_rank=16,
-        # 64 dev questions and 24 preference questions keep the run near 20 minutes on 2 cores:
-        # the three dev evaluations and the sampling are two thirds of the time (128-token decodes)
-        n_dev=64,
+        n_dev=64,  # dev evaluations and sampling are two thirds of the time
         n_prefs=24,
         num_candidates=4,
-        # a DPO step costs ~3.5 SFT steps on CPU (chosen + rejected + reference): one pair per question
-        pairs_per_question=1,
-        # 6 DPO steps at 2e-4 left the loss at ln 2 (0.6925: the new adapter barely moved off the SFT
-        # reference); the SFT profile's experience is that this LoRA needs ~1e-3 to move in few steps
-        dpo_lr=1e-3,
-        # the longest gold answer is 114 SmolLM2 tokens (fence included): a lower cap makes a
-        # third of the dev questions unanswerable
-        max_new_tokens=128,
-        # bigger batches decode faster on CPU (48 prompts: 43 s at 48, 54 s at 16, 72 s at 8);
-        # 32 splits the 64 dev prompts and the 24 x 4 candidates into full batches
-        batch_size=32,
+        pairs_per_question=1,  # a DPO step costs ~3.5 SFT steps on CPU
+        dpo_lr=1e-3,  # 2e-4 left the new adapter at the reference (loss ln 2)
+        max_new_tokens=128,  # the longest gold answer is 114 SmolLM2 tokens
+        batch_size=32,  # larger batches decode faster on CPU; 32 fills every batch here
     ),
     "tiny": dict(n_sft=32, n_prefs=8, num_candidates=2, max_new_tokens=16, sft_lr=1e-3),
 }

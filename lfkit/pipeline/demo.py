@@ -66,7 +66,7 @@ def stage_corpus(cfg: DemoConfig, layout: DemoLayout) -> dict[str, Any]:
 
 def make_backend(cfg: DemoConfig, adapters: list[Path]) -> Any:
     from lfkit.generate import get_backend
-    from lfkit.recipes import load_preset
+    from lfkit.models.presets import load_preset
 
     preset = load_preset(cfg.model)
     return get_backend(
@@ -110,7 +110,8 @@ def stage_eval(cfg: DemoConfig, layout: DemoLayout, name: str, adapters: list[Pa
 def stage_train(
     cfg: DemoConfig, layout: DemoLayout, stage: str, dataset: str, overrides: dict[str, Any], adapters: list[Path]
 ) -> dict[str, Any]:
-    from lfkit.recipes import load_preset, render_recipe, write_recipe
+    from lfkit.models.presets import load_preset
+    from lfkit.recipes import render_recipe, write_recipe
     from lfkit.recipes.render import lora_target_last_layers
     from lfkit.train import run_llamafactory
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from lfkit.generate.options import backend_from_options, backend_options, pop_backend_options
-from lfkit.io import DataFileError
+from lfkit.generate.commands import backend_options
+from lfkit.generate.options import backend_from_options, pop_backend_options
 
 
 @click.group()
@@ -25,7 +25,7 @@ def prefs() -> None:
 
 
 def job_options(fn: Callable) -> Callable:
-    """Options shared by `rejects` and `cot` (named as in the original step-1 sampling script)."""
+    """Options shared by `rejects` and `cot`."""
     options = [
         click.option(
             "--sft-data",
@@ -154,9 +154,6 @@ def job_options(fn: Callable) -> Callable:
 
 
 def _run(kind: str, kwargs: dict[str, Any], config_cls: type, build: Callable, rename: dict[str, str]) -> None:
-    from lfkit.generate import GenerationError
-    from lfkit.jobs import JobError
-
     backend_opts = pop_backend_options(kwargs)
     summary_json, quiet = kwargs.pop("summary_json"), kwargs.pop("quiet")
     kwargs["round"] = kwargs.pop("round_")
@@ -164,14 +161,14 @@ def _run(kind: str, kwargs: dict[str, Any], config_cls: type, build: Callable, r
         kwargs[new] = kwargs.pop(old)
     try:
         cfg = config_cls(**kwargs)
-    except ValueError as exc:
+    except ValueError as exc:  # a plain ValueError from the config's checks of option values
         raise click.ClickException(str(exc)) from exc
     backend, identity, batch = backend_from_options(backend_opts)
     cfg.model_info, cfg.batch_size = identity, batch
     try:
         with backend:
             summary = build(cfg, backend, progress=not quiet)
-    except (DataFileError, JobError, GenerationError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:  # a database the SFT rows name is missing
         raise click.ClickException(str(exc)) from exc
     summary.render()
     if summary_json:
@@ -281,7 +278,7 @@ def merge(inputs: tuple[str, ...], output: str) -> None:
 
     try:
         stats = merge_outputs(inputs, output)
-    except (DataFileError, ValueError) as exc:
+    except ValueError as exc:  # plain ValueErrors: no input, or the output is also an input
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"merged {stats['rows_read']} {stats['kind']} rows from {stats['inputs']} files: "

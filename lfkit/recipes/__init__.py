@@ -1,22 +1,19 @@
 """lfkit.recipes: LLaMA-Factory YAML recipes from Jinja templates and model presets.
 
 ``templates/llamafactory/*.yaml.j2`` hold the stages (sft, dpo, rm, export),
-``templates/presets/*.yaml`` the models, ``templates/deepspeed`` the ZeRO configs and
-``templates/launch`` the multi-GPU / multi-node launcher. Every recipe is validated with
+``templates/presets/*.yaml`` the models (read by :mod:`lfkit.models.presets`),
+``templates/deepspeed`` the ZeRO configs and ``templates/launch`` the multi-GPU /
+multi-node launcher. Every recipe is validated with
 LLaMA-Factory's own argument parser before it is written.
 """
 
-from lfkit.recipes.presets import Preset, RecipeError, list_presets, load_preset
 from lfkit.recipes.render import STAGES, dump_recipe, render_launch_script, render_recipe, write_recipe
-from lfkit.recipes.validate import validate_recipe
+from lfkit.recipes.validate import RecipeError, validate_recipe
 
 __all__ = [
     "STAGES",
-    "Preset",
     "RecipeError",
     "dump_recipe",
-    "list_presets",
-    "load_preset",
     "render_launch_script",
     "render_recipe",
     "validate_recipe",

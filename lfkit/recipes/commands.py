@@ -32,8 +32,8 @@ def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _list_text() -> str:
-    from lfkit.recipes import STAGES, list_presets
-    from lfkit.recipes.presets import read_preset
+    from lfkit.models.presets import list_presets, read_preset
+    from lfkit.recipes import STAGES
 
     lines = ["Stages:"]
     lines += [f"  {s.name:<8} llamafactory-cli {s.command:<7} {s.help}" for s in STAGES.values()]
@@ -101,20 +101,15 @@ def render(
       lfkit render launch --preset qwen3-coder-30b-a3b -o launch.sh   # FORCE_TORCHRUN/NNODES/...
       lfkit render --sync            # regenerate recipes/ after changing templates or presets
     """
-    from lfkit.recipes import RecipeError
-
-    try:
-        if list_:
-            click.echo(_list_text())
-            return
-        if sync:
-            _sync(check)
-            return
-        if stage is None or preset is None or output is None:
-            raise click.UsageError("give STAGE, --preset and -o FILE (or --list / --sync)")
-        _render(stage, preset, sets, dataset, dataset_dir, output_dir, list(adapters), output, not no_validate)
-    except RecipeError as exc:
-        raise click.ClickException(str(exc)) from exc
+    if list_:
+        click.echo(_list_text())
+        return
+    if sync:
+        _sync(check)
+        return
+    if stage is None or preset is None or output is None:
+        raise click.UsageError("give STAGE, --preset and -o FILE (or --list / --sync)")
+    _render(stage, preset, sets, dataset, dataset_dir, output_dir, list(adapters), output, not no_validate)
 
 
 def _sync(check: bool) -> None:
@@ -144,8 +139,8 @@ def _render(
     validate: bool,
 ) -> None:
     from lfkit.io import atomic_write_text
+    from lfkit.models.presets import read_preset
     from lfkit.recipes import dump_recipe, render_launch_script, render_recipe, validate_recipe
-    from lfkit.recipes.presets import read_preset
 
     read_preset(preset)  # unknown preset: fail before building an embedded model
     if stage == "launch":
@@ -233,22 +228,16 @@ def install(
       lfkit install --lf-dir ~/LLaMA-Factory --data data --sft-dataset my_sft --dpo-dataset my_dpo_r2
       cd ~/LLaMA-Factory && llamafactory-cli train examples/lfkit/qwen3-coder-30b-a3b/sft.yaml
     """
-    from lfkit.io import DataFileError
-    from lfkit.recipes import RecipeError
     from lfkit.recipes.install import install_into
-    from lfkit.registry import RegistryError
 
-    try:
-        report = install_into(
-            lf_dir,
-            data_dir=data_dir,
-            datasets=list(datasets) or None,
-            presets=list(presets),
-            recipes=not no_recipes,
-            force=force,
-            recipe_datasets={"sft": sft_dataset, "dpo": dpo_dataset, "rm": rm_dataset},
-        )
-    except (RecipeError, RegistryError, DataFileError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = install_into(
+        lf_dir,
+        data_dir=data_dir,
+        datasets=list(datasets) or None,
+        presets=list(presets),
+        recipes=not no_recipes,
+        force=force,
+        recipe_datasets={"sft": sft_dataset, "dpo": dpo_dataset, "rm": rm_dataset},
+    )
     for path, action in report:
         click.echo(f"{action:<10} {path}")

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from lfkit.io import atomic_path, atomic_write_text
-from lfkit.recipes.presets import Preset, RecipeError, load_preset
+from lfkit.models.presets import Preset, load_preset
 from lfkit.recipes.render import DEEPSPEED_FILES, STAGES, render_launch_script, render_recipe, write_recipe
+from lfkit.recipes.validate import RecipeError
 from lfkit.resources import REPO_ROOT, resource_dir
 
 # Presets whose flow is checked in under recipes/ (the Qwen3-Coder-30B-A3B LoRA flow).

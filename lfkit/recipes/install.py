@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from lfkit.io import atomic_path
 from lfkit.recipes.examples import DEFAULT_DATASETS, EXAMPLE_PRESETS, INSTALL_PREFIX, flow_examples, render_examples
-from lfkit.recipes.presets import RecipeError
+from lfkit.recipes.validate import RecipeError
 
 # The dataset kind each recipe stage trains on, and the option that chooses its dataset.
 STAGE_KINDS: dict[str, tuple[str, str]] = {

@@ -12,8 +12,9 @@ import jinja2
 import yaml
 
 from lfkit.io import atomic_write_text
-from lfkit.recipes.presets import Preset, RecipeError, load_preset, preset_fields
-from lfkit.recipes.validate import lf_argument_names, unknown_key_message, validate_recipe
+from lfkit.models.adapters import split_adapters
+from lfkit.models.presets import Preset, load_preset, preset_fields
+from lfkit.recipes.validate import RecipeError, lf_argument_names, unknown_key_message, validate_recipe
 from lfkit.resources import resource_dir
 
 
@@ -86,14 +87,6 @@ def _as_preset(preset: str | dict | Preset) -> Preset:
     return Preset(**preset)
 
 
-def _adapters(value: str | Path | list | tuple | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if str(v).strip()]
-    return [part.strip() for part in str(value).split(",") if part.strip()]
-
-
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -157,7 +150,7 @@ def render_recipe(
     if knobs:
         p = dataclasses.replace(p, **knobs)  # re-runs the preset checks on the new values
 
-    adapters = _adapters(adapter_name_or_path)
+    adapters = split_adapters(adapter_name_or_path)
     if stage == "export" and not adapters:
         raise RecipeError("export merges LoRA adapter(s) into the base model: give adapter_name_or_path")
     if p.finetuning_type != "lora" and adapters:

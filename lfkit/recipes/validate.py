@@ -27,7 +27,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lfkit.recipes.presets import RecipeError
+from lfkit.errors import LfkitError
+
+
+class RecipeError(LfkitError, ValueError):
+    """An override or a rendered recipe is invalid; the message says which and why.
+
+    A problem with the preset itself raises :class:`lfkit.models.presets.PresetError`.
+    """
+
 
 # Keys whose validity depends on the hardware that runs the job; type-checked, then dropped.
 HARDWARE_KEYS = ("bf16", "fp16", "pure_bf16", "tf32", "deepspeed", "fsdp", "fsdp_config")

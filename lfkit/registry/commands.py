@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from lfkit.io import DataFileError
-from lfkit.registry.core import KINDS, RegistryError
+from lfkit.registry.core import KINDS
 from lfkit.registry.core import register as register_entry
 
 
@@ -58,10 +57,7 @@ def register(dataset_info: Path, name: str, data_file: Path, kind: str, force: b
       lfkit register --dataset-info data/dataset_info.json --name text2sql_sft \\
                      --file data/sft.json --kind sft --check
     """
-    try:
-        result = register_entry(dataset_info, name, data_file, kind, force=force, check=check)
-    except (RegistryError, DataFileError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = register_entry(dataset_info, name, data_file, kind, force=force, check=check)
     entry = json.dumps(result.entry)
     messages = {
         "added": f"added '{name}' ({result.rows} rows) to {dataset_info}",

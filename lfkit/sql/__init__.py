@@ -7,13 +7,50 @@ result cache), :func:`results_match` (``bird`` / ``testsuite`` comparison),
 :func:`label_candidates` (completions -> labelled :class:`Candidate` objects, the one labelling step).
 """
 
-from lfkit.sql.compare import COMPARISONS, has_top_level_order_by, results_match, rows_match, soft_f1
-from lfkit.sql.execute import ExecResult, execute_sql
-from lfkit.sql.extract import extract_sql
-from lfkit.sql.label import LABELS, REJECTABLE, Candidate, label_candidates
-from lfkit.sql.normalize import normalize_sql
-from lfkit.sql.pool import ExecPool
-from lfkit.sql.verify import Verdict, Verifier
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Exports resolve on first use (PEP 562): a pool worker imports ``lfkit.sql.pool`` and must not
+# pay for the comparison, labelling and normalisation modules it never calls.
+_EXPORTS = {
+    "COMPARISONS": "compare",
+    "has_top_level_order_by": "compare",
+    "results_match": "compare",
+    "rows_match": "compare",
+    "soft_f1": "compare",
+    "ExecResult": "execute",
+    "execute_sql": "execute",
+    "extract_sql": "extract",
+    "LABELS": "label",
+    "REJECTABLE": "label",
+    "Candidate": "label",
+    "label_candidates": "label",
+    "normalize_sql": "normalize",
+    "ExecPool": "pool",
+    "Verdict": "verify",
+    "Verifier": "verify",
+}
+
+if TYPE_CHECKING:
+    from lfkit.sql.compare import COMPARISONS, has_top_level_order_by, results_match, rows_match, soft_f1
+    from lfkit.sql.execute import ExecResult, execute_sql
+    from lfkit.sql.extract import extract_sql
+    from lfkit.sql.label import LABELS, REJECTABLE, Candidate, label_candidates
+    from lfkit.sql.normalize import normalize_sql
+    from lfkit.sql.pool import ExecPool
+    from lfkit.sql.verify import Verdict, Verifier
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lfkit.sql' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"lfkit.sql.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "COMPARISONS",

@@ -1,7 +1,7 @@
 """The complexity classifier: a SQL is simple (``"sql"``) or multi-step (``"多步推理"``).
 
-Labels are the seed's: ``"sql"`` for a simple query, ``"多步推理"`` ("multi-step reasoning") for
-the rest. A SQL is **multi-step** when it has any of
+Labels are those of the process-reward GRPO recipe's data files: ``"sql"`` for a simple query,
+``"多步推理"`` ("multi-step reasoning") for the rest. A SQL is **multi-step** when it has any of
 
 * two or more joins (explicit JOINs and comma-listed tables, counted over the whole query),
 * a CTE (``WITH``),

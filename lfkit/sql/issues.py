@@ -1,4 +1,6 @@
-"""SQL issue detectors: the seed's eleven, on a sqlglot AST (dialect ``sqlite``), in a registry users extend.
+"""SQL issue detectors on a sqlglot AST (dialect ``sqlite``), in a registry users extend.
+
+The built-ins are the eleven of the process-reward GRPO recipe (Qwen3-1.7B) plus ``invalid_sql``.
 
 :func:`detect_issues` parses the SQL once (:func:`parse_query`) and runs every registered
 detector on the result. Each detector reports at most one :class:`Issue` (its ``detail`` lists
@@ -21,7 +23,7 @@ name                              severity  rule (exact text in each detector's 
 ``invalid_sql``                   1.0       lfkit's addition: not one parseable query
 ================================  ========  =====================================================
 
-The seed describes ``incorrect_join`` and ``missing_join_condition`` with the same words
+That recipe describes ``incorrect_join`` and ``missing_join_condition`` with the same words
 ("JOIN without ON", all joins vs some joins); lfkit keeps ``missing_join_condition`` for the
 absent condition and gives ``incorrect_join`` the other join mistake, a condition that does not
 connect the tables. ``invalid_sql`` is added because an unparsable SQL must be an issue: it
@@ -44,6 +46,7 @@ Issue(name='unclosed_parenthesis', severity=0.8, detail='1 unclosed (')
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -164,38 +167,34 @@ def _sqlglot():
     return exp
 
 
-class _Parsers:
-    """The sqlite dialect's parser, changed so that join syntax survives in the AST.
+def _parse_statements(tokens: Sequence[Any], sql: str) -> list[Any]:
+    """Parse with the stock sqlite parser, then restore the join syntax it erases.
 
-    Stock sqlite parsing turns ``FROM a, b`` into the same node as ``a CROSS JOIN b`` and adds
-    ``ON TRUE`` to a JOIN written without a condition, which erases exactly what the join
-    detectors judge: comma joins are marked ``meta["comma"]`` and no ON is invented.
+    Stock sqlite parsing turns ``FROM a, b`` into a CROSS join and adds ``ON TRUE`` to a JOIN
+    written without a condition, which erases exactly what the join detectors judge. The
+    parser cannot be subclassed (sqlglotc compiles it with mypyc), so the tree is mended
+    instead: a CROSS join without the ``pivots`` argument that only explicit JOIN syntax sets
+    is a comma join (``meta["comma"]``), and an invented ``ON TRUE`` is removed. When the text
+    itself holds ``ON TRUE`` every such ON is kept (the rare mix of both cannot be told apart;
+    ``incorrect_join`` judges a kept one).
     """
+    from sqlglot import exp
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.tokens import TokenType
 
-    _cls: Any = None
+    written_on_true = any(
+        a.token_type == TokenType.ON and b.token_type == TokenType.TRUE for a, b in itertools.pairwise(tokens)
+    )
 
-    @classmethod
-    def parser(cls) -> Any:
-        if cls._cls is None:
-            from sqlglot.dialects.dialect import Dialect
-            from sqlglot.tokens import TokenType
-
-            base = type(Dialect.get_or_raise("sqlite")).parser_class
-
-            class _Parser(base):  # type: ignore[misc,valid-type]
-                ADD_JOIN_ON_TRUE = False
-
-                def _parse_join(self, *args: Any, **kwargs: Any) -> Any:
-                    comma = self._curr is not None and self._curr.token_type == TokenType.COMMA
-                    join = super()._parse_join(*args, **kwargs)
-                    if join is not None and comma:
-                        join.meta["comma"] = True
-                    return join
-
-            cls._cls = _Parser
-        from sqlglot.dialects.dialect import Dialect
-
-        return cls._cls(dialect=Dialect.get_or_raise("sqlite"))
+    trees = [t for t in Dialect.get_or_raise("sqlite").parser().parse(tokens, sql) if t is not None]
+    for tree in trees:
+        for join in tree.find_all(exp.Join):
+            if join.args.get("kind") == "CROSS" and "pivots" not in join.args:
+                join.meta["comma"] = True
+            on = join.args.get("on")
+            if isinstance(on, exp.Boolean) and on.this is True and not written_on_true:
+                join.set("on", None)
+    return trees
 
 
 def _paren_problem(tokens: Sequence[Any]) -> str | None:
@@ -258,7 +257,7 @@ def parse_query(sql: str | None, question: str | None = None, schema: Mapping[st
         parsed.error = "empty SQL (only comments)"
         return parsed
     try:
-        trees = [t for t in _Parsers.parser().parse(parsed.tokens, parsed.sql) if t is not None]
+        trees = _parse_statements(parsed.tokens, parsed.sql)
     except (SqlglotError, RecursionError) as e:
         parsed.error = f"parse error: {_first_line(e)}"
         return parsed
@@ -546,7 +545,7 @@ def _is_time_column(col: Any, sources, schema) -> bool:
     return False
 
 
-# -- the seed's eleven detectors ---------------------------------------------------------------
+# -- the recipe's eleven detectors -------------------------------------------------------------
 @register_detector(
     "missing_where",
     0.3,
@@ -921,7 +920,7 @@ def _order_by_without_limit(p: ParsedSQL) -> str | None:
     mentions=["invalid sql", "syntax error", "not valid sql", "语法错误", "无效的sql", "无法解析"],
 )
 def _invalid_sql(p: ParsedSQL) -> str | None:
-    """Not exactly one query sqlglot parses (lfkit's addition to the seed's eleven).
+    """Not exactly one query sqlglot parses (lfkit's addition to the recipe's eleven).
 
     Fires on an empty SQL, a tokenizer error, a parse error (unless ``unclosed_parenthesis``
     explains it), several statements, a statement that is not a query (INSERT, DROP ...) and
@@ -945,7 +944,7 @@ SEED_SEVERITIES: dict[str, float] = {
     "multiple_tables_no_join": 0.4,
     "order_by_without_limit": 0.2,
 }
-"""The seed's eleven detectors and their severities (the registry holds these plus ``invalid_sql``)."""
+"""The process-reward recipe's eleven detectors and their severities (the registry holds these plus ``invalid_sql``)."""
 
 INVALID_ISSUES = frozenset({"invalid_sql", "unclosed_parenthesis"})
 """Issues that make a SQL invalid (no execution possible), as opposed to merely suspect."""

@@ -15,13 +15,13 @@ normalises nothing.
 from __future__ import annotations
 
 import os
-import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from lfkit.progress import progress_bar
 from lfkit.sql.compare import check_comparison, results_match
 from lfkit.sql.execute import DEFAULT_HEAP_LIMIT, DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, ExecResult
 from lfkit.sql.normalize import normalize_sql
@@ -38,47 +38,6 @@ class Verdict:
     status: str  # the candidate's ExecResult.status
     pred: ExecResult
     gold: ExecResult
-
-
-@contextmanager
-def progress_bar(total: int, description: str, enabled: bool = True, delay: float = 1.0) -> Iterator:
-    """A rich progress bar on stderr; yields ``advance(n=1)``. Silent when disabled or total is 0.
-
-    The bar appears at the first ``advance`` after ``delay`` seconds: a batch that finishes
-    sooner shows nothing and does not pay for importing and drawing it.
-    """
-    if not enabled or total <= 0:
-        yield lambda n=1: None
-        return
-    started = time.monotonic()
-    done = 0
-    bar = task = None
-
-    def advance(n: int = 1) -> None:
-        nonlocal done, bar, task
-        done += n
-        if bar is not None:
-            bar.advance(task, n)
-        elif time.monotonic() - started >= delay:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            bar.start()
-            task = bar.add_task(description, total=total, completed=done)
-
-    try:
-        yield advance
-    finally:
-        if bar is not None:
-            bar.stop()
 
 
 class Verifier:
@@ -205,8 +164,9 @@ class Verifier:
         self.stats["executed"] += len(todo)
         self.stats["cache_hits"] = self.stats["requested"] - self.stats["executed"]
         if todo:
-            with progress_bar(len(todo), "executing SQL", progress) as advance:
-                results = dict(zip(todo, self._run(list(todo.values()), advance), strict=True))
+            # a batch that finishes within a second shows no bar (and does not import rich)
+            with progress_bar("executing SQL", len(todo), enabled=progress, delay=1.0, transient=False) as bar:
+                results = dict(zip(todo, self._run(list(todo.values()), bar.advance), strict=True))
             for key, task in waiting.items():
                 found[key] = results[task]
                 self._store(self._cache, key, found[key])
@@ -274,4 +234,4 @@ class Verifier:
             self.close()
 
 
-__all__ = ["Verdict", "Verifier", "progress_bar"]
+__all__ = ["Verdict", "Verifier"]

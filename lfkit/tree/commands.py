@@ -8,20 +8,21 @@ from typing import Any
 
 import click
 
-from lfkit.errors import LfkitError
-from lfkit.generate.options import backend_options
-from lfkit.io import DataFileError
+from lfkit.generate.commands import backend_options
 
 
 def _diagnosed(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn lfkit's diagnosed errors into one line on stderr and exit status 1."""
+    """Turn a plain ValueError (an option value the library rejects) into one line and exit status 1.
+
+    LfkitErrors need nothing here: ``lfkit.cli`` prints every one of them that way.
+    """
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (LfkitError, DataFileError, ValueError) as exc:
+        except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper
@@ -103,9 +104,7 @@ def build_cmd(**kwargs: Any) -> None:
                        --output-dir out/trees --preset smollm2-135m --adapter-path out/sft
       lfkit tree build ... --backend vllm --num-shards 8 --shard-id 3   # one GPU's share
     """
-    from lfkit.generate import GenerationError
     from lfkit.generate.options import backend_from_options, pop_backend_options
-    from lfkit.jobs import JobError
     from lfkit.tree.build import TreeBuildConfig, build_trees
 
     backend_opts = pop_backend_options(kwargs)
@@ -119,7 +118,7 @@ def build_cmd(**kwargs: Any) -> None:
     try:
         with backend:
             summary = build_trees(cfg, backend, progress=not quiet)
-    except (LfkitError, DataFileError, JobError, GenerationError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:  # a database the SFT rows name is missing
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary, indent=2))
 

@@ -1,8 +1,11 @@
 """Model presets: plain YAML files in ``templates/presets/`` with sensible training values.
 
 A preset names the model *and* its LLaMA-Factory chat template, so a recipe can never pair
-a model with the wrong template. Embedded presets (``tiny``, ``smollm2-135m``) resolve
-``model_name_or_path`` through :func:`lfkit.models.prepare_model`.
+a model with the wrong template, and a sampler prompts the model the way it was trained.
+The recipe renderer (:mod:`lfkit.recipes`) and the generation backends
+(:mod:`lfkit.generate`) both read presets here. Embedded presets (``tiny``,
+``smollm2-135m``) resolve ``model_name_or_path`` through
+:func:`lfkit.models.embedded.prepare_model`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from typing import Any
 import yaml
 
 from lfkit.errors import LfkitError
+from lfkit.models.embedded import EMBEDDED_MODELS, prepare_model
 from lfkit.resources import resource_dir
 
 
-class RecipeError(LfkitError, ValueError):
-    """A preset, an override or a rendered recipe is invalid; the message says which and why."""
+class PresetError(LfkitError, ValueError):
+    """A preset is unknown or invalid; the message names the preset (or its file) and the field."""
 
 
 STAGE_NAMES = ("sft", "dpo", "rm", "export")
@@ -37,7 +41,7 @@ class Preset:
         default=None, metadata={"help": "Hub id or local path; resolved from `embedded` for embedded presets."}
     )
     embedded: str | None = field(
-        default=None, metadata={"help": "Embedded model (lfkit.models) that provides model_name_or_path."}
+        default=None, metadata={"help": "Embedded model (lfkit.models.embedded) that provides model_name_or_path."}
     )
     stands_for: str | None = field(default=None, metadata={"help": "The hub model an embedded preset stands in for."})
     template: str = field(default="", metadata={"help": "LLaMA-Factory chat template of this model."})
@@ -81,40 +85,38 @@ class Preset:
     def __post_init__(self) -> None:
         where = f"preset {self.name!r}"
         if not self.template:
-            raise RecipeError(f"{where}: `template` is required (the LLaMA-Factory chat template of the model)")
+            raise PresetError(f"{where}: `template` is required (the LLaMA-Factory chat template of the model)")
         if self.embedded is not None:
-            from lfkit.models import EMBEDDED_MODELS
-
             if self.embedded not in EMBEDDED_MODELS:
-                raise RecipeError(
+                raise PresetError(
                     f"{where}: unknown embedded model {self.embedded!r}; one of {sorted(EMBEDDED_MODELS)}"
                 )
             expected = EMBEDDED_MODELS[self.embedded].template
             if self.template != expected:
-                raise RecipeError(
+                raise PresetError(
                     f"{where}: embedded model {self.embedded} uses template {expected!r}, not {self.template!r}"
                 )
         elif not self.model_name_or_path:
-            raise RecipeError(f"{where}: set `model_name_or_path` (or `embedded`)")
+            raise PresetError(f"{where}: set `model_name_or_path` (or `embedded`)")
         if self.precision not in PRECISIONS:
-            raise RecipeError(f"{where}: precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise PresetError(f"{where}: precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.finetuning_type not in FINETUNING_TYPES:
-            raise RecipeError(
+            raise PresetError(
                 f"{where}: finetuning_type must be one of {FINETUNING_TYPES}, got {self.finetuning_type!r}"
             )
         if self.deepspeed_stage not in (None, 2, 3):
-            raise RecipeError(f"{where}: deepspeed_stage must be 2, 3 or null, got {self.deepspeed_stage!r}")
+            raise PresetError(f"{where}: deepspeed_stage must be 2, 3 or null, got {self.deepspeed_stage!r}")
         if self.deepspeed_offload and self.deepspeed_stage != 3:
-            raise RecipeError(f"{where}: deepspeed_offload needs deepspeed_stage 3")
+            raise PresetError(f"{where}: deepspeed_offload needs deepspeed_stage 3")
         if self.lora_alpha is None:
             self.lora_alpha = 2 * self.lora_rank
         names = preset_fields()
         for stage, values in self.stages.items():
             if stage not in STAGE_NAMES:
-                raise RecipeError(f"{where}: stages.{stage}: unknown stage; one of {STAGE_NAMES}")
+                raise PresetError(f"{where}: stages.{stage}: unknown stage; one of {STAGE_NAMES}")
             bad = sorted(set(values or {}) - names - {"stages", "name"})
             if bad:
-                raise RecipeError(f"{where}: stages.{stage}: unknown keys {bad}; valid: {sorted(names)}")
+                raise PresetError(f"{where}: stages.{stage}: unknown keys {bad}; valid: {sorted(names)}")
 
     def for_stage(self, stage: str) -> Preset:
         """This preset with the values of ``stages[stage]`` applied."""
@@ -143,16 +145,16 @@ def read_preset(name: str) -> Preset:
     """Parse and check a preset file; nothing is resolved or built."""
     path = presets_dir() / f"{name}.yaml"
     if not path.is_file():
-        raise RecipeError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}")
+        raise PresetError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: invalid YAML: {exc}") from exc
+        raise PresetError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: expected a mapping of preset fields")
+        raise PresetError(f"{path}: expected a mapping of preset fields")
     unknown = sorted(set(data) - preset_fields())
     if unknown:
-        raise RecipeError(f"{path}: unknown keys {unknown}; valid: {sorted(preset_fields())}")
+        raise PresetError(f"{path}: unknown keys {unknown}; valid: {sorted(preset_fields())}")
     return Preset(name=name, **data)
 
 
@@ -164,7 +166,5 @@ def load_preset(name: str, *, resolve: bool = True) -> dict[str, Any]:
     """
     preset = read_preset(name)
     if resolve and preset.embedded:
-        from lfkit.models import prepare_model
-
         preset.model_name_or_path = str(prepare_model(preset.embedded))
     return dataclasses.asdict(preset)
