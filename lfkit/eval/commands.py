@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lfkit.generate.options import backend_options
+from lfkit.generate.commands import backend_options, stop_option
 from lfkit.sql.compare import COMPARISONS
 
 
@@ -153,6 +153,7 @@ def score(
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds per query.")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="SQL worker processes (0 = in-process).")
 @click.option("--no-progress", is_flag=True)
+@stop_option
 @backend_options
 def predict(
     bird_dir: Path,
@@ -170,6 +171,7 @@ def predict(
     timeout: float,
     workers: int | None,
     no_progress: bool,
+    stop: bool,
     **kwargs: object,
 ) -> None:
     """Predict SQL for a split with a model: greedy BIRD predictions, or N labelled candidates.
@@ -189,7 +191,7 @@ def predict(
     from lfkit.data.prompts import SchemaPromptBuilder
     from lfkit.eval.formats import write_bird_predictions
     from lfkit.eval.predict import predict_sql, sample_candidates
-    from lfkit.generate.options import backend_from_options, pop_backend_options
+    from lfkit.generate.options import backend_from_options, pop_backend_options, stop_strings
     from lfkit.io import atomic_write_text
     from lfkit.sql import Verifier
 
@@ -201,8 +203,9 @@ def predict(
     try:
         if n is None:
             predictions = predict_sql(
-                examples, backend, builder, max_new_tokens=max_new_tokens, chunk_size=batch, progress=not no_progress
-            )
+                examples, backend, builder, max_new_tokens=max_new_tokens, chunk_size=batch, progress=not no_progress,
+                stop=stop_strings(stop),
+            )  # fmt: skip
             write_bird_predictions(out, predictions)
             empty = sum(1 for sql, _ in predictions.values() if not sql.strip())
             click.echo(f"wrote {len(predictions)} predictions ({empty} without SQL) to {out}")
@@ -211,7 +214,7 @@ def predict(
             records = sample_candidates(
                 examples, backend, builder, verifier, n=n, temperature=temperature, top_p=top_p,
                 max_new_tokens=max_new_tokens, seed=seed, with_greedy=with_greedy, chunk_size=batch,
-                progress=not no_progress,
+                progress=not no_progress, stop=stop_strings(stop),
             )  # fmt: skip
     finally:
         backend.close()

@@ -87,9 +87,7 @@ def sample_candidates(
     greedy_cfg = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed, stop=stop)
     prompts = [builder.build(ex) for ex in examples]
     records: list[dict[str, Any]] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"sampling {n} per question", total=len(examples))
+    with progress_bar(f"sampling {n} per question", len(examples), enabled=progress) as bar:
         for start in range(0, len(examples), chunk_size):
             part = examples[start : start + chunk_size]
             chats = [chat_messages(*p) for p in prompts[start : start + chunk_size]]
@@ -111,7 +109,7 @@ def sample_candidates(
                 if greedy_labels is not None:
                     record["greedy"] = _candidate_record(greedy_labels[k][0])
                 records.append(record)
-            bar.advance(task, len(part))
+            bar.advance(len(part))
     return records
 
 

@@ -30,7 +30,7 @@ def common_options(fn):  # type: ignore[no-untyped-def]
 
 def _template(model: str, template: str | None, preset: str | None) -> tuple[str, str | None]:
     if preset:
-        from lfkit.recipes import load_preset
+        from lfkit.models.presets import load_preset
 
         found = load_preset(preset)
         return model or found.get("model_name_or_path"), template or found.get("template")

@@ -189,7 +189,8 @@ class RewardModel:
         ``base_model``: a folder or an embedded model name; ``template``: the LF template the
         model was trained with (default: the embedded model's; needed for ``valuehead``).
         """
-        from lfkit.generate.prompts import offline_if_local, resolve_model, resolve_template
+        from lfkit.generate.prompts import offline_if_local, resolve_template
+        from lfkit.models.embedded import resolve_model
 
         model = resolve_model(base_model)
         kind = detect_kind(adapter)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,9 +246,8 @@ def run_rm_eval(
     adapter and pair) and ``<stem>.margins.png``. Every input is checked before any model is
     loaded, and nothing is written unless every adapter was scored.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from lfkit.io import atomic_write_text
+    from lfkit.progress import progress_bar
 
     output = Path(output)
     if not adapters:
@@ -256,18 +256,12 @@ def run_rm_eval(
     pairs = read_pairs(test_data, difficulty_map(questions))
     results: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     for adapter, kind in zip(adapters, kinds, strict=True):
         model = RewardModel.load(base_model, adapter, template=template, cutoff_len=cutoff_len, device=device)
-        import time
-
         start = time.perf_counter()
-        with Progress(*columns, disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"scoring pairs ({adapter_name(adapter)})", total=len(pairs))
+        with progress_bar(f"scoring pairs ({adapter_name(adapter)})", len(pairs), enabled=progress) as bar:
             scores = model.score_pairs(
-                [(p.messages, p.chosen, p.rejected) for p in pairs],
-                batch_size,
-                progress=lambda k, task=task: bar.advance(task, k),
+                [(p.messages, p.chosen, p.rejected) for p in pairs], batch_size, progress=bar.advance
             )
         seconds = time.perf_counter() - start
         metrics = {
@@ -384,7 +378,7 @@ def score_candidates(
 
     Candidates whose SQL fails are scored all the same: the reward model sees text.
     """
-    from rich.progress import Progress
+    from lfkit.progress import progress_bar
 
     items: list[tuple[Messages, str]] = []
     owners: list[int] = []
@@ -393,9 +387,8 @@ def score_candidates(
         for c in row["candidates"]:
             items.append((messages, c["text"]))
             owners.append(i)
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("scoring candidates", total=len(items))
-        scores = model.score(items, batch_size, progress=lambda k: bar.advance(task, k))
+    with progress_bar("scoring candidates", len(items), enabled=progress) as bar:
+        scores = model.score(items, batch_size, progress=bar.advance)
     out = [{"question_id": row["question_id"], "scores": []} for row in rows]
     for i, s in zip(owners, scores, strict=True):
         out[i]["scores"].append(s)
