@@ -12,9 +12,9 @@ _common = [
     click.option(
         "--cutoff-len",
         type=click.IntRange(min=8),
-        default=4096,
-        show_default=True,
-        help="Longest sequence in tokens, cut the way training cut it (use the recipe's cutoff_len).",
+        default=None,
+        help="Longest sequence in tokens, cut the way training cut it: the recipe's cutoff_len "
+        "(default: the --preset's, else 4096, the seed's max_length).",
     ),
     click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Pairs per forward."),
     click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N."),
@@ -28,13 +28,18 @@ def common_options(fn):  # type: ignore[no-untyped-def]
     return fn
 
 
-def _template(model: str, template: str | None, preset: str | None) -> tuple[str, str | None]:
+def _resolve(
+    model: str, template: str | None, preset: str | None, cutoff_len: int | None
+) -> tuple[str, str | None, int]:
+    """(model, template, cutoff_len): explicit options first, then the preset's, then defaults."""
     if preset:
         from lfkit.models.presets import load_preset
 
         found = load_preset(preset)
-        return model or found.get("model_name_or_path"), template or found.get("template")
-    return model, template
+        model = model or found.get("model_name_or_path")
+        template = template or found.get("template")
+        cutoff_len = cutoff_len or found.get("cutoff_len")
+    return model, template, cutoff_len or 4096
 
 
 @click.group("rm")
@@ -82,7 +87,7 @@ def eval_command(
     questions: Path | None,
     template: str | None,
     preset: str | None,
-    cutoff_len: int,
+    cutoff_len: int | None,
     batch_size: int,
     device: str,
     no_progress: bool,
@@ -102,7 +107,7 @@ def eval_command(
     """
     from lfkit.reward.rm_eval import render_table, run_rm_eval, sibling
 
-    base_model, template = _template(base_model, template, preset)
+    base_model, template, cutoff_len = _resolve(base_model, template, preset, cutoff_len)
     if not base_model:
         raise click.UsageError("give --base-model (or a --preset that names the model)")
     results = run_rm_eval(
@@ -140,7 +145,7 @@ def score_command(
     output: Path,
     template: str | None,
     preset: str | None,
-    cutoff_len: int,
+    cutoff_len: int | None,
     batch_size: int,
     device: str,
     no_progress: bool,
@@ -155,7 +160,7 @@ def score_command(
     """
     from lfkit.reward.rm_eval import run_rm_score
 
-    base_model, template = _template(base_model, template, preset)
+    base_model, template, cutoff_len = _resolve(base_model, template, preset, cutoff_len)
     if not base_model:
         raise click.UsageError("give --model (or a --preset that names the model)")
     summary = run_rm_score(
