@@ -77,6 +77,9 @@ def test_seqcls_lora_loads_and_scores_like_the_seed(tiny_model: Path, seqcls_ada
     got = [s for pair in ours for s in pair]
     assert got == pytest.approx(want, abs=1e-4)
     assert len(set(round(s, 4) for s in got)) > 2  # the scores really depend on the text
+    # the plain path (no shared prompt prefix, length-sorted batches) gives the same scores
+    plain = rm.score_groups([rm.encode_pair(*p) for p in pairs], 2, share_prefix=False)
+    assert [s for pair in plain for s in pair] == pytest.approx(got, abs=1e-5)
     # the same text scores the same alone (padding and batching change nothing)
     assert rm.score([(pairs[0][0], pairs[0][1])], batch_size=1)[0] == pytest.approx(ours[0][0], abs=1e-5)
 

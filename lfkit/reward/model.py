@@ -43,6 +43,8 @@ NO_ADAPTER = "none"
 # Seed for the untrained value head of ``--adapters none`` (repeatable floors).
 BARE_HEAD_SEED = 0
 DEFAULT_CUTOFF = 4096  # the seed's max_length
+# Sequences sharing fewer leading tokens run as plain batches (a shared forward would save nothing).
+MIN_SHARED_PREFIX = 16
 
 Messages = list[dict[str, str]]
 
@@ -135,6 +137,20 @@ def _base_config(model: str) -> dict[str, Any]:
     if not path.is_file():
         raise RewardModelError(f"{model}: no config.json (give a model folder or an embedded model name)")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix.
+
+    >>> _common_prefix([1, 2, 3], [1, 2, 4]), _common_prefix([1], [2]), _common_prefix([1, 2], [1, 2, 3])
+    (2, 0, 2)
+    """
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _sequential_batches(order: Sequence[int], sizes: Sequence[int], rows: int) -> list[list[int]]:
@@ -350,6 +366,74 @@ class RewardModel:
         self.stats["tokens"] += len(seqs) * width
         return values.float().tolist()
 
+    def _last_index(self, seq: Sequence[int]) -> int:
+        """Position whose hidden state is scored (see _forward's two rules)."""
+        if self.kind == "seqcls":
+            pad = self.tokenizer.pad_token_id
+            for i in range(len(seq) - 1, -1, -1):
+                if seq[i] != pad:
+                    return i
+            return 0
+        return len(seq) - 1
+
+    def _forward_shared(self, prefix_len: int, seqs: Sequence[Sequence[int]]) -> list[float]:
+        """Scores of ``seqs`` that share their first ``prefix_len`` tokens: the prefix runs once
+        (its key/value cache copied to every sequence), then every suffix in one forward."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        p, m = prefix_len, len(seqs)
+        width = max(len(s) for s in seqs) - p
+        ids = torch.full((m, width), pad, dtype=torch.long)
+        mask = torch.zeros((m, p + width), dtype=torch.long)
+        mask[:, :p] = 1
+        for i, s in enumerate(seqs):
+            ids[i, : len(s) - p] = torch.tensor(s[p:], dtype=torch.long)
+            mask[i, p : len(s)] = 1
+        last = torch.tensor([self._last_index(s) - p for s in seqs])
+        ids, mask, last = ids.to(self.device), mask.to(self.device), last.to(self.device)
+        with torch.inference_mode():
+            head = torch.tensor([list(seqs[0][:p])], dtype=torch.long, device=self.device)
+            cache = self.body(input_ids=head, use_cache=True).past_key_values
+            cache.batch_repeat_interleave(m)
+            positions = torch.arange(p, p + width, device=self.device)
+            hidden = self.body(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions.unsqueeze(0).expand(m, width),
+                past_key_values=cache,
+                cache_position=positions,
+                use_cache=True,
+            ).last_hidden_state
+            picked = hidden[torch.arange(m, device=ids.device), last]
+            values = self.head(picked.to(self.head.weight.dtype)).squeeze(-1)
+        self.stats["forwards"] += 2
+        self.stats["sequences"] += m
+        self.stats["tokens"] += p + m * width
+        return values.float().tolist()
+
+    def _families(self, seqs: Sequence[tuple[int, ...]], rows: int) -> list[tuple[int, list[tuple[int, ...]]]]:
+        """(shared prefix length, members): sequences in lexicographic order, cut into runs of at most
+        ``rows`` that share at least MIN_SHARED_PREFIX tokens; each member keeps its scored token
+        and one token after the prefix. A run of one has prefix length 0 (a plain forward)."""
+        families: list[tuple[int, list[tuple[int, ...]]]] = []
+        members: list[tuple[int, ...]] = []
+        shared = 0
+        for s in sorted(seqs):
+            limit = min(len(s) - 1, self._last_index(s))
+            if members:
+                # sorted order: the prefix the run shares is the one its first member shares with s
+                common = min(shared, _common_prefix(members[0], s), limit)
+                if len(members) < rows and common >= MIN_SHARED_PREFIX:
+                    members.append(s)
+                    shared = common
+                    continue
+                families.append((shared if len(members) > 1 else 0, members))
+            members, shared = [s], limit
+        if members:
+            families.append((shared if len(members) > 1 else 0, members))
+        return families
+
     def score_groups(
         self,
         groups: Sequence[Sequence[Sequence[int]]],
@@ -357,12 +441,17 @@ class RewardModel:
         *,
         progress: Callable[[int], None] | None = None,
         dedup: bool = True,
+        share_prefix: bool = True,
     ) -> list[list[float]]:
         """Scores of token-id sequences given in groups (a pair = a group of two).
 
-        Groups are sorted by their longest sequence and packed ``batch_size`` groups' worth of
-        sequences (``batch_size * largest group``) per forward; a group is never split, and
-        (``dedup``) each distinct sequence is run once. ``progress(k)`` is called with groups done.
+        Each distinct sequence runs once (``dedup``). With ``share_prefix`` sequences are taken in
+        lexicographic order, in runs of up to ``batch_size * largest group`` that share a prefix
+        of at least MIN_SHARED_PREFIX tokens (the prompt: a pair's two answers, the pairs of one
+        question, and the schema part of prompts on one database): the prefix runs once and the
+        suffixes in one forward. Otherwise groups are sorted by their longest sequence and packed
+        ``batch_size`` groups per forward, a group (a pair's chosen and rejected) never split.
+        ``progress(k)`` is called as groups complete.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -377,6 +466,23 @@ class RewardModel:
                     seen.add(k)
                     fresh[i].append(k)
         scores: dict[tuple[int, ...], float] = {}
+        if share_prefix:
+            waiting = {i: len(set(keys[i])) for i in range(len(groups))}
+            owners: dict[tuple[int, ...], list[int]] = {}
+            for i in range(len(groups)):
+                for k in set(keys[i]):
+                    owners.setdefault(k, []).append(i)
+            for prefix, members in self._families(list(dict.fromkeys(k for f in fresh for k in f)), rows):
+                values = self._forward_shared(prefix, members) if prefix else self._forward(members)
+                scores.update(zip(members, values, strict=True))
+                done = 0
+                for k in members:
+                    for i in owners[k]:
+                        waiting[i] -= 1
+                        done += waiting[i] == 0
+                if progress is not None and done:
+                    progress(done)
+            return [[scores[k] for k in g] for g in keys]
         for batch in _sequential_batches(order, [len(f) for f in fresh], rows):
             seqs = [k for i in batch for k in fresh[i]]
             if seqs:
