@@ -61,9 +61,14 @@ OUT ?= $(WORK)/saves/$(PRESET)
 MAX_STEPS ?= 20
 DPO_SAMPLES ?= 32
 NUM_REJECTS ?= 2
+CHOSEN ?= gold # gold | on-policy (the SFT model's own execution-correct samples, gold as fallback)
 MAX_NEW_TOKENS ?= 128
 SETS ?= # extra `lfkit render` overrides, e.g. SETS="--set lora_rank=16 --set cutoff_len=2048"
-.PHONY: sft dpo rm
+TREE_QUESTIONS ?= 24
+TREE_DEPTH ?= 3
+TREE_SAMPLES ?= 2
+TREES ?= $(DATA)/trees
+.PHONY: sft dpo rm tree
 
 LF_ENV := HF_HUB_OFFLINE=1 DISABLE_VERSION_CHECK=1 WANDB_DISABLED=true
 LF_TRAIN := $(LF_ENV) $(BIN)/llamafactory-cli train
@@ -96,7 +101,7 @@ $(DATA)/text2sql_dpo.jsonl: $(OUT)/sft/adapter_model.safetensors
 	$(LF_ENV) $(LFKIT) prefs rejects --preset $(PRESET) --adapter-path $(OUT)/sft \
 		--sft-data $(DATA)/text2sql_sft.json --db-root $(CORPUS)/train_databases --output $@ \
 		--num-rejects $(NUM_REJECTS) --max-samples $(DPO_SAMPLES) --max-new-tokens $(MAX_NEW_TOKENS) \
-		--reject-no-sql --overwrite
+		--reject-no-sql --chosen $(CHOSEN) --overwrite
 	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_dpo --file $@ --kind preference --force
 
 dpo: $(DATA)/text2sql_dpo.jsonl ## DPO from the SFT adapter (reference = SFT model) -> $(OUT)/dpo
@@ -135,3 +140,54 @@ rm: $(OUT)/rm/value_head.safetensors $(DATA)/rm_test.jsonl ## reward model on tr
 		--output $(RM_EVAL)/scores.jsonl
 	$(LFKIT) eval select --candidates $(RM_EVAL)/candidates.jsonl --gold $(CORPUS)/dev.json \
 		--db-root $(CORPUS)/dev_databases --scores $(RM_EVAL)/scores.jsonl --out $(RM_EVAL)/select.json
+
+# ---- iterative DPO (lfkit iterate) ------------------------------------------------------------
+# Round 0 = the demo's SFT (trained in $(ITER_OUT) unless ITER_ARGS="--from saves/sft"); round k merges
+# round k-1 (llamafactory-cli export), samples fresh train questions with it, trains a new adapter on it
+# (policy start = reference = round k-1) and evaluates dev. Re-run to resume.
+ROUNDS ?= 3
+ITER_OUT ?= iterate_out
+ITER_ARGS ?= # e.g. "--stop-when-worse", "--from work/saves/smollm2-135m/sft", "--dry-run"
+.PHONY: iterate
+iterate: $(STAMP) ## iterative DPO: ROUNDS rounds of sample -> verify -> DPO from the previous round -> eval -> $(ITER_OUT)
+	$(LF_ENV) $(LFKIT) iterate --preset $(PRESET) --rounds $(ROUNDS) --out $(ITER_OUT) $(ITER_ARGS)
+
+# Revision trees (ReSQLver) from the SFT model on TREE_QUESTIONS train questions: each wrong
+# answer revised from its own execution outcome down to TREE_DEPTH; verified, then pairs.
+$(DATA)/text2sql_tree.jsonl: $(OUT)/sft/adapter_model.safetensors
+	$(LF_ENV) $(LFKIT) tree build --preset $(PRESET) --adapter-path $(OUT)/sft \
+		--sft-data $(DATA)/text2sql_sft.json --db-root $(CORPUS)/train_databases --output-dir $(TREES) \
+		--max-samples $(TREE_QUESTIONS) --max-depth $(TREE_DEPTH) --sample-num $(TREE_SAMPLES) \
+		--temperature 0.7 --max-new-tokens $(MAX_NEW_TOKENS) --overwrite --quiet
+	$(LFKIT) tree verify --tree-file $(TREES)/all_trees.json --db-root $(CORPUS)/train_databases \
+		--output $(TREES)/verification_report.json
+	$(LFKIT) tree pairs --trees $(TREES)/all_trees.json --output $@ --test-fraction 0.05 --resqlver-dir $(TREES)
+	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_tree --file $@ --kind preference --force
+
+tree: $(DATA)/text2sql_tree.jsonl ## revision trees from the SFT adapter -> verified pairs text2sql_tree (TREE_QUESTIONS TREE_DEPTH)
+
+# ---- GRPO on TRL (seed 001) from the SFT adapter --------------------------------------------
+# CPU defaults: SmolLM2 from $(SFT_ADAPTER) (`make sft`, or the demo's: SFT_ADAPTER=demo_out/saves/sft),
+# execution-led rewards, GRPO_STEPS optimizer steps of 2 prompts x 4 completions, dev EX on the first
+# GRPO_DEV dev questions every GRPO_DEV_EVERY steps; writes $(OUT)/grpo/ (best_model/, reward_curve.png).
+SFT_ADAPTER ?= $(OUT)/sft
+GRPO_STEPS ?= 30
+GRPO_DEV ?= 40
+GRPO_DEV_EVERY ?= 10
+GRPO_TOKENS ?= 128
+GRPO_SETS ?= # extra `lfkit render grpo` overrides, e.g. GRPO_SETS="--set learning_rate=1e-4 --set reward.format=0"
+.PHONY: grpo
+
+$(DATA)/text2sql_grpo.jsonl: $(CORPUS)/train.json
+	$(LFKIT) data grpo --bird-dir $(CORPUS) --split train --out $@ --n-examples 0
+
+$(DATA)/text2sql_grpo_dev.jsonl: $(CORPUS)/train.json
+	$(LFKIT) data grpo --bird-dir $(CORPUS) --split dev --out $@ --n-examples 0
+
+grpo: $(DATA)/text2sql_grpo.jsonl $(DATA)/text2sql_grpo_dev.jsonl ## GRPO (TRL) from the SFT adapter, dev EX + best_model -> $(OUT)/grpo
+	test -f $(SFT_ADAPTER)/adapter_model.safetensors || $(MAKE) sft
+	$(LF_ENV) $(LFKIT) render grpo --preset $(PRESET) --dataset $(DATA)/text2sql_grpo.jsonl --adapter $(SFT_ADAPTER) \
+		--output-dir $(OUT)/grpo --set max_steps=$(GRPO_STEPS) --set max_completion_length=$(GRPO_TOKENS) \
+		--set lfkit.dev_file=$(DATA)/text2sql_grpo_dev.jsonl --set lfkit.dev_size=$(GRPO_DEV) \
+		--set lfkit.dev_every=$(GRPO_DEV_EVERY) --set lfkit.dev_max_new_tokens=$(GRPO_TOKENS) $(GRPO_SETS) -o $(OUT)/grpo.yaml
+	$(LF_ENV) $(LFKIT) grpo train $(OUT)/grpo.yaml

@@ -23,7 +23,18 @@ from lfkit.registry import validate_data_file
 from lfkit.sql import execute_sql, extract_sql, normalize_sql, results_match
 
 KINDS = ["correct_rewrite", "gold_spacing", "wrong", "wrong_dup", "error", "prose"]
-PREF_FIELDS = ["instruction", "input", "chosen", "rejected", "question_id", "db_id", "source", "round"]
+PREF_FIELDS = [
+    "instruction",
+    "input",
+    "chosen",
+    "rejected",
+    "question_id",
+    "db_id",
+    "source",
+    "round",
+    "chosen_source",
+    "reject_kind",
+]
 
 
 def cfg_for(demo_sft: Path, demo_corpus: Path, out: Path, **kw) -> RejectsConfig:
@@ -60,6 +71,7 @@ def test_execution_correct_candidates_are_never_rejected(demo_sft: Path, demo_co
         assert list(row) == PREF_FIELDS
         item = items[row["question_id"]]
         assert row["source"] == "rejects" and row["round"] == 1 and row["db_id"] == "lahman"
+        assert row["chosen_source"] == "gold" and row["reject_kind"] in ("wrong", "error")
         assert row["chosen"] == format_sql_answer(item.gold_sql)  # exactly the SFT output
         assert row["instruction"] == item.instruction and row["input"] == item.input
         rejected_sql = extract_sql(row["rejected"])
@@ -99,6 +111,67 @@ def test_reject_no_sql_pairs_gold_with_the_raw_text(demo_sft: Path, demo_corpus:
     assert summary.pairs == len(rows) == 6
     assert all(r["rejected"] == "I am not sure which table holds this." for r in rows)
     assert validate_data_file(tmp_path / "q.jsonl", "preference") == 6
+
+
+def test_on_policy_chosen_are_the_models_own_correct_samples(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "on.jsonl"
+    summary, _ = run(demo_sft, demo_corpus, out, chosen="on-policy")
+    rows = read_rows(out)
+    items = {it.question_id: it for it in load_questions(demo_sft, demo_corpus / "train_databases", 6)}
+    # chosen: the rewrite and the re-spaced gold (the model's own text, even though it normalises to
+    # gold) x rejected: wrong (its spacing variant deduplicated) and error -> 4 pairs per question
+    assert summary.pairs == len(rows) == 6 * 2 * 2
+    assert summary.extra["chosen_on_policy"] == 24 and summary.extra["chosen_gold"] == 0
+    assert summary.extra["rejected_wrong"] == 12 and summary.extra["rejected_error"] == 12
+    for row in rows:
+        assert list(row) == PREF_FIELDS and row["chosen_source"] == "on-policy"
+        item = items[row["question_id"]]
+        own = {format_sql_answer(extract_sql(variants(item.gold_sql)[k])) for k in ("correct_rewrite", "gold_spacing")}
+        assert row["chosen"] in own and row["chosen"] != format_sql_answer(item.gold_sql)
+        # independent check: every on-policy chosen reproduces gold's result on the real database
+        gold = execute_sql(item.db_path, item.gold_sql)
+        assert results_match(execute_sql(item.db_path, extract_sql(row["chosen"])), gold)
+        assert not results_match(execute_sql(item.db_path, extract_sql(row["rejected"])), gold)
+    assert validate_data_file(out, "preference") == len(rows)
+
+    # a question the model never answered correctly falls back to gold, and says so
+    summary, _ = run(demo_sft, demo_corpus, tmp_path / "fb.jsonl", kinds=["wrong", "error"], chosen="on-policy")
+    rows = read_rows(tmp_path / "fb.jsonl")
+    assert summary.pairs == len(rows) == 12 and summary.extra["chosen_gold"] == 12
+    assert all(
+        r["chosen_source"] == "gold" and r["chosen"] == format_sql_answer(items[r["question_id"]].gold_sql)
+        for r in rows
+    )
+
+
+def test_reject_kinds_filter_what_may_be_rejected(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    by_kind = {}
+    for kinds in ("wrong", "error", "no_sql", "wrong,no_sql"):
+        out = tmp_path / f"{kinds.replace(',', '_')}.jsonl"
+        summary, _ = run(demo_sft, demo_corpus, out, reject_kinds=kinds)
+        rows = read_rows(out)
+        by_kind[kinds] = sorted({r["reject_kind"] for r in rows})
+        assert summary.pairs == len(rows) == 6 * len(kinds.split(","))  # one distinct reject per kind
+        for row in rows:
+            if row["reject_kind"] == "no_sql":
+                assert row["rejected"] == "I am not sure which table holds this."
+            elif row["reject_kind"] == "error":
+                assert "no_such_table" in row["rejected"]
+            else:
+                assert "LIMIT 0" in row["rejected"].upper()
+    assert by_kind == {
+        "wrong": ["wrong"],
+        "error": ["error"],
+        "no_sql": ["no_sql"],
+        "wrong,no_sql": ["no_sql", "wrong"],
+    }
+    # --reject-no-sql keeps adding no_sql to an explicit list
+    summary, _ = run(demo_sft, demo_corpus, tmp_path / "x.jsonl", reject_kinds="error", reject_no_sql=True)
+    assert summary.extra["rejected_error"] == 6 and summary.extra["rejected_no_sql"] == 6 and summary.pairs == 12
+    with pytest.raises(ValueError, match="reject kind 'correct'"):
+        cfg_for(demo_sft, demo_corpus, tmp_path / "o.json", reject_kinds="wrong,correct")
+    with pytest.raises(ValueError, match="chosen must be one of gold, on-policy"):
+        cfg_for(demo_sft, demo_corpus, tmp_path / "o.json", chosen="self")
 
 
 def test_pairing_strategies(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
@@ -245,6 +318,8 @@ def test_cli_help_and_user_errors(demo_sft: Path, demo_corpus: Path, tmp_path: P
         "--dedup-rejects",
         "--pairing",
         "--keep-correct-as-chosen",
+        "--chosen",
+        "--reject-kinds",
         "--num-shards",
         "Examples",
     ):
@@ -254,6 +329,10 @@ def test_cli_help_and_user_errors(demo_sft: Path, demo_corpus: Path, tmp_path: P
     assert result.exit_code != 0 and "--base-model" in result.output and "Traceback" not in result.output
     result = runner.invoke(main, [*args, "--output", str(tmp_path / "o.json"), "--base-model", str(tmp_path)])
     assert result.exit_code == 1 and "--template" in result.output
+    result = runner.invoke(main, [*args, "--output", str(tmp_path / "o.json"), "--reject-kinds", "wrong,bogus"])
+    assert result.exit_code == 1 and "reject kind 'bogus' is not one of" in result.output
+    result = runner.invoke(main, [*args, "--output", str(tmp_path / "o.json"), "--chosen", "self"])
+    assert result.exit_code == 2 and "'self' is not one of" in result.output
     result = runner.invoke(main, ["prefs", "merge", str(demo_sft), "--output", str(demo_sft)])
     assert result.exit_code == 1 and "also an input" in result.output
 

@@ -21,6 +21,8 @@ def test_checked_in_recipes_match_templates() -> None:
 def test_checked_in_recipes_cover_the_seed_flow_and_validate() -> None:
     root = recipes_dir()
     names = {p.relative_to(root).as_posix() for p in root.rglob("*.yaml")}
+    # GRPO configs (TRL) and accelerate files are not LLaMA-Factory recipes: tests/test_grpo_config.py checks them
+    names = {n for n in names if not n.startswith("accelerate/") and not Path(n).name.startswith("grpo")}
     assert {
         "qwen3-coder-30b-a3b/sft.yaml",
         "qwen3-coder-30b-a3b/dpo.yaml",

@@ -71,6 +71,8 @@ def test_breadth_first_across_questions(corpus, tmp_path: Path) -> None:
             assert not any(name in m["content"] for m in chat for name in GOLD_NAMES)
     report = verify_trees(trees, corpus[1], workers=0)
     assert report.ok, report.problems[:3]
+    assert report.checks["feedback_leak"]["checked"] > 0  # every wrong node's own-outcome feedback
+    assert not report.warnings  # input_seq exactly on the expanded nodes
 
 
 def test_gold_row_count_and_prune(corpus, tmp_path: Path) -> None:

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from test_tree_model import resqlver_tree
-from tree_canned import canned_tree, make_db
+from tree_canned import GOLD_NAMES, canned_tree, make_db
 
 from lfkit.cli import main
+from lfkit.sql import execute_sql
+from lfkit.tree.feedback import execution_feedback
 from lfkit.tree.model import RevisionTree, load_trees
 from lfkit.tree.pairs import build_pairs
-from lfkit.tree.verify import TREE_CHECKS, verify_trees
+from lfkit.tree.verify import TREE_CHECKS, leaked_values, verify_trees
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,18 @@ def problems(report, check: str) -> list[tuple]:
     return [(p["question_id"], p["node_id"]) for p in report.problems if p["check"] == check]
 
 
+def with_feedback(tree: RevisionTree, db_root: Path) -> RevisionTree:
+    """Every node's execution_feedback as lfkit's builder writes it (its own result, executed)."""
+    db = db_root / "shop" / "shop.sqlite"
+    for n in tree.nodes.values():
+        n.execution_feedback = execution_feedback(execute_sql(db, n.generated_sql) if n.generated_sql else None)
+    return tree
+
+
 def test_sound_tree_and_its_pairs_pass(db_root: Path) -> None:
-    tree = canned_tree()
+    tree = with_feedback(canned_tree(), db_root)
+    # node_1_1 (SELECT name FROM items) shows its own first rows, gold's two names among them: no leak
+    assert "GOLDROW_ALPHA_7731" in tree.nodes["node_1_1"].execution_feedback
     rows = build_pairs([tree], test_fraction=0).train
     report = run([tree], db_root, rows)
     assert report.ok, report.problems
@@ -142,6 +154,65 @@ def test_revision_distance(db_root: Path) -> None:
     assert problems(report, "revision_distance") == [(7, "node_1_2")]
     report = run([corrupted(lambda t: t.update(tree_status="bad"))], db_root)
     assert problems(report, "revision_distance") == [(7, None)]
+
+
+RESQLVER_FEEDBACK = (  # tree/sql_utils.py's feedback for SELECT name FROM items (gold: price > 10)
+    "Incorrect result.\nRow count mismatch: Expected 2 rows, but got 4 rows.\n"
+    "Unexpected rows (example): [('plain_a',), ('plain_b',)]\n"
+    "Expected result sample: [('GOLDROW_ALPHA_7731',), ('GOLDROW_BETA_9154',)]\n"
+    "Actual result sample: [('GOLDROW_ALPHA_7731',), ('plain_a',), ('GOLDROW_BETA_9154',)]"
+)
+
+
+def test_feedback_leak_resqlver_style(db_root: Path, tmp_path: Path) -> None:
+    raw = resqlver_tree()
+    raw["nodes"]["node_1_2"]["execution_feedback"] = RESQLVER_FEEDBACK
+    path = tmp_path / "all_trees.json"
+    path.write_text(json.dumps([raw]))
+    report = run(load_trees(path), db_root)
+    assert problems(report, "feedback_leak") == [(12, "node_1_2")]
+    assert "GOLDROW_ALPHA_7731" in report.problems[0]["message"]
+    # the same wrong node with lfkit's feedback (its own first rows hold gold's names too): no leak
+    (tree,) = load_trees(path)
+    tree.nodes["node_1_2"].execution_feedback = execution_feedback(
+        execute_sql(db_root / "shop" / "shop.sqlite", "SELECT name FROM items")
+    )
+    report = run([tree], db_root)
+    assert report.ok and report.checks["feedback_leak"]["checked"] == 3  # every node with feedback
+
+
+@pytest.mark.parametrize(
+    ("feedback", "own", "leaked"),
+    [
+        ("Missing rows (example): [('GOLDROW_BETA_9154',)]", [("plain_a",)], ["GOLDROW_BETA_9154"]),
+        ('expected ["GOLDROW_ALPHA_7731"]', [], ["GOLDROW_ALPHA_7731"]),  # JSON-written rows too
+        # a value of the own first rows, written once per own occurrence: not a leak
+        ("Its first rows:\n('plain_a',)\n('GOLDROW_ALPHA_7731',)", [("plain_a",), ("GOLDROW_ALPHA_7731",)], []),
+        # own row 4 is not among the rows a feedback shows: writing it is showing gold's
+        ("rows: ('GOLDROW_ALPHA_7731',)", [("a",), ("b",), ("c",), ("GOLDROW_ALPHA_7731",)], ["GOLDROW_ALPHA_7731"]),
+        ("The query ran and returned 2 rows with 2 columns. The correct result has 2 rows.", [], []),  # counts
+    ],
+)
+def test_leaked_values(feedback: str, own: list[tuple], leaked: list) -> None:
+    gold = [(GOLD_NAMES[0], 2), (GOLD_NAMES[1], 2)]
+    assert leaked_values(feedback, gold, own) == leaked
+
+
+def test_leaked_numbers_only_as_row_cells() -> None:
+    gold = [(42,)]
+    assert leaked_values("Expected result sample: [(42,)]", gold, []) == [42]
+    assert leaked_values("Row count mismatch: Expected 42 rows, but got 1 rows.", gold, []) == []
+
+
+def test_input_seq_exactly_on_expanded_nodes_is_a_warning(db_root: Path) -> None:
+    def mutate(t: dict) -> None:
+        node(t, "node_2_2")["input_seq"] = ""  # expanded, but no revision prompt recorded
+        node(t, "node_2_1")["input_seq"] = "a prompt nobody answered"  # a correct leaf
+
+    report = run([corrupted(mutate)], db_root)
+    assert report.ok  # warnings, not problems
+    found = sorted((w["check"], w["node_id"]) for w in report.warnings)
+    assert found == [("input_seq", "node_2_1"), ("input_seq", "node_2_2")]
 
 
 def test_pairs_checks(db_root: Path) -> None:

@@ -229,3 +229,61 @@ def lengths(files: tuple[Path, ...], tokenizer: str, cutoff: int, template: str 
     Console().print(table)
     if any(s.over_cutoff for s in report):
         click.echo("Rows over the cutoff lose the end of their prompt (the question) in LLaMA-Factory.", err=True)
+
+
+@data.command()
+@click.option("--bird-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), help="Corpus folder.")
+@click.option("--split", help="Split of --bird-dir (reads SPLIT.json and SPLIT_databases/).")
+@click.option("--sft-data", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="SFT rows instead.")
+@click.option("--db-root", type=click.Path(file_okay=False, exists=True, path_type=Path), help="With --sft-data.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help=".jsonl or .json file.")
+@click.option("--max-chars", default=12_000, show_default=True, help="Character budget of the prompt (--bird-dir).")
+@click.option("--n-examples", default=3, show_default=True, help="Example values per column (as for `data sft`).")
+@click.option("--limit", type=int, default=None, help="Keep at most N questions.")
+@click.option("--sample-seed", type=int, default=None, help="With --limit: a random sample with this seed.")
+@click.option("--seed-format", is_flag=True, help='Write the seed\'s {"query","response","type"} rows instead.')
+def grpo(
+    bird_dir: Path | None,
+    split: str | None,
+    sft_data: Path | None,
+    db_root: Path | None,
+    out: Path,
+    max_chars: int,
+    n_examples: int,
+    limit: int | None,
+    sample_seed: int | None,
+    seed_format: bool,
+) -> None:
+    """Write GRPO rows: prompt (chat messages, the SFT prompt), db_path, gold_sql, difficulty, question, type.
+
+    The prompt is built by the same builder as `lfkit data sft` (give the same --n-examples
+    / --max-chars), or taken verbatim from SFT rows with --sft-data; `type` is the complexity
+    classifier's label of the gold SQL (sql | 多步推理). TRL passes every column to the rewards.
+
+    \b
+    Examples:
+      lfkit data grpo --bird-dir corpus --split train --out data/grpo.jsonl --n-examples 0
+      lfkit data grpo --sft-data data/sft.json --db-root corpus/train_databases --out data/grpo.jsonl
+      lfkit data grpo --bird-dir corpus --split dev --out dev_seed.json --seed-format
+    """
+    from lfkit.data.grpo import grpo_data
+    from lfkit.data.prompts import SchemaPromptBuilder
+
+    if (bird_dir is None) == (sft_data is None):
+        raise click.UsageError("give either a corpus (--bird-dir + --split) or SFT rows (--sft-data + --db-root)")
+    if (bird_dir is not None and not split) or (sft_data is not None and db_root is None):
+        raise click.UsageError("--bird-dir needs --split; --sft-data needs --db-root")
+    _setup_logging()
+    stats = grpo_data(
+        out,
+        bird_dir=bird_dir,
+        split=split,
+        sft_data=sft_data,
+        db_root=db_root,
+        builder=SchemaPromptBuilder(max_chars=max_chars, n_examples=n_examples),
+        limit=limit,
+        sample_seed=sample_seed,
+        seed_format=seed_format,
+    )
+    extra = f" by type {stats['by_type']}" if "by_type" in stats else " (seed format)"
+    click.echo(f"wrote {stats['rows']} rows to {out}{extra}")

@@ -26,7 +26,8 @@ class PresetError(LfkitError, ValueError):
     """A preset is unknown or invalid; the message names the preset (or its file) and the field."""
 
 
-STAGE_NAMES = ("sft", "dpo", "rm", "export")
+STAGE_NAMES = ("sft", "dpo", "rm", "export", "grpo")  # grpo: lfkit.grpo (TRL)
+VLLM_MODES = ("colocate", "server")
 PRECISIONS = ("bf16", "fp16", "fp32")
 FINETUNING_TYPES = ("lora", "freeze", "full")
 
@@ -78,8 +79,14 @@ class Preset:
     simpo_gamma: float = field(default=0.5, metadata={"help": "SimPO target reward margin."})
     nproc_per_node: int = field(default=1, metadata={"help": "Processes (GPUs) per node for the launch script."})
     nnodes: int = field(default=1, metadata={"help": "Nodes for the launch script."})
+    vllm_mode: str | None = field(
+        default=None, metadata={"help": "GRPO generation with vLLM: colocate | server (trl vllm-serve); null = off."}
+    )
+    vllm_gpu_memory_utilization: float = field(default=0.3, metadata={"help": "GRPO colocate: vLLM's GPU share."})
+    vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "GRPO colocate: vLLM tensor parallel size."})
     stages: dict[str, dict[str, Any]] = field(
-        default_factory=dict, metadata={"help": "Per-stage values (sft/dpo/rm/export) that override the ones above."}
+        default_factory=dict,
+        metadata={"help": "Per-stage values (sft/dpo/rm/export/grpo) that override the ones above."},
     )
 
     def __post_init__(self) -> None:
@@ -108,6 +115,8 @@ class Preset:
             raise PresetError(f"{where}: deepspeed_stage must be 2, 3 or null, got {self.deepspeed_stage!r}")
         if self.deepspeed_offload and self.deepspeed_stage != 3:
             raise PresetError(f"{where}: deepspeed_offload needs deepspeed_stage 3")
+        if self.vllm_mode not in (None, *VLLM_MODES):
+            raise PresetError(f"{where}: vllm_mode must be one of {VLLM_MODES} or null, got {self.vllm_mode!r}")
         if self.lora_alpha is None:
             self.lora_alpha = 2 * self.lora_rank
         names = preset_fields()

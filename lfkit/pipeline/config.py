@@ -18,6 +18,9 @@ class ConfigError(LfkitError, ValueError):
     """A demo setting is out of range or unknown; the message names it."""
 
 
+PREF_LOSSES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
+
+
 @dataclass
 class DemoConfig:
     """Sizes and settings of one demo run (``PROFILES`` holds the defaults per model)."""
@@ -40,6 +43,14 @@ class DemoConfig:
     dpo_epochs: float = field(default=1.0, metadata={"help": "DPO epochs."})
     dpo_lr: float = field(default=5e-5, metadata={"help": "DPO learning rate."})
     pref_beta: float = field(default=0.1, metadata={"help": "DPO beta."})
+    pref_loss: str = field(default="sigmoid", metadata={"help": "Preference loss: sigmoid (DPO), ipo, orpo, simpo."})
+    pref_ftx: float = field(default=0.0, metadata={"help": "Weight of the SFT loss on chosen mixed into DPO."})
+    chosen: str = field(
+        default="gold", metadata={"help": "DPO chosen side: gold, or on-policy (the SFT model's own correct samples)."}
+    )
+    reject_kinds: str = field(
+        default="wrong,error,timeout,no_sql", metadata={"help": "Sample labels that may be rejected."}
+    )
     max_new_tokens: int = field(default=96, metadata={"help": "Generation cap for evaluation and sampling."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
     cutoff_len: int = field(default=640, metadata={"help": "LLaMA-Factory cutoff_len (demo prompts fit in it)."})
@@ -59,6 +70,17 @@ class DemoConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.sft_lr <= 0 or self.dpo_lr <= 0:
             raise ConfigError(f"learning rates must be > 0, got sft_lr={self.sft_lr}, dpo_lr={self.dpo_lr}")
+        if self.pref_loss not in PREF_LOSSES:
+            raise ConfigError(f"pref_loss must be one of {', '.join(PREF_LOSSES)}, got {self.pref_loss!r}")
+        if self.chosen not in ("gold", "on-policy"):
+            raise ConfigError(f"chosen must be gold or on-policy, got {self.chosen!r}")
+        kinds = [k.strip() for k in self.reject_kinds.split(",") if k.strip()]
+        bad = [k for k in kinds if k not in ("wrong", "error", "timeout", "no_sql")]
+        if bad or not kinds:
+            raise ConfigError(
+                f"reject_kinds must name some of wrong, error, timeout, no_sql; got {self.reject_kinds!r}"
+            )
+        self.reject_kinds = ",".join(kinds)
         if self.n_sft > self.n_train or self.n_prefs > self.n_train:
             raise ConfigError(
                 f"n_sft ({self.n_sft}) and n_prefs ({self.n_prefs}) cannot exceed n_train ({self.n_train})"

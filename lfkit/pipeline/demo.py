@@ -165,8 +165,8 @@ def stage_prefs(cfg: DemoConfig, layout: DemoLayout) -> dict[str, Any]:
         max_samples=cfg.n_prefs,
         batch_size=max(1, cfg.batch_size // cfg.num_candidates),
         pairing="hardest",
-        # a weak model's answers without any SQL are its real failures: reject them too
-        reject_no_sql=True,
+        chosen=cfg.chosen,
+        reject_kinds=tuple(cfg.reject_kinds.split(",")),
         max_pairs_per_question=cfg.pairs_per_question,
         model_info={"model": cfg.model, "adapter": str(layout.adapter("sft"))},
     )
@@ -204,7 +204,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     runner = StageRunner(layout, cfg.force, console)
     sft, dpo = layout.adapter("sft"), layout.adapter("dpo")
     sft_overrides = {"learning_rate": cfg.sft_lr, "num_train_epochs": cfg.sft_epochs}
-    dpo_overrides = {"learning_rate": cfg.dpo_lr, "num_train_epochs": cfg.dpo_epochs, "pref_beta": cfg.pref_beta}
+    dpo_overrides = {
+        "learning_rate": cfg.dpo_lr,
+        "num_train_epochs": cfg.dpo_epochs,
+        "pref_beta": cfg.pref_beta,
+        "pref_loss": cfg.pref_loss,
+        "pref_ftx": cfg.pref_ftx,
+    }
 
     runner.run("corpus", "1. demo corpus + SFT data", lambda: stage_corpus(cfg, layout))
     runner.run("eval_base", "2. evaluate the base model", lambda: stage_eval(cfg, layout, "eval_base", []))

@@ -194,6 +194,20 @@ def _run(kind: str, kwargs: dict[str, Any], config_cls: type, build: Callable, r
     is_flag=True,
     help="Also reject samples with no SQL at all (their raw text): teaches the answer format to a weak model.",
 )
+@click.option(
+    "--chosen",
+    type=click.Choice(["gold", "on-policy"]),
+    default="gold",
+    show_default=True,
+    help="Chosen side: gold, or on-policy = the model's own execution-correct samples (gold only as fallback "
+    "for a question it never got right). Rows record it in `chosen_source`.",
+)
+@click.option(
+    "--reject-kinds",
+    metavar="KINDS",
+    help="Comma-separated labels that may be rejected, of wrong,error,timeout,no_sql "
+    "(default wrong,error,timeout; --reject-no-sql adds no_sql). Rows record it in `reject_kind`.",
+)
 def rejects(**kwargs: Any) -> None:
     """Execution-verified DPO pairs: chosen = gold, rejected = the model's wrong SQL.
 
@@ -201,8 +215,10 @@ def rejects(**kwargs: Any) -> None:
     Each question is answered --num-rejects times with the prompt it was trained on
     (LLaMA-Factory template of --template/--preset). A sample becomes `rejected` only if
     its result differs from gold's or it errors / times out; correct samples are counted
-    (and with --keep-correct-as-chosen paired as extra chosen). Both sides use the SFT
-    answer format. Rows: instruction, input, chosen, rejected, question_id, db_id, source, round.
+    (and with --keep-correct-as-chosen paired as extra chosen). With --chosen on-policy the
+    chosen side is the model's own correct answers (gold when it had none). Both sides use
+    the SFT answer format. Rows: instruction, input, chosen, rejected, question_id, db_id,
+    source, round, chosen_source (gold | on-policy), reject_kind (wrong | error | timeout | no_sql).
 
     \b
     Examples:
@@ -212,6 +228,8 @@ def rejects(**kwargs: Any) -> None:
           --adapter-path saves/sft --backend vllm --sft-data sft.json --db-root dbs \\
           --output dpo.shard{shard_id}.jsonl --num-shards 4 --shard-id 0 --pairing hardest
       lfkit prefs merge dpo.shard*.jsonl --output dpo.json
+      lfkit prefs rejects --preset smollm2-135m --adapter-path saves/sft --sft-data data/sft.json \\
+          --db-root corpus/train_databases --output data/dpo.json --chosen on-policy --reject-kinds wrong
 
     Interrupted? Run the same command again: it resumes from the journal.
     """

@@ -7,10 +7,18 @@ that are execution-correct are never rejected -- they are counted, and with
 ``keep_correct_as_chosen`` become extra ``chosen`` variants. Both sides are written in the
 SFT answer format (:func:`lfkit.data.prompts.format_sql_answer`), so DPO compares like
 with like.
+
+``chosen`` picks the chosen side: ``gold`` (the corpus's SQL) or ``on-policy`` (the model's
+own execution-correct samples, deduplicated; gold only for a question where the model had
+none), so both sides of a pair come from the model's own distribution and DPO moves it less
+off it. ``reject_kinds`` picks which failures may be rejected (``wrong`` result, execution
+``error``, ``timeout``, ``no_sql``). Every row records ``chosen_source`` (``gold`` or
+``on-policy``) and ``reject_kind`` (the rejected sample's label).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +30,29 @@ from lfkit.prefs.job import JobConfig, Option, Summary, dedup_options, pair_rng,
 from lfkit.sql.label import REJECTABLE
 
 SOURCE = "rejects"
+CHOSEN_SOURCES = ("gold", "on-policy")
+# labels a rejected sample may have (lfkit.sql.label.LABELS minus correct and malformed)
+REJECT_KINDS = ("wrong", "error", "timeout", "no_sql")
+
+
+def parse_reject_kinds(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """``"wrong,error"`` (or a list) -> ``("wrong", "error")``; ``None``/empty -> ``None`` (the default set).
+
+    >>> parse_reject_kinds("wrong, no_sql")
+    ('wrong', 'no_sql')
+    >>> parse_reject_kinds("wrong,correct")
+    Traceback (most recent call last):
+    ...
+    ValueError: reject kind 'correct' is not one of wrong, error, timeout, no_sql
+    """
+    if value is None:
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    kinds = tuple(dict.fromkeys(k.strip() for k in parts if k.strip()))
+    for kind in kinds:
+        if kind not in REJECT_KINDS:
+            raise ValueError(f"reject kind {kind!r} is not one of {', '.join(REJECT_KINDS)}")
+    return kinds or None
 
 
 @dataclass
@@ -39,6 +70,33 @@ class RejectsConfig(JobConfig):
             "failure of the model: it cannot execute). Off by default: such pairs teach format, not SQL."
         },
     )
+    chosen: str = field(
+        default="gold",
+        metadata={
+            "help": "Chosen side: gold, or on-policy (the model's own execution-correct samples; gold only "
+            "for a question where it had none)."
+        },
+    )
+    reject_kinds: tuple[str, ...] | None = field(
+        default=None,
+        metadata={
+            "help": "Labels that may be rejected, of wrong, error, timeout, no_sql (default: wrong, error, "
+            "timeout, plus no_sql with reject_no_sql; reject_no_sql always adds no_sql)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.chosen not in CHOSEN_SOURCES:
+            raise ValueError(f"chosen must be one of {', '.join(CHOSEN_SOURCES)}, got {self.chosen!r}")
+        self.reject_kinds = parse_reject_kinds(self.reject_kinds)
+
+    def rejectable(self) -> frozenset[str]:
+        """The labels a rejected sample may have under these settings."""
+        kinds = set(self.reject_kinds) if self.reject_kinds else set(REJECTABLE)
+        if self.reject_no_sql:
+            kinds.add("no_sql")
+        return frozenset(kinds)
 
 
 def rejects_chat(item: Question) -> list[dict[str, str]]:
@@ -57,21 +115,47 @@ def question_pairs(
 
     gold = Option(format_sql_answer(item.gold_sql), item.gold_sql, "gold")
     gold_key = normalize_sql(item.gold_sql)
+    kinds = cfg.rejectable()
     cands = [Option(format_sql_answer(c["sql"]), c["sql"], c["label"]) for c in record["candidates"]]
-    rejects = [c for c in cands if c.label in REJECTABLE]
+    rejects = [c for c in cands if c.label in kinds and c.label != "no_sql"]
     correct = [c for c in cands if c.label == "correct"]
     dropped = 0
     if cfg.dedup:
         rejects, dropped = dedup_options(rejects)
-        correct, _ = dedup_options(correct, exclude={gold_key})
-    if cfg.reject_no_sql:
+    if "no_sql" in kinds:
         # the model's own words, deduplicated by text (they have no SQL to normalise)
         texts = dict.fromkeys(c["text"].strip() for c in record["candidates"] if c["label"] == "no_sql")
         rejects += [Option(t, "", "no_sql") for t in texts if t]
-    chosen = [gold, *correct] if cfg.keep_correct_as_chosen else [gold]
+    if cfg.chosen == "on-policy":
+        # the model's own correct answers, one per distinct query (one that normalises to gold is
+        # still the model's own text); gold only when the model never got the question right
+        own, _ = dedup_options(correct)
+        chosen = own or [gold]
+    elif cfg.keep_correct_as_chosen:
+        extra, _ = dedup_options(correct, exclude={gold_key}) if cfg.dedup else (correct, 0)
+        chosen = [gold, *extra]
+    else:
+        chosen = [gold]
     pairs = select_pairs(chosen, rejects, cfg.pairing, cfg.pair_cap(), pair_rng(cfg.seed, item))
-    rows = [preference_row(item, item.instruction, item.input, c.text, r.text, SOURCE, cfg.round) for c, r in pairs]
-    return rows, {"duplicates": dropped, "usable_rejects": len(rejects), "chosen_variants": len(chosen) - 1}
+    rows = [
+        preference_row(
+            item,
+            item.instruction,
+            item.input,
+            c.text,
+            r.text,
+            SOURCE,
+            cfg.round,
+            chosen_source="gold" if c.label == "gold" else "on-policy",
+            reject_kind=r.label,
+        )
+        for c, r in pairs
+    ]
+    return rows, {
+        "duplicates": dropped,
+        "usable_rejects": len(rejects),
+        "chosen_variants": sum(c.label != "gold" for c in chosen),
+    }
 
 
 def write_rejects(cfg: RejectsConfig, items: list[Question], journal: Journal) -> Summary:
@@ -79,6 +163,8 @@ def write_rejects(cfg: RejectsConfig, items: list[Question], journal: Journal) -
     summary = Summary(kind="rejects", output=cfg.output, journal=str(journal.path))
     summary.questions, summary.resumed = len(items), journal.resumed
     summary.extra = {"usable_rejects": 0, "chosen_variants": 0}
+    summary.extra.update({f"chosen_{k.replace('-', '_')}": 0 for k in CHOSEN_SOURCES})
+    summary.extra.update({f"rejected_{k}": 0 for k in REJECT_KINDS})
     rows: list[dict[str, Any]] = []
     for item in items:
         record = journal.records[item.key]
@@ -90,6 +176,9 @@ def write_rejects(cfg: RejectsConfig, items: list[Question], journal: Journal) -
         summary.extra["usable_rejects"] += counts["usable_rejects"]
         summary.extra["chosen_variants"] += counts["chosen_variants"]
         summary.questions_without_pair += not q_rows
+        for row in q_rows:
+            summary.extra[f"chosen_{row['chosen_source'].replace('-', '_')}"] += 1
+            summary.extra[f"rejected_{row['reject_kind']}"] += 1
         rows += q_rows
     write_rows(cfg.output, rows)
     summary.rows = summary.pairs = len(rows)

@@ -38,6 +38,7 @@ def _list_text() -> str:
     lines = ["Stages:"]
     lines += [f"  {s.name:<8} llamafactory-cli {s.command:<7} {s.help}" for s in STAGES.values()]
     lines.append(f"  {'launch':<8} {'bash':<24} multi-GPU / multi-node launch script for a preset")
+    lines.append(f"  {'grpo':<8} {'lfkit grpo train':<24} TRL GRPO config (also runs with `trl grpo --config`)")
     lines.append("")
     lines.append("Presets:")
     for name, description in list_presets().items():
@@ -50,7 +51,7 @@ def _list_text() -> str:
 
 
 @click.command()
-@click.argument("stage", required=False, type=click.Choice(["sft", "dpo", "rm", "export", "launch"]))
+@click.argument("stage", required=False, type=click.Choice(["sft", "dpo", "rm", "export", "launch", "grpo"]))
 @click.option("--preset", "-p", help="Model preset (see --list); it fixes the model and its chat template.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a preset field or LF argument.")
 @click.option("--dataset", help="Dataset name(s) in dataset_info.json, comma-separated. Default per stage.")
@@ -99,7 +100,12 @@ def render(
       lfkit render sft --preset qwen3-coder-30b-a3b --set deepspeed_stage=2 --set cutoff_len=16384 -o sft.yaml
       lfkit render export --preset tiny --adapter saves/tiny/lora/sft --output-dir merged -o export.yaml
       lfkit render launch --preset qwen3-coder-30b-a3b -o launch.sh   # FORCE_TORCHRUN/NNODES/...
+      lfkit render grpo --preset smollm2-135m --dataset data/grpo.jsonl --adapter saves/sft -o grpo.yaml
       lfkit render --sync            # regenerate recipes/ after changing templates or presets
+
+    `grpo` writes a TRL GRPO config (see `lfkit grpo --help`): --dataset is the GRPO rows
+    file, --adapter the SFT adapter to start from, --set also takes reward.NAME=WEIGHT and
+    lfkit.KEY=VALUE; it is checked with TRL's parser and runs with `trl grpo --config`.
     """
     if list_:
         click.echo(_list_text())
@@ -109,6 +115,9 @@ def render(
         return
     if stage is None or preset is None or output is None:
         raise click.UsageError("give STAGE, --preset and -o FILE (or --list / --sync)")
+    if stage == "grpo":  # a TRL config, not a LLaMA-Factory recipe: lfkit.grpo renders it
+        _render_grpo(preset, sets, dataset, output_dir, list(adapters), output, not no_validate)
+        return
     _render(stage, preset, sets, dataset, dataset_dir, output_dir, list(adapters), output, not no_validate)
 
 
@@ -174,6 +183,51 @@ def _render(
     if stage == "launch":
         output.chmod(0o755)
     click.echo(f"wrote {output}" + ("" if stage == "launch" or not validate else " (validated by LLaMA-Factory)"))
+
+
+def _render_grpo(
+    preset: str,
+    sets: tuple[str, ...],
+    dataset: str | None,
+    output_dir: str | None,
+    adapters: list[str],
+    output: Path,
+    validate: bool,
+) -> None:
+    """`lfkit render grpo`: render, validate with TRL's parser (relative paths from the current
+    directory), write ``output`` (``-`` = stdout)."""
+    from lfkit.io import atomic_write_text
+    from lfkit.models.presets import read_preset
+    from lfkit.recipes import RecipeError
+    from lfkit.recipes.grpo import dump_grpo_config, render_grpo, validate_grpo_config
+
+    read_preset(preset)  # unknown preset: fail before building an embedded model
+    if not dataset:
+        raise click.UsageError("grpo needs --dataset: the GRPO rows file (lfkit data grpo --out FILE)")
+    if len(adapters) > 1:
+        raise RecipeError(f"grpo starts from one SFT adapter (merge earlier ones first), got {adapters}")
+    config = render_grpo(
+        preset, parse_set(sets), dataset=dataset, output_dir=output_dir, sft_adapter=adapters[0] if adapters else None
+    )
+    if validate:
+        validate_grpo_config(config, base_dir=Path.cwd())
+    args = ["lfkit", "render", "grpo", "--preset", preset, "--dataset", dataset]
+    args += ["--output-dir", output_dir] if output_dir else []
+    args += [a for adapter in adapters for a in ("--adapter", adapter)]
+    args += [a for item in sets for a in ("--set", item)]
+    header = "\n".join(
+        [
+            "Rendered by: " + " ".join(shlex.quote(a) for a in args),
+            "Run: lfkit grpo train THIS.yaml   (or: trl grpo --config THIS.yaml"
+            + (", after lfkit grpo merge)" if adapters else ")"),
+        ]
+    )
+    text = dump_grpo_config(config, header)
+    if str(output) == "-":
+        click.echo(text, nl=False)
+        return
+    atomic_write_text(output, text)
+    click.echo(f"wrote {output}" + (" (validated by TRL's GRPO parser)" if validate else ""))
 
 
 @click.command()

@@ -60,6 +60,7 @@ def flow_examples(preset: str, datasets: dict[str, str] | None = None) -> list[E
     # adapter already holds SFT + earlier rounds; otherwise each round adds an adapter on top.
     single_chain = p.deepspeed_stage == 3
     after_round1 = [dpo] if single_chain else [sft, dpo]
+    merged = f"output/{preset}-text2sql"  # export.yaml's export_dir: round 1 as a plain model
     return [
         ExampleRecipe(
             f"{preset}/sft.yaml",
@@ -76,11 +77,17 @@ def flow_examples(preset: str, datasets: dict[str, str] | None = None) -> list[E
         ),
         ExampleRecipe(
             f"{preset}/dpo_round.yaml",
-            "dpo",
-            "Iterative DPO, round k (here k=2): start from round k-1 and use it as the reference.\n"
-            "Sample new pairs with round k-1's model first (lfkit prefs rejects --adapter-path ...), register them\n"
-            "(e.g. as text2sql_dpo_r2) and set `dataset`; for round k+1 append this output_dir to the adapters.",
-            {"dataset": names["dpo"], "adapter_name_or_path": after_round1, "output_dir": dpo_r2},
+            "dpo_round",
+            "Iterative DPO, round k (here k=2; `lfkit iterate` runs the whole loop, `--dry-run` prints it).\n"
+            "Round k reads round k-1 as a MERGED model: export.yaml (llamafactory-cli export) merges round k-1's\n"
+            f"adapters into {merged},\n"
+            "and this recipe trains a NEW LoRA adapter on that folder: the policy starts at round k-1 and the\n"
+            "reference (the same model, adapter disabled) IS round k-1. Never resume\n"
+            "round k-1's adapter with the raw base as reference (LLaMA-Factory #8974/#8459).\n"
+            "Sample round k's pairs from the merged model first (lfkit prefs rejects --base-model <merged>\n"
+            "--chosen on-policy), register them (e.g. text2sql_dpo_r2) and set `dataset`; for round k+1\n"
+            "merge this model_name_or_path + output_dir the same way.",
+            {"dataset": names["dpo"], "overrides": {"model_name_or_path": merged}, "output_dir": dpo_r2},
         ),
         ExampleRecipe(
             f"{preset}/rm.yaml",
@@ -93,7 +100,7 @@ def flow_examples(preset: str, datasets: dict[str, str] | None = None) -> list[E
             "export",
             "Merge SFT + DPO into a plain model folder (`llamafactory-cli export`): serve it, sample from it,\n"
             "or start the next round from it.",
-            {"adapter_name_or_path": after_round1, "output_dir": f"output/{preset}-text2sql"},
+            {"adapter_name_or_path": after_round1, "output_dir": merged},
         ),
     ]
 
@@ -169,6 +176,9 @@ def sync_recipes(check: bool = False, target: str | Path | None = None) -> list[
     with tempfile.TemporaryDirectory(prefix="lfkit-recipes-") as tmp:
         fresh = Path(tmp)
         render_examples(fresh)
+        from lfkit.recipes.grpo import render_grpo_examples  # TRL configs for GRPO (LLaMA-Factory has none)
+
+        render_grpo_examples(fresh)
         new = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*") if p.is_file()}
         old = set()
         if target.is_dir():  # hand-written files (README.md, .keep) are not ours to sync

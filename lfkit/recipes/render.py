@@ -25,6 +25,9 @@ class Stage:
     command: str = field(metadata={"help": "llamafactory-cli subcommand that runs the recipe."})
     default_dataset: str | None = field(metadata={"help": "Dataset name when --dataset is not given."})
     help: str = field(metadata={"help": "One line shown by `lfkit render --list`."})
+    variant_of: str | None = field(
+        default=None, metadata={"help": "The stage this is a variant of: its preset values and LF `stage`."}
+    )
 
     def __post_init__(self) -> None:
         if self.command not in ("train", "export"):
@@ -36,6 +39,14 @@ STAGES: dict[str, Stage] = {
     for s in (
         Stage("sft", "llamafactory/sft.yaml.j2", "train", "text2sql_sft", "supervised fine-tuning (LoRA) on SFT rows"),
         Stage("dpo", "llamafactory/dpo.yaml.j2", "train", "text2sql_dpo", "DPO/ORPO/SimPO/IPO on preference rows"),
+        Stage(
+            "dpo_round",
+            "llamafactory/dpo_round.yaml.j2",
+            "train",
+            "text2sql_dpo",
+            "iterative DPO round k: a new adapter on round k-1's merged model (start = reference = round k-1)",
+            variant_of="dpo",
+        ),
         Stage("rm", "llamafactory/rm.yaml.j2", "train", "text2sql_dpo", "reward model (value head) on preference rows"),
         Stage("export", "llamafactory/export.yaml.j2", "export", None, "merge LoRA adapter(s) into a plain model"),
     )
@@ -134,7 +145,8 @@ def render_recipe(
     if stage not in STAGES:
         raise RecipeError(f"unknown stage {stage!r}; choose one of: {', '.join(STAGES)}")
     spec = STAGES[stage]
-    p = _as_preset(preset).for_stage(stage)
+    base_stage = spec.variant_of or stage
+    p = _as_preset(preset).for_stage(base_stage)
     overrides = dict(overrides or {})
 
     knobs = {k: v for k, v in overrides.items() if k in preset_fields()}
@@ -176,7 +188,7 @@ def render_recipe(
         output_dir = f"output/{p.name}-merged" if stage == "export" else f"saves/{p.name}/{p.finetuning_type}/{stage}"
     context = dataclasses.asdict(p)
     context.update(
-        stage=stage,
+        stage=base_stage,
         dataset=dataset or spec.default_dataset,
         dataset_dir=str(dataset_dir) if dataset_dir is not None else "data",
         output_dir=str(output_dir),

@@ -6,6 +6,8 @@ but does not match, **0.0** otherwise: no SQL extracted, an error, a write (deni
 sandbox, so an error), a timeout (the Verifier's ``timeout``), too many rows, a gold SQL that
 does not execute itself, or a dataset row without ``db_path`` / ``gold_sql``.
 
+Labels come from :func:`lfkit.sql.label.label_candidates`, the one labelling step (``correct``
+-> 1.0, ``wrong`` -> 0.1, anything else -> 0.0): nothing here compares results itself.
 Execution goes through one :class:`lfkit.sql.verify.Verifier` held for the whole run: its
 result cache is keyed by (database, normalised SQL), so each question's gold SQL runs once for
 the whole training run (while it stays among the cache's most recent entries, 100,000 by
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from lfkit.reward.process import _column, answer_sql, completion_text
-from lfkit.sql.verify import Verdict, Verifier
+from lfkit.sql.label import Candidate, label_candidates
+from lfkit.sql.verify import Verifier
 
 CORRECT = 1.0
 EXECUTES = 0.1
@@ -29,14 +33,34 @@ DEFAULT_REWARD_TIMEOUT = 10.0
 to hold up a GRPO step)."""
 
 
-def execution_score(verdict: Verdict, correct: float = CORRECT, executes: float = EXECUTES) -> float:
-    """The reward of one :class:`Verdict`: ``correct`` when it matches, ``executes`` when the
-    candidate ran (status ``ok``) without matching, 0.0 otherwise or when gold did not run."""
-    if not verdict.gold.ok:
+def execution_score(candidate: Candidate, correct: float = CORRECT, executes: float = EXECUTES) -> float:
+    """The reward of one labelled :class:`~lfkit.sql.label.Candidate`: ``correct`` for label
+    ``correct``, ``executes`` for ``wrong`` (it ran, the result differs), 0.0 for every other
+    label or when gold itself did not run (``gold_status`` not ``ok``).
+
+    >>> from lfkit.sql.label import Candidate
+    >>> [execution_score(Candidate("", "SELECT 1", label, "ok")) for label in ("correct", "wrong", "error")]
+    [1.0, 0.1, 0.0]
+    >>> execution_score(Candidate("", "SELECT 1", "wrong", "ok", gold_status="error"))
+    0.0
+    """
+    if candidate.gold_status != "ok":
         return FAILS
-    if verdict.correct:
+    if candidate.label == "correct":
         return correct
-    return executes if verdict.status == "ok" else FAILS
+    return executes if candidate.label == "wrong" else FAILS
+
+
+@dataclass(frozen=True)
+class _Gold:
+    """One (database, gold SQL) pair: a :class:`~lfkit.sql.label.GoldQuestion`."""
+
+    db_path: str
+    gold_sql: str
+
+
+def _same(text: str) -> str:
+    return text  # the SQL is already extracted (cached, shared with the process rewards)
 
 
 class ExecutionReward:
@@ -93,8 +117,9 @@ class ExecutionReward:
     def score(self, db_paths: Sequence[Any], gold_sqls: Sequence[Any], sqls: Sequence[str]) -> list[float]:
         """Rewards for extracted SQL ``sqls`` against ``gold_sqls`` on ``db_paths`` (aligned lists).
 
-        The one place that executes: rows missing a database, a gold SQL or a candidate SQL
-        score 0 without running anything; the rest are verified in one batch.
+        Rows missing a database, a gold SQL or a candidate SQL score 0 without running
+        anything; the rest are labelled by :func:`lfkit.sql.label.label_candidates` (the one
+        labelling step, one Verifier call per batch) and scored by :func:`execution_score`.
         """
         rewards = [FAILS] * len(sqls)
         todo = [
@@ -104,9 +129,16 @@ class ExecutionReward:
         ]
         if not todo:
             return rewards
-        verdicts = self.verifier.verify([(db_paths[i], gold_sqls[i], sqls[i]) for i in todo])
-        for i, verdict in zip(todo, verdicts, strict=True):
-            rewards[i] = execution_score(verdict, self.correct, self.executes)
+        # The one labelling step (lfkit.sql.label): completions grouped by their (db, gold) pair,
+        # one Verifier call for the batch; the Verifier's cache runs each gold once per run.
+        groups: dict[_Gold, list[int]] = {}
+        for i in todo:
+            groups.setdefault(_Gold(str(db_paths[i]), gold_sqls[i]), []).append(i)
+        golds = list(groups)
+        labelled = label_candidates(golds, [[sqls[i] for i in groups[g]] for g in golds], self.verifier, _same)
+        for g, candidates in zip(golds, labelled, strict=True):
+            for i, candidate in zip(groups[g], candidates, strict=True):
+                rewards[i] = execution_score(candidate, self.correct, self.executes)
         return rewards
 
     def close(self) -> None:

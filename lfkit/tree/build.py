@@ -37,6 +37,7 @@ from lfkit.data.rows import Question
 from lfkit.generate import GenerationBackend, SamplingConfig
 from lfkit.generate.base import SEED_STRIDE
 from lfkit.jobs import Journal, check_shard, file_sha256, run_batches, settings_fingerprint, shard
+from lfkit.sql.extract import SQL_FENCE_STOP
 from lfkit.tree.feedback import execution_feedback, question_chat, revision_chat
 from lfkit.tree.model import INITIAL, RevisionTree
 
@@ -68,6 +69,9 @@ class TreeBuildConfig:
         default=False, metadata={"help": "Feedback also says how many rows gold returns (a count, never rows)."}
     )
     prune: bool = field(default=False, metadata={"help": "Keep only paths to a correct node (ReSQLver's trees)."})
+    stop: bool = field(
+        default=True, metadata={"help": "End each answer at its first closed ```sql fence (False: decode to the cap)."}
+    )
     overwrite: bool = field(default=False, metadata={"help": "Discard an existing trees file instead of resuming."})
     model_info: dict[str, Any] = field(default_factory=dict, metadata={"help": "Model identity for the header."})
 
@@ -88,6 +92,7 @@ class TreeBuildConfig:
             top_p=self.top_p,
             max_new_tokens=self.max_new_tokens,
             seed=self.seed,
+            stop=SQL_FENCE_STOP if self.stop else (),
         )
 
     @property
@@ -97,7 +102,7 @@ class TreeBuildConfig:
     def fingerprint(self) -> dict[str, Any]:
         """The settings that decide the trees (the header of the trees file; merge compares them)."""
         keys = ("max_depth", "sample_num", "temperature", "top_p", "max_new_tokens", "seed", "max_samples")
-        keys += ("num_shards", "shard_id", "comparison", "gold_row_count", "prune")
+        keys += ("num_shards", "shard_id", "comparison", "gold_row_count", "prune", "stop")
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
         sft = Path(self.sft_data)
         out.update(kind="tree", sft_data=str(sft.resolve()), db_root=str(Path(self.db_root).resolve()))

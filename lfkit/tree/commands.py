@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from lfkit.generate.commands import backend_options
+from lfkit.generate.commands import backend_options, stop_option
 
 
 def _diagnosed(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,6 +86,7 @@ def tree() -> None:
 @click.option("--gold-row-count", is_flag=True, help="Feedback also gives gold's ROW COUNT (never its rows).")
 @click.option("--prune", is_flag=True, help="Keep only paths to a correct node (ReSQLver's trees; default: full).")
 @click.option("--overwrite", is_flag=True, help="Discard an existing trees file and start again.")
+@stop_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @backend_options
 def build_cmd(**kwargs: Any) -> None:

@@ -19,6 +19,8 @@ label              every node's SQL (wrong *and* correct ones) executed and comp
                    and with lfkit's ``label`` when present; gold itself must execute
 revision_distance  each ``revision_distance`` equals the one recomputed from ``is_correct``
                    and ``children_ids``; ``tree_status`` agrees with them
+feedback_leak      no node's ``execution_feedback`` shows gold's result values (ReSQLver's
+                   "Expected result sample" / "Missing rows"): see :func:`leaked_values`
 =================  ==========================================================================
 
 and per row of an optional pairs file (lfkit's rows or ReSQLver's shard rows):
@@ -27,9 +29,11 @@ sides hold SQL) and ``pair_nodes`` (each side is a node of its question's tree w
 that distance, when the tree is among those verified).
 
 The report counts what each check examined and found, and lists every problem with its
-check, tree (``question_id``) and node id (or pairs row). A ``children_num`` that differs
-from the number of ``children_ids`` is a *warning*, not a problem: ReSQLver's builder
-never updates ``children_num`` (nor does its pruning), so its trees all carry stale counts.
+check, tree (``question_id``) and node id (or pairs row). Two findings are *warnings*, not
+problems: a ``children_num`` that differs from the number of ``children_ids`` (ReSQLver's
+builder never updates ``children_num``, nor does its pruning, so its trees all carry stale
+counts), and an ``input_seq`` (the revision prompt) present on a node without children or
+absent from a node with children (``input_seq`` is set exactly for expanded nodes).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ TREE_CHECKS = (
     "max_depth",
     "label",
     "revision_distance",
+    "feedback_leak",
 )
 PAIR_CHECKS = ("pair_order", "pair_sql", "pair_nodes")
 _NODE_ID = re.compile(r"node_(\d+)_(\d+)")
@@ -93,8 +98,8 @@ class VerifyReport:
         entry = {"check": check, "question_id": question_id, "node_id": node_id, "message": message}
         self.problems.append({**entry, **extra})
 
-    def warn(self, question_id: Any, node_id: str | None, message: str) -> None:
-        self.warnings.append({"question_id": question_id, "node_id": node_id, "message": message})
+    def warn(self, question_id: Any, node_id: str | None, message: str, check: str = "") -> None:
+        self.warnings.append({"check": check, "question_id": question_id, "node_id": node_id, "message": message})
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -150,7 +155,12 @@ def _check_structure(tree: RevisionTree, report: VerifyReport) -> None:
                 report.problem("children_agree", qid, key, f"child {cid!r} has parent_id {child.parent_id!r}")
             seen.add(cid)
         if node.children_num is not None and node.children_num != len(node.children_ids):
-            report.warn(qid, key, f"children_num={node.children_num} but {len(node.children_ids)} children_ids")
+            report.warn(
+                qid, key, f"children_num={node.children_num} but {len(node.children_ids)} children_ids", "children_num"
+            )
+        if bool(node.input_seq) != bool(node.children_ids):
+            has = "has an input_seq but no children" if node.input_seq else "has children but no input_seq"
+            report.warn(qid, key, f"{has} (input_seq is the revision prompt of an expanded node)", "input_seq")
         if parent is not None and key not in parent.children_ids:
             report.problem("children_agree", qid, key, f"not listed in the children_ids of its parent {node.parent_id}")
 
@@ -220,6 +230,7 @@ def _check_labels(
                 gold_failed.add(id(tree))
                 report.problem("label", tree.question_id, None, f"gold SQL does not execute: {verdict.gold.error}")
             continue
+        _check_leak(tree, nid, verdict, report)
         report.labels["executed"] += 1
         report.labels["marked_correct"] += node.is_correct
         report.labels["verified_correct"] += node.is_correct and verdict.correct
@@ -241,6 +252,76 @@ def _check_labels(
                 nid,
                 f"label={node.label!r} but executing its SQL gives {label_of(verdict, node.generated_sql)!r}",
             )
+
+
+def _renderings(value: Any) -> set[str]:
+    """How a result value is written inside a row: Python's repr (ReSQLver's and lfkit's rows), JSON."""
+    import json
+
+    out = {repr(value)}
+    if isinstance(value, str):
+        out.add(json.dumps(value, ensure_ascii=False))
+    return out
+
+
+def _cell_count(text: str, rendering: str) -> int:
+    """Occurrences of ``rendering`` as one cell of a written row or list: after ``(``, ``[``, ``,`` or
+    a space, before ``,``, ``)`` or ``]``. Counts in prose ("returned 2 rows") never match."""
+    if rendering not in text:  # cheap test first: most values are absent
+        return 0
+    return len(re.findall(r"(?<=[(\[,\s])" + re.escape(rendering) + r"(?=\s*[,)\]])", text))
+
+
+def leaked_values(
+    feedback: str, gold_rows: Sequence[tuple], own_rows: Sequence[tuple], shown_rows: int | None = None
+) -> list[Any]:
+    """Gold result values that ``feedback`` shows beyond what the node's own result explains.
+
+    A value of gold's rows leaks when it is written as a row cell (see :func:`_cell_count`)
+    more often than it occurs among the cells of the node's own first ``shown_rows`` rows
+    (:data:`lfkit.tree.feedback.SHOWN_ROWS`, the rows lfkit's feedback shows). Own rows may
+    legitimately hold gold values; ReSQLver's feedback writes gold's rows again ("Expected
+    result sample", "Missing rows"), so the count exceeds. ``None`` and blobs are not checked.
+
+    >>> gold = [("GOLD_A",), ("GOLD_B",)]
+    >>> leaked_values("Expected result sample: [('GOLD_A',), ('GOLD_B',)]", gold, [("x",)])
+    ['GOLD_A', 'GOLD_B']
+    >>> leaked_values("The query ran and returned 1 row with 1 column. Its row:\\n('GOLD_A',)", gold, [("GOLD_A",)])
+    []
+    """
+    from collections import Counter
+
+    from lfkit.tree.feedback import SHOWN_ROWS
+
+    if not feedback:
+        return []
+    own = Counter(v for row in own_rows[: SHOWN_ROWS if shown_rows is None else shown_rows] for v in row)
+    leaked, seen = [], set()
+    for row in gold_rows:
+        for value in row:
+            if value is None or isinstance(value, bytes | bool) or (value, type(value)) in seen:
+                continue
+            seen.add((value, type(value)))
+            if sum(_cell_count(feedback, r) for r in _renderings(value)) > own[value]:
+                leaked.append(value)
+    return leaked
+
+
+def _check_leak(tree: RevisionTree, nid: str, verdict: Any, report: VerifyReport) -> None:
+    node = tree.nodes[nid]
+    if not node.execution_feedback:
+        return
+    report.checked("feedback_leak")
+    leaked = leaked_values(node.execution_feedback, verdict.gold.rows, verdict.pred.rows if verdict.pred.ok else ())
+    if leaked:
+        shown = ", ".join(repr(v) for v in leaked[:3]) + (f" (+{len(leaked) - 3} more)" if len(leaked) > 3 else "")
+        report.problem(
+            "feedback_leak",
+            tree.question_id,
+            nid,
+            f"execution_feedback shows gold's result value(s) {shown} that its own result does not: "
+            "the revision prompt leaks the label",
+        )
 
 
 # ----------------------------------------------------------------------------- pairs
@@ -340,4 +421,4 @@ def verify_trees(
     return report
 
 
-__all__ = ["PAIR_CHECKS", "TREE_CHECKS", "VerifyReport", "read_pairs", "verify_trees"]
+__all__ = ["PAIR_CHECKS", "TREE_CHECKS", "VerifyReport", "leaked_values", "read_pairs", "verify_trees"]

@@ -1,0 +1,213 @@
+"""`lfkit iterate`: bad input, the dry run's recipes, an empty round, and (slow) a tiny 2-round run
+killed mid-run and resumed, its round table re-scored from the prediction files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from prefs_canned import CannedBackend, gold_by_prompt
+
+from lfkit.cli import main
+from lfkit.data.bird import split_db_root
+from lfkit.eval import score_predictions
+from lfkit.io import read_rows
+from lfkit.pipeline.iterate import IterateConfig, IterateError, Plan, classify_from, question_slice, rescore_rounds
+from lfkit.pipeline.stages import StageError
+from lfkit.recipes import validate_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def read_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def test_bad_settings_and_from_are_named(tmp_path: Path, tiny_model: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["iterate", "--rounds", "0", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "--rounds must be >= 1, got 0" in result.output
+    assert not (tmp_path / "o").exists()
+    result = runner.invoke(main, ["iterate", "--from", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and f"--from {tmp_path / 'nope'}: no such folder" in result.output
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IterateError, match=r"neither a LoRA adapter folder .* nor a model folder"):
+        classify_from(tmp_path / "empty")
+    assert classify_from(tiny_model) == "model"
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    assert classify_from(tmp_path / "adapter") == "adapter"
+    with pytest.raises(IterateError, match="reject kind 'right' is not one of"):
+        IterateConfig(reject_kinds="wrong,right")
+    with pytest.raises(IterateError, match="has no demo SFT profile: give --from"):
+        IterateConfig(preset="qwen3-coder-30b-a3b")
+
+
+def test_question_slices_are_fresh_every_round() -> None:
+    pool = [{"question_id": i} for i in range(30)]
+    seen: set[int] = set()
+    for k in (1, 2, 3):
+        ids = {r["question_id"] for r in question_slice(pool, k, 10, seed=3)}
+        assert len(ids) == 10 and not ids & seen
+        seen |= ids
+    with pytest.raises(IterateError, match=r"round 4 needs 10 fresh train questions .* has 30"):
+        question_slice(pool, 4, 10, seed=3)
+
+
+def test_dry_run_round_k_reads_round_k_minus_1_merged(tmp_path: Path) -> None:
+    out = tmp_path / "dry"
+    result = CliRunner().invoke(
+        main, ["iterate", "--dry-run", "--preset", "qwen3-coder-30b-a3b", "--rounds", "3", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert text.count("llamafactory-cli export") == 3 and text.count("llamafactory-cli train") == 3
+    assert text.count("lfkit prefs rejects") == 3 and "--chosen on-policy" in text
+    assert not (out / "stages").exists() and not (out / "settings.json").exists()  # nothing ran
+    for k in (1, 2, 3):
+        merge, dpo = read_yaml(out / f"recipes/round{k}/merge.yaml"), read_yaml(out / f"recipes/round{k}/dpo.yaml")
+        # round k merges round k-1 (round 0 = the flow's SFT adapter on the hub model) ...
+        if k == 1:
+            assert merge["model_name_or_path"] == "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+            assert merge["adapter_name_or_path"] == "saves/qwen3-coder-30b-a3b/lora/sft"
+        else:
+            assert merge["model_name_or_path"] == str(out / f"models/round{k - 2}")
+            assert merge["adapter_name_or_path"] == str((out / f"saves/round{k - 1}").resolve())
+        assert merge["export_dir"] == str(out / f"models/round{k - 1}")
+        # ... and trains a new adapter on it: start = reference = round k-1 (no adapter, no ref_model)
+        assert dpo["model_name_or_path"] == str(out / f"models/round{k - 1}")
+        assert not {"adapter_name_or_path", "ref_model", "ref_model_adapters", "create_new_adapter"} & set(dpo)
+        assert dpo["stage"] == "dpo" and dpo["dataset"] == f"lfkit_iter_round{k}"
+        assert dpo["learning_rate"] == 5e-6  # the preset's DPO values
+        validate_recipe(dpo)
+
+
+def test_empty_round_is_recorded_and_the_loop_stops(
+    tmp_path: Path, tiny_model: Path, demo_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = IterateConfig(
+        preset="tiny",
+        from_path=str(tiny_model),
+        corpus=str(demo_corpus),
+        out=tmp_path / "it",
+        rounds=3,
+        questions_per_round=3,
+        num_candidates=2,
+        reject_kinds="wrong,error",
+    )
+    pool_answers: dict[str, str] = {}
+
+    def backend(self: Plan, model: str, adapters: tuple[str, ...] = ()) -> CannedBackend:
+        # every train candidate is gold itself (correct: no reject), every dev answer is prose
+        if not pool_answers and self.layout.pool.exists():
+            pool_answers.update(gold_by_prompt(self.layout.pool))
+        return CannedBackend(lambda user, j: f"```sql\n{pool_answers[user]}\n```" if user in pool_answers else "no")
+
+    monkeypatch.setattr(Plan, "backend", backend)
+    from lfkit.pipeline.iterate import run_iterate
+
+    report = run_iterate(cfg)
+    stages = sorted(p.relative_to(cfg.out / "stages").as_posix() for p in (cfg.out / "stages").rglob("*.json"))
+    assert stages == ["data.json", "round0/eval.json", "round1/sample.json"]  # no DPO on nothing, no round 2
+    assert [r["round"] for r in report["rounds"]] == [0, 1]
+    empty = report["rounds"][1]
+    assert empty["pairs"] == 0 and "every candidate was correct" in empty["empty"]
+    assert empty["labels"]["correct"] == 6 and "round 1 is empty" in report["stopped"]
+    assert report["rounds"][0]["ex"] == 0.0 and "(empty)" in (cfg.out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_tiny_two_rounds_killed_and_resumed(tmp_path: Path, tiny_model: Path) -> None:
+    out = tmp_path / "it"
+    # round 0 = the tiny model folder itself (no SFT: keeps the test short); round 2 merges round 1
+    args = ["iterate", "--preset", "tiny", "--from", str(tiny_model), "--rounds", "2", "--questions-per-round", "4"]
+    args += ["--num-candidates", "2", "--n-dev", "8", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "lfkit.cli", *args]
+    # kill -9 in the middle of round 1 (after its sampling, during DPO) ...
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    marker = out / "stages" / "round1" / "sample.json"
+    deadline = time.time() + 600
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    assert marker.exists(), "the run never reached round 1"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "report.json").exists()
+    sampled_at = marker.stat().st_mtime
+    # ... the same command finishes the run from there
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert marker.stat().st_mtime == sampled_at  # a finished stage is never redone
+
+    report = json.loads((out / "report.json").read_text())
+    assert [r["round"] for r in report["rounds"]] == [0, 1, 2]  # no round counted twice
+    for k in (1, 2):
+        pairs = read_rows(out / f"rounds/round{k}/pairs.jsonl")
+        assert report["rounds"][k]["pairs"] == len(pairs) > 0 and {r["round"] for r in pairs} == {k}
+        assert len({(r["question_id"], r["rejected"]) for r in pairs}) == len(pairs)
+    q1 = {r["question_id"] for r in read_rows(out / "rounds/round1/questions.json")}
+    q2 = {r["question_id"] for r in read_rows(out / "rounds/round2/questions.json")}
+    assert len(q1) == len(q2) == 4 and not q1 & q2  # fresh questions each round
+
+    # round 2 starts from round 1 merged, which is also its reference
+    dpo2 = read_yaml(out / "recipes/round2/dpo.yaml")
+    merge2 = read_yaml(out / "recipes/round2/merge.yaml")
+    assert dpo2["model_name_or_path"] == str(out / "models/round1") == merge2["export_dir"]
+    assert merge2["model_name_or_path"] == str(tiny_model.resolve())
+    assert read_yaml(out / "recipes/round1/dpo.yaml")["model_name_or_path"] == str(tiny_model.resolve())
+    assert not (out / "recipes/round1/merge.yaml").exists()  # round 0 is a plain model: nothing to merge
+    assert merge2["adapter_name_or_path"] == str((out / "saves/round1").resolve())
+    assert not {"adapter_name_or_path", "ref_model", "ref_model_adapters"} & set(dpo2)
+    assert report["rounds"][2]["reference"] == report["rounds"][2]["policy_start"] == str(out / "models/round1")
+    assert (out / "models/round1/config.json").is_file() and (out / "ex_by_round.png").stat().st_size > 0
+
+    # the round table re-scores from the BIRD prediction files alone
+    corpus = out / "corpus"
+    for row in report["rounds"]:
+        path = out / row["predictions"]
+        assert path == out / f"report/round{row['round']}/predict_dev.json"
+        again = score_predictions(path, corpus / "dev.json", split_db_root(corpus, "dev"))
+        assert again["ex"] == row["ex"] and again["n"] == row["n"] == 8
+        assert again["by_difficulty"] == row["by_difficulty"]
+    assert [r["ex"] for r in rescore_rounds(out)] == [r["ex"] for r in report["rounds"]]
+    assert "dpo_last_loss" in report["rounds"][1] and report["rounds"][1]["dpo_steps"] >= 1
+
+    # resuming with other settings is refused, naming the setting
+    with pytest.raises(StageError, match="questions_per_round 4 -> 5"):
+        from lfkit.pipeline.iterate import run_iterate
+
+        run_iterate(
+            IterateConfig(
+                preset="tiny",
+                from_path=str(tiny_model),
+                rounds=2,
+                questions_per_round=5,
+                num_candidates=2,
+                n_dev=8,
+                out=out,
+            )
+        )
+
+
+def test_demo_dpo_options_are_checked_and_decide_resuming(tmp_path: Path) -> None:
+    from lfkit.errors import LfkitError
+    from lfkit.pipeline.config import demo_config, demo_settings
+
+    cfg = demo_config("tiny", out=tmp_path, chosen="on-policy", reject_kinds=" wrong, no_sql ", pref_loss="orpo")
+    assert cfg.reject_kinds == "wrong,no_sql" and cfg.pref_ftx == 0.0
+    assert demo_settings(cfg)["chosen"] == "on-policy" != demo_settings(demo_config("tiny", out=tmp_path))["chosen"]
+    with pytest.raises(LfkitError, match="reject_kinds must name some of wrong, error, timeout, no_sql"):
+        demo_config("tiny", out=tmp_path, reject_kinds="wrong,correct")
+    with pytest.raises(LfkitError, match="pref_loss must be one of"):
+        demo_config("tiny", out=tmp_path, pref_loss="kto")
+    with pytest.raises(LfkitError, match="chosen must be gold or on-policy"):
+        demo_config("tiny", out=tmp_path, chosen="model")
