@@ -108,9 +108,38 @@ dpo: $(DATA)/text2sql_dpo.jsonl ## DPO from the SFT adapter (reference = SFT mod
 	$(call RENDER,dpo,text2sql_dpo,--adapter $(OUT)/sft)
 	$(LF_TRAIN) $(OUT)/dpo.yaml
 
-rm: $(DATA)/text2sql_dpo.jsonl ## reward model (value head) on the same pairs -> $(OUT)/rm
+# ---- reward model: trained on verified pairs of train questions, evaluated on pairs of held-out
+# (dev) questions, then best-of-N on dev with the SFT model: EX of first / greedy / vote / RM / oracle.
+RM_TEST_SAMPLES ?= 16
+BON_N ?= 8
+BON_QUESTIONS ?= 32
+BON_TEMPERATURE ?= 0.8
+RM_EVAL ?= $(WORK)/rm_eval/$(PRESET)
+
+$(OUT)/rm/value_head.safetensors: $(DATA)/text2sql_dpo.jsonl
 	$(call RENDER,rm,text2sql_dpo)
 	$(LF_TRAIN) $(OUT)/rm.yaml
+
+$(DATA)/dev_sft.json: $(CORPUS)/train.json
+	$(LFKIT) data sft --bird-dir $(CORPUS) --split dev --out $@ --n-examples 0
+
+# Held-out pairs: the SFT model's verified rejects on dev questions, which the RM never saw.
+$(DATA)/rm_test.jsonl: $(DATA)/dev_sft.json $(OUT)/sft/adapter_model.safetensors
+	$(LF_ENV) $(LFKIT) prefs rejects --preset $(PRESET) --adapter-path $(OUT)/sft \
+		--sft-data $(DATA)/dev_sft.json --db-root $(CORPUS)/dev_databases --output $@ \
+		--num-rejects $(NUM_REJECTS) --max-samples $(RM_TEST_SAMPLES) --max-new-tokens $(MAX_NEW_TOKENS) \
+		--reject-no-sql --overwrite
+
+rm: $(OUT)/rm/value_head.safetensors $(DATA)/rm_test.jsonl ## reward model on train pairs, rm eval on dev pairs, best-of-BON_N on dev -> $(RM_EVAL)
+	$(LF_ENV) $(LFKIT) rm eval --preset $(PRESET) --adapters $(OUT)/rm none --test-data $(DATA)/rm_test.jsonl \
+		--questions $(CORPUS)/dev.json --output $(RM_EVAL)/eval_results.json
+	$(LF_ENV) $(LFKIT) eval predict --bird-dir $(CORPUS) --split dev --preset $(PRESET) --adapter-path $(OUT)/sft \
+		--n-examples 0 --n $(BON_N) --temperature $(BON_TEMPERATURE) --with-greedy --limit $(BON_QUESTIONS) \
+		--max-new-tokens $(MAX_NEW_TOKENS) --out $(RM_EVAL)/candidates.jsonl
+	$(LF_ENV) $(LFKIT) rm score --preset $(PRESET) --adapter $(OUT)/rm --candidates $(RM_EVAL)/candidates.jsonl \
+		--output $(RM_EVAL)/scores.jsonl
+	$(LFKIT) eval select --candidates $(RM_EVAL)/candidates.jsonl --gold $(CORPUS)/dev.json \
+		--db-root $(CORPUS)/dev_databases --scores $(RM_EVAL)/scores.jsonl --out $(RM_EVAL)/select.json
 
 # ---- iterative DPO (lfkit iterate) ------------------------------------------------------------
 # Round 0 = the demo's SFT (trained in $(ITER_OUT) unless ITER_ARGS="--from saves/sft"); round k merges

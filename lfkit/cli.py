@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("lfkit.eval.commands:eval_group", "Score predictions like BIRD (EX by difficulty)."),
     "grpo": ("lfkit.grpo.commands:grpo", "GRPO on TRL with execution + process rewards: train, eval, merge."),
     "tree": ("lfkit.tree.commands:tree", "Revision trees (ReSQLver): build, pairs, merge shards, verify."),
+    "rm": ("lfkit.reward.commands:rm", "Evaluate reward models on pairs and score best-of-N candidates."),
     "demo": ("lfkit.pipeline.commands:demo", "Run the whole SFT -> DPO loop on the embedded model and database."),
     "iterate": (
         "lfkit.pipeline.commands:iterate",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from lfkit.generate.commands import backend_options, stop_option
 from lfkit.sql.compare import COMPARISONS
 
 
@@ -110,3 +111,181 @@ def score(
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         click.echo(f"report written to {out}")
+
+
+@eval_group.command("predict")
+@click.option(
+    "--bird-dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="BIRD-style corpus (<split>.json, <split>_databases/).",
+)
+@click.option("--split", default="dev", show_default=True, help="Split to predict (dev, train, ...).")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Greedy: BIRD predict_dev.json. With --n: candidates JSONL (one line per question).",
+)
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Sample N candidates per question (best-of-N) instead of one greedy prediction.",
+)
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.8, show_default=True, help="With --n.")
+@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.95, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="With --n: question i samples with seed+i*1000.")
+@click.option("--with-greedy", is_flag=True, help="With --n: also store each question's greedy decode.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--limit", type=click.IntRange(min=0), default=0, help="First N questions only (0 = all).")
+@click.option(
+    "--n-examples",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Example values per column in the schema prompt: the value the SFT data was built with "
+    "(`lfkit data sft --n-examples`; the demo uses 0).",
+)
+@click.option("--max-chars", type=click.IntRange(min=1), default=12_000, show_default=True, help="Prompt budget.")
+@click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds per query.")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="SQL worker processes (0 = in-process).")
+@click.option("--no-progress", is_flag=True)
+@stop_option
+@backend_options
+def predict(
+    bird_dir: Path,
+    split: str,
+    out: Path,
+    n: int | None,
+    temperature: float,
+    top_p: float,
+    seed: int,
+    with_greedy: bool,
+    max_new_tokens: int,
+    limit: int,
+    n_examples: int,
+    max_chars: int,
+    timeout: float,
+    workers: int | None,
+    no_progress: bool,
+    stop: bool,
+    **kwargs: object,
+) -> None:
+    """Predict SQL for a split with a model: greedy BIRD predictions, or N labelled candidates.
+
+    Prompts are lfkit's schema prompts (the SFT data's) in the model's LLaMA-Factory template.
+
+    \b
+    Examples:
+      lfkit eval predict --bird-dir corpus --split dev --preset smollm2-135m \\
+                         --adapter-path saves/sft --n-examples 0 --out predict_dev.json
+      lfkit eval predict --bird-dir corpus --split dev --preset smollm2-135m --adapter-path saves/sft \\
+                         --n-examples 0 --n 8 --temperature 0.8 --with-greedy --out cands.jsonl
+      lfkit eval select --candidates cands.jsonl --gold corpus/dev.json --db-root corpus/dev_databases \\
+                        --out select.json
+    """
+    from lfkit.data.bird import load_bird
+    from lfkit.data.prompts import SchemaPromptBuilder
+    from lfkit.eval.formats import write_bird_predictions
+    from lfkit.eval.predict import predict_sql, sample_candidates
+    from lfkit.generate.options import backend_from_options, pop_backend_options, stop_strings
+    from lfkit.io import atomic_write_text
+    from lfkit.sql import Verifier
+
+    examples = load_bird(bird_dir, split)
+    if limit:
+        examples = examples[:limit]
+    builder = SchemaPromptBuilder(max_chars=max_chars, n_examples=n_examples)
+    backend, identity, batch = backend_from_options(pop_backend_options(kwargs))
+    try:
+        if n is None:
+            predictions = predict_sql(
+                examples, backend, builder, max_new_tokens=max_new_tokens, chunk_size=batch, progress=not no_progress,
+                stop=stop_strings(stop),
+            )  # fmt: skip
+            write_bird_predictions(out, predictions)
+            empty = sum(1 for sql, _ in predictions.values() if not sql.strip())
+            click.echo(f"wrote {len(predictions)} predictions ({empty} without SQL) to {out}")
+            return
+        with Verifier(timeout=timeout, workers=workers) as verifier:
+            records = sample_candidates(
+                examples, backend, builder, verifier, n=n, temperature=temperature, top_p=top_p,
+                max_new_tokens=max_new_tokens, seed=seed, with_greedy=with_greedy, chunk_size=batch,
+                progress=not no_progress, stop=stop_strings(stop),
+            )  # fmt: skip
+    finally:
+        backend.close()
+    atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    labels: dict[str, int] = {}
+    for r in records:
+        for c in r["candidates"]:
+            labels[c["label"]] = labels.get(c["label"], 0) + 1
+    passed = sum(any(c["label"] == "correct" for c in r["candidates"]) for r in records)
+    click.echo(
+        f"wrote {len(records)} questions x {n} candidates to {out} ({identity['model']}); labels: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(labels.items()))
+        + f"; pass@{n} {100.0 * passed / max(len(records), 1):.2f}%"
+    )
+
+
+@eval_group.command("select")
+@click.option(
+    "--candidates",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Candidates JSONL (`lfkit eval predict --n N`).",
+)
+@click.option(
+    "--gold", "-g", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="dev.json."
+)
+@click.option(
+    "--db-root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="dev_databases."
+)
+@click.option(
+    "--scores",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Reward-model scores JSONL (`lfkit rm score`): enables rm_top1, rm_top1_exec, rm_vote.",
+)
+@click.option(
+    "--greedy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Greedy predictions (predict_dev.json) when the candidates hold none.",
+)
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Report JSON; <stem>_predictions/<strategy>/predict_dev.json and <stem>.png beside it.",
+)
+@click.option("--comparison", type=click.Choice(COMPARISONS), default="bird", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds per query.")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="SQL worker processes (0 = in-process).")
+def select(
+    candidates: Path,
+    gold: Path,
+    db_root: Path,
+    scores: Path | None,
+    greedy: Path | None,
+    out: Path,
+    comparison: str,
+    timeout: float,
+    workers: int | None,
+) -> None:
+    """EX of best-of-N selection strategies: first, greedy, vote, RM top-1 (+ among executable),
+    reward-weighted vote, oracle (pass@N).
+
+    Each strategy's choices are written as a BIRD predict_dev.json and scored from that file
+    exactly as `lfkit eval score` scores it.
+    """
+    from lfkit.eval.select import render_select, run_select
+
+    report = run_select(
+        candidates, gold, db_root, out, scores=scores, greedy=greedy, comparison=comparison, timeout=timeout,
+        workers=workers,
+    )  # fmt: skip
+    render_select(report)
+    click.echo(f"report written to {out}; plot {report.get('plot')}")

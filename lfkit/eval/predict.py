@@ -9,7 +9,7 @@ model does on the data it was trained on, not a second prompt format.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lfkit.data.prompts import chat_messages
 from lfkit.progress import progress_bar
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from lfkit.data.prompts import SchemaPromptBuilder
     from lfkit.data.rows import Question
     from lfkit.generate import GenerationBackend
+    from lfkit.sql import Candidate, Verifier
 
 
 def predict_sql(
@@ -53,3 +54,64 @@ def predict_sql(
                 predictions[ex.question_id] = (extract_sql(completions[0]), ex.db_id)
             bar.advance(len(outs))
     return predictions
+
+
+def sample_candidates(
+    examples: Sequence[Question],
+    backend: GenerationBackend,
+    builder: SchemaPromptBuilder,
+    verifier: Verifier,
+    *,
+    n: int,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 128,
+    seed: int = 0,
+    with_greedy: bool = False,
+    chunk_size: int = 16,
+    progress: bool = True,
+    stop: Sequence[str] = SQL_FENCE_STOP,
+) -> list[dict[str, Any]]:
+    """``n`` sampled candidates per example, labelled by :func:`lfkit.sql.label_candidates`.
+
+    One record per example, in order: ``question_id, db_id, difficulty, instruction, input,
+    gold_status, candidates: [{text, sql, label, status, error}]`` and, with ``with_greedy``,
+    ``greedy`` (the same fields for the greedy decode). Example ``i`` samples with seed
+    ``seed + example.index * 1000`` (its sample ``j``: ``+ j``), so a subset or a shard of a
+    split draws the same candidates as the whole split. ``stop``: as :func:`predict_sql`.
+    """
+    from lfkit.generate import SEED_STRIDE, SamplingConfig
+    from lfkit.sql import label_candidates
+
+    cfg = SamplingConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, stop=stop)
+    greedy_cfg = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed, stop=stop)
+    prompts = [builder.build(ex) for ex in examples]
+    records: list[dict[str, Any]] = []
+    with progress_bar(f"sampling {n} per question", len(examples), enabled=progress) as bar:
+        for start in range(0, len(examples), chunk_size):
+            part = examples[start : start + chunk_size]
+            chats = [chat_messages(*p) for p in prompts[start : start + chunk_size]]
+            texts = backend.generate(chats, cfg, seeds=[seed + ex.index * SEED_STRIDE for ex in part])
+            greedy = backend.generate(chats, greedy_cfg) if with_greedy else None
+            labelled = label_candidates(part, texts, verifier)
+            greedy_labels = label_candidates(part, greedy, verifier) if greedy is not None else None
+            for k, (ex, cands) in enumerate(zip(part, labelled, strict=True)):
+                instruction, input_ = prompts[start + k]
+                record: dict[str, Any] = {
+                    "question_id": ex.question_id,
+                    "db_id": ex.db_id,
+                    "difficulty": ex.difficulty,
+                    "instruction": instruction,
+                    "input": input_,
+                    "gold_status": cands[0].gold_status if cands else "ok",
+                    "candidates": [_candidate_record(c) for c in cands],
+                }
+                if greedy_labels is not None:
+                    record["greedy"] = _candidate_record(greedy_labels[k][0])
+                records.append(record)
+            bar.advance(len(part))
+    return records
+
+
+def _candidate_record(c: Candidate) -> dict[str, Any]:
+    return {"text": c.text, "sql": c.sql, "label": c.label, "status": c.status, "error": c.error}
