@@ -9,10 +9,10 @@ import yaml
 from click.testing import CliRunner
 
 from lfkit.cli import main
-from lfkit.grpo.config import GRPOConfigError, load_grpo_config, parse_grpo_config
-from lfkit.grpo.render import dump_grpo_config, render_grpo, validate_grpo_config
 from lfkit.recipes import RecipeError
 from lfkit.recipes.examples import recipes_dir
+from lfkit.recipes.grpo import dump_grpo_config, render_grpo, validate_grpo_config
+from lfkit.recipes.grpo_config import GRPOConfigError, load_grpo_config, parse_grpo_config
 from lfkit.reward.config import DEFAULT_WEIGHTS, REWARD_IMPORT_PATHS
 
 GPU_PRESETS = ("qwen2.5-coder-1.5b", "qwen2.5-coder-3b", "qwen3-1.7b", "qwen3-coder-30b-a3b")

@@ -10,9 +10,9 @@ import yaml
 from click.testing import CliRunner
 
 from lfkit.cli import main
-from lfkit.grpo.config import parse_grpo_config
-from lfkit.grpo.render import dump_grpo_config, render_grpo
 from lfkit.grpo.train import _guarded, merge_adapter, prepare_start_model, render_prompts
+from lfkit.recipes.grpo import dump_grpo_config, render_grpo
+from lfkit.recipes.grpo_config import parse_grpo_config
 
 
 def make_adapter(model_dir: Path, out: Path) -> Path:

@@ -38,9 +38,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lfkit.grpo.config import GRPOConfigError, GRPOSettings, dataset_files, import_reward, load_grpo_config
 from lfkit.io import DataFileError, atomic_write_text
 from lfkit.models.embedded import resolve_model
+from lfkit.recipes.grpo_config import GRPOConfigError, GRPOSettings, dataset_files, import_reward, load_grpo_config
 
 logger = logging.getLogger(__name__)
 

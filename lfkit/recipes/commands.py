@@ -115,7 +115,7 @@ def render(
         return
     if stage is None or preset is None or output is None:
         raise click.UsageError("give STAGE, --preset and -o FILE (or --list / --sync)")
-    if stage == "grpo":  # a TRL config, not a LLaMA-Factory recipe: lfkit.grpo renders it
+    if stage == "grpo":  # a TRL config, not a LLaMA-Factory recipe: lfkit.recipes.grpo renders it
         _render_grpo(preset, sets, dataset, output_dir, list(adapters), output, not no_validate)
         return
     _render(stage, preset, sets, dataset, dataset_dir, output_dir, list(adapters), output, not no_validate)
