@@ -88,8 +88,8 @@ def main() -> int:
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args()
 
+    from lfkit.data.sft_questions import load_questions
     from lfkit.generate.options import BACKEND_KEYS, backend_from_options
-    from lfkit.prefs.job import load_questions
     from lfkit.tree.build import TreeBuildConfig
     from lfkit.tree.model import RevisionTree
 

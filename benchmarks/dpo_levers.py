@@ -134,7 +134,9 @@ LEVERS: dict[str, Lever] = {
         ),
     )
 }
-POOL_QUESTIONS = 48  # every lever's pairs come from the first N SFT questions of this one pool
+# Every lever's pairs come from the first N SFT questions of one pool: N = the most any chosen lever
+# uses (main() sets it; a pool sampled for a smaller N is reused only if its journal allows).
+POOL_QUESTIONS = 48
 
 
 class LeverLayout(DemoLayout):
@@ -268,6 +270,8 @@ def main() -> None:
     unknown = [n for n in names if n not in LEVERS]
     if unknown:
         parser.error(f"unknown lever(s) {unknown}; choose from {', '.join(LEVERS)}")
+    global POOL_QUESTIONS
+    POOL_QUESTIONS = max(LEVERS[n].questions for n in names)
     if args.phase == "sft":
         for seed in args.seeds:
             print(json.dumps({"seed": seed, "sft_ex": run_sft(seed, args.root)["ex"]}))

@@ -16,9 +16,10 @@ from prefs_canned import CannedBackend, cycle_answers, variants
 
 from lfkit.cli import main
 from lfkit.data.prompts import format_sql_answer
+from lfkit.data.sft_questions import load_questions
 from lfkit.io import DataFileError, read_rows
 from lfkit.prefs import JobError, RejectsConfig, build_rejects, edit_distance, merge_outputs, select_pairs
-from lfkit.prefs.job import Option, load_questions
+from lfkit.prefs.job import Option
 from lfkit.registry import validate_data_file
 from lfkit.sql import execute_sql, extract_sql, normalize_sql, results_match
 

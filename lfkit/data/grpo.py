@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from lfkit.data.prompts import SchemaPromptBuilder, chat_messages
-from lfkit.data.rows import UNKNOWN_DIFFICULTY, Question
+from lfkit.data.rows import Question
 from lfkit.io import DataFileError, read_rows, write_rows
 from lfkit.sql.complexity import classify_complexity, complexity_features, normalize_label
 
@@ -83,9 +83,6 @@ def grpo_rows_from_bird(
     return rows
 
 
-_QUESTION = re.compile(r"(?:^|\n)Question: (?P<q>.*)\Z", re.S)
-
-
 def grpo_rows_from_sft(
     sft_data: str | os.PathLike[str],
     db_root: str | os.PathLike[str],
@@ -95,43 +92,15 @@ def grpo_rows_from_sft(
 ) -> list[dict[str, Any]]:
     """GRPO rows from SFT rows (``lfkit data sft`` output): the prompt is the row's own
     ``instruction`` + ``input``, the gold SQL its output's SQL, the database
-    ``<db_root>/<db_id>/<db_id>.sqlite``. The question text is read back from the input's last
-    ``Question:`` line; ``difficulties`` maps question ids to difficulties (else ``unknown``).
-    Every error names the file, row and field."""
-    from lfkit.data.bird import resolve_db_path
-    from lfkit.sql.extract import extract_sql
+    ``<db_root>/<db_id>/<db_id>.sqlite`` (rows read by :func:`lfkit.data.sft_questions.load_questions`);
+    ``difficulties`` maps question ids to difficulties (else ``unknown``). Every error names the
+    file, row and field."""
+    from lfkit.data.sft_questions import load_questions
 
-    path = Path(sft_data)
-    rows = []
-    db_paths: dict[str, Path] = {}
-    for i, row in enumerate(read_rows(path)[: limit or None]):
-        for name in ("instruction", "output", "db_id"):
-            if not isinstance(row.get(name), str) or not row[name].strip():
-                raise DataFileError(f"{path}: row {i}: field '{name}' must be a non-empty string")
-        if not isinstance(row.get("input", ""), str):
-            raise DataFileError(f"{path}: row {i}: field 'input' must be a string")
-        gold = extract_sql(row["output"])
-        if not gold:
-            raise DataFileError(f"{path}: row {i}: field 'output' holds no SQL")
-        db_id = row["db_id"]
-        if db_id not in db_paths:
-            try:
-                db_paths[db_id] = resolve_db_path(db_root, db_id)
-            except (FileNotFoundError, ValueError) as exc:
-                raise DataFileError(f"{path}: row {i}: field 'db_id' {db_id!r}: {exc}") from exc
-        m = _QUESTION.search(row.get("input", ""))
-        qid = row.get("question_id", i)  # BIRD train has none: its index in the file
-        q = Question(
-            qid,
-            db_id,
-            m["q"].strip() if m else "",
-            gold_sql=gold,
-            difficulty=(difficulties or {}).get(str(qid).strip(), UNKNOWN_DIFFICULTY),
-            db_path=db_paths[db_id],
-            index=i,
-        )
-        rows.append(grpo_row(q, row["instruction"], row.get("input", "")))
-    return rows
+    return [
+        grpo_row(q, q.instruction, q.input)
+        for q in load_questions(sft_data, db_root, limit or 0, difficulties=difficulties)
+    ]
 
 
 def write_grpo_rows(out: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """One question type and the two row shapes every stage writes.
 
 :class:`Question` is a Text-to-SQL question wherever it comes from: a BIRD-style corpus
-(:func:`lfkit.data.bird.load_bird`), an SFT file (:func:`lfkit.prefs.job.load_questions`)
+(:func:`lfkit.data.bird.load_bird`), an SFT file (:func:`lfkit.data.sft_questions.load_questions`)
 or a gold file for scoring (:func:`lfkit.eval.formats.read_gold`). Its ``question_id`` is
 kept as the source gave it (BIRD: an int; other corpora: a string), but ids are compared
 and used as dict keys only through :func:`question_key` (``Question.key``), so ``7`` and

@@ -8,7 +8,7 @@ summary = build_rejects(cfg, get_backend("hf", model="tiny"))
 
 from lfkit.jobs import JobError
 from lfkit.prefs.cot import COT_INSTRUCTION, CotConfig, build_cot, format_trace, split_trace
-from lfkit.prefs.job import JobConfig, Summary, edit_distance, load_questions, select_pairs
+from lfkit.prefs.job import JobConfig, Summary, edit_distance, select_pairs
 from lfkit.prefs.merge import merge_outputs
 from lfkit.prefs.rejects import RejectsConfig, build_rejects
 
@@ -23,7 +23,6 @@ __all__ = [
     "build_rejects",
     "edit_distance",
     "format_trace",
-    "load_questions",
     "merge_outputs",
     "select_pairs",
     "split_trace",

@@ -14,7 +14,6 @@ output is written, so they can change between runs without re-sampling.
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -23,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from lfkit.data.rows import Question, question_key
+from lfkit.data.sft_questions import load_questions
 from lfkit.generate import GenerationBackend, SamplingConfig
 from lfkit.generate.base import SEED_STRIDE
-from lfkit.io import DataFileError, read_rows
 from lfkit.jobs import Journal, check_shard, file_sha256, run_batches, settings_fingerprint, shard
 from lfkit.sql import Verifier
 from lfkit.sql.label import LABELS, Candidate, label_candidates
@@ -127,56 +126,6 @@ class JobConfig:
 
 
 # ----------------------------------------------------------------------------- input
-
-
-def load_questions(
-    sft_data: str | os.PathLike[str], db_root: str | os.PathLike[str], max_samples: int = 0
-) -> list[Question]:
-    """Read and check the SFT rows as questions (``index`` = row position, ``instruction``/``input`` =
-    the row's prompt, ``gold_sql`` = the SQL of its output); every error names the file, row and field."""
-    from lfkit.data.bird import resolve_db_path
-    from lfkit.sql import extract_sql
-
-    path = Path(sft_data)
-    rows = read_rows(path)
-    if max_samples:
-        rows = rows[:max_samples]
-    questions: list[Question] = []
-    seen: dict[str, int] = {}
-    db_paths: dict[str, Path] = {}
-    for i, row in enumerate(rows):
-        for name in ("instruction", "output", "db_id"):
-            if not isinstance(row.get(name), str) or not row[name].strip():
-                raise DataFileError(f"{path}: row {i}: field '{name}' must be a non-empty string")
-        if not isinstance(row.get("input", ""), str):
-            raise DataFileError(f"{path}: row {i}: field 'input' must be a string")
-        qid = row.get("question_id", i)  # BIRD train has none: its index in the file
-        if not isinstance(qid, int | str) or isinstance(qid, bool):
-            raise DataFileError(f"{path}: row {i}: field 'question_id' must be an integer or a string")
-        if question_key(qid) in seen:
-            raise DataFileError(f"{path}: row {i}: field 'question_id' {qid!r} repeats row {seen[question_key(qid)]}")
-        seen[question_key(qid)] = i
-        gold = extract_sql(row["output"])
-        if not gold:
-            raise DataFileError(f"{path}: row {i}: field 'output' holds no SQL")
-        db_id = row["db_id"]
-        if db_id not in db_paths:
-            try:
-                db_paths[db_id] = resolve_db_path(db_root, db_id)
-            except (FileNotFoundError, ValueError) as exc:
-                raise DataFileError(f"{path}: row {i}: field 'db_id' {db_id!r}: {exc}") from exc
-        questions.append(
-            Question(
-                qid,
-                db_id,
-                gold_sql=gold,
-                db_path=db_paths[db_id],
-                index=i,
-                instruction=row["instruction"],
-                input=row.get("input", ""),
-            )
-        )
-    return questions
 
 
 def journal_key(record: Mapping[str, Any]) -> str:

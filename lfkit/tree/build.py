@@ -119,17 +119,6 @@ def node_seed(cfg: TreeBuildConfig, question: Question, parent_id: str) -> int:
     return (base + 7919 * (zlib.crc32(parent_id.encode()) + 1)) % (2**31 - 1024)
 
 
-def _question_parts(input_text: str) -> tuple[str, str]:
-    """(question, evidence) read back from an SFT input (``render_input`` ends with them)."""
-    question = evidence = ""
-    for line in input_text.splitlines():
-        if line.startswith("Question: "):
-            question = line[len("Question: ") :]
-        elif line.startswith("Evidence: "):
-            evidence = line[len("Evidence: ") :]
-    return question, evidence
-
-
 @dataclass
 class _Frontier:
     k: int  # index of the question in the wave
@@ -157,14 +146,13 @@ class WaveBuilder:
         cfg = self.cfg
         trees = []
         for q in questions:
-            question, evidence = _question_parts(q.input)
             chat = question_chat(q.instruction, q.input)
             trees.append(
                 RevisionTree(
                     question_id=q.question_id,
                     db_id=q.db_id,
-                    question=q.question or question,
-                    evidence=q.evidence or evidence,
+                    question=q.question,
+                    evidence=q.evidence,
                     difficulty=q.difficulty,
                     gold_sql=q.gold_sql,
                     initial_input_seq=chat[-1]["content"],
@@ -249,7 +237,8 @@ def tree_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def build_trees(cfg: TreeBuildConfig, backend: GenerationBackend, progress: bool = True) -> dict[str, Any]:
     """Build (or resume) this shard's trees; returns a summary (see :func:`tree_summary`)."""
-    from lfkit.prefs.job import journal_key, load_questions
+    from lfkit.data.sft_questions import load_questions
+    from lfkit.prefs.job import journal_key
     from lfkit.sql import Verifier
 
     questions = shard(load_questions(cfg.sft_data, cfg.db_root, cfg.max_samples), cfg.num_shards, cfg.shard_id)
