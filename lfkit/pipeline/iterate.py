@@ -489,6 +489,66 @@ def start_model(plan: Plan, runner: StageRunner | None) -> ModelRef:
     return ModelRef(base, (str(sft.resolve()),))
 
 
+@dataclass
+class RoundsDone:
+    """What :func:`run_rounds` leaves: the best round (0 = the start model), its model, why the loop stopped."""
+
+    best_round: int
+    best_ex: float
+    best_model: ModelRef
+    last_round: int
+    stopped: str | None = None
+
+
+def run_rounds(plan: Plan, runner: StageRunner, start: ModelRef, start_ex: float, *, title: str = "") -> RoundsDone:
+    """Rounds 1..R from ``start`` (round 0, whose dev EX is ``start_ex``) as stages ``round<k>/*`` of ``runner``.
+
+    ``lfkit iterate`` and ``lfkit demo --full`` both run their DPO rounds through this.
+    """
+    cfg, layout = plan.cfg, plan.layout
+    model = start
+    done = RoundsDone(best_round=0, best_ex=start_ex, best_model=start, last_round=0)
+    for k in range(1, cfg.rounds + 1):
+        start = model
+        if start.adapters:
+            merged = runner.run(
+                f"round{k}/merge",
+                f"{title}round {k}: merge round {k - 1}",
+                lambda k=k, s=start: stage_merge(plan, k, s),
+            )
+            policy = merged["model"]
+        else:
+            policy = start.base
+        sample = runner.run(
+            f"round{k}/sample",
+            f"{title}round {k}: sample + verify pairs",
+            lambda k=k, p=policy: stage_sample(plan, k, p),
+        )
+        if sample.get("empty"):
+            done.stopped = f"round {k} is empty: {sample['empty']}; the loop stops without training on nothing"
+            console.print(f"[yellow]{done.stopped}[/yellow]")
+            break
+        runner.run(
+            f"round{k}/dpo",
+            f"{title}round {k}: DPO from round {k - 1} (reference = round {k - 1})",
+            lambda k=k, p=policy: stage_dpo(plan, k, p),
+        )
+        model = ModelRef(policy, (str(layout.round_adapter(k).resolve()),))
+        result = runner.run(
+            f"round{k}/eval", f"{title}round {k}: evaluate", lambda k=k, m=model: stage_eval(plan, k, m)
+        )
+        done.last_round = k
+        if result["ex"] > done.best_ex:
+            done.best_ex, done.best_round, done.best_model = result["ex"], k, model
+        elif cfg.stop_when_worse and result["ex"] < done.best_ex:
+            done.stopped = (
+                f"round {k} lowered dev EX ({result['ex']:.1f} < {done.best_ex:.1f}, round {done.best_round}): stopped"
+            )
+            console.print(f"[yellow]{done.stopped}[/yellow]")
+            break
+    return done
+
+
 def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
     """Run (or resume) every round and write the report; returns report.json's content."""
     from lfkit.models.presets import load_preset
@@ -505,40 +565,9 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
     runner = StageRunner(layout, cfg.force, console)
     runner.run("data", "data: corpus + train question pool", lambda: stage_data(plan))
     model = start_model(plan, runner)
-    rounds = [runner.run("round0/eval", "round 0: evaluate the start model", lambda: stage_eval(plan, 0, model))]
-    best = (rounds[0]["ex"], 0)
-    stopped = None
-    for k in range(1, cfg.rounds + 1):
-        start = model
-        if start.adapters:
-            merged = runner.run(
-                f"round{k}/merge", f"round {k}: merge round {k - 1}", lambda k=k, s=start: stage_merge(plan, k, s)
-            )
-            policy = merged["model"]
-        else:
-            policy = start.base
-        sample = runner.run(
-            f"round{k}/sample", f"round {k}: sample + verify pairs", lambda k=k, p=policy: stage_sample(plan, k, p)
-        )
-        if sample.get("empty"):
-            stopped = f"round {k} is empty: {sample['empty']}; the loop stops without training on nothing"
-            console.print(f"[yellow]{stopped}[/yellow]")
-            break
-        runner.run(
-            f"round{k}/dpo",
-            f"round {k}: DPO from round {k - 1} (reference = round {k - 1})",
-            lambda k=k, p=policy: stage_dpo(plan, k, p),
-        )
-        model = ModelRef(policy, (str(layout.round_adapter(k).resolve()),))
-        result = runner.run(f"round{k}/eval", f"round {k}: evaluate", lambda k=k, m=model: stage_eval(plan, k, m))
-        rounds.append(result)
-        if result["ex"] > best[0]:
-            best = (result["ex"], k)
-        elif cfg.stop_when_worse and result["ex"] < best[0]:
-            stopped = f"round {k} lowered dev EX ({result['ex']:.1f} < {best[0]:.1f}, round {best[1]}): stopped"
-            console.print(f"[yellow]{stopped}[/yellow]")
-            break
-    report = write_report(plan, runner.results, stopped=stopped, best_round=best[1])
+    first = runner.run("round0/eval", "round 0: evaluate the start model", lambda: stage_eval(plan, 0, model))
+    done = run_rounds(plan, runner, model, first["ex"])
+    report = write_report(plan, runner.results, stopped=done.stopped, best_round=done.best_round)
     console.print(f"\n[bold]{report['verdict']}[/bold]\nreport: {layout.root / 'report.md'}")
     return report
 
@@ -814,9 +843,11 @@ __all__ = [
     "IterateLayout",
     "ModelRef",
     "Plan",
+    "RoundsDone",
     "classify_from",
     "dry_run",
     "question_slice",
     "rescore_rounds",
     "run_iterate",
+    "run_rounds",
 ]
