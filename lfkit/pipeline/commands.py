@@ -16,7 +16,14 @@ import click
     help="Embedded model: smollm2-135m (the real demo) or tiny (a random model; a fast smoke run).",
 )
 @click.option("--quick", is_flag=True, help="Same as --model tiny.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"), show_default=True)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Every loop: SFT, DPO rounds, revision trees, reward model, best-of-N, GRPO (default --out demo_full_out).",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: demo_out]."
+)
 @click.option("--force", is_flag=True, help="Re-run every stage, ignoring cached results.")
 @click.option("--seed", type=int, default=None, help="Seed for corpus, sampling and training (default 0).")
 @click.option("--n-sft", type=int, default=None, help="SFT rows (default from the model's profile).")
@@ -36,7 +43,8 @@ import click
 def demo(
     model: str,
     quick: bool,
-    out: Path,
+    full: bool,
+    out: Path | None,
     force: bool,
     seed: int | None,
     n_sft: int | None,
@@ -66,16 +74,50 @@ def demo(
     settings need --force or another --out.
 
     \b
+    --full runs every loop of lfkit after the SFT (OUT default demo_full_out):
+      DPO rounds from the SFT adapter (lfkit iterate), revision trees of the best policy on
+      train questions (lfkit tree), a reward model on tree + reject pairs (llamafactory-cli),
+      rm eval on held-out dev pairs, best-of-N on dev (greedy / vote / RM / oracle), GRPO
+      from the best policy (lfkit grpo train), each evaluated; one report. Options it takes:
+      --model/--quick, --out, --force, --seed, --num-candidates, --dpo-lr, --pref-beta,
+      --chosen, --reject-kinds (for the DPO rounds).
+
+    \b
     Examples:
       lfkit demo                       # smollm2-135m, about 20 minutes on 2 CPU cores
       lfkit demo --quick --out /tmp/d  # tiny random model, a smoke run of a few minutes
       lfkit demo --dpo-lr 2e-4 --out demo_lr2e-4   # the same run with a gentler DPO
+      lfkit demo --full                # every loop on smollm2-135m (sized for ~60 minutes; not measured yet)
+      lfkit demo --full --quick        # the same on the tiny model, a few minutes
     """
     from lfkit.pipeline.config import demo_config
     from lfkit.pipeline.demo import run_demo
 
     if quick:
         model = "tiny"
+    if full:
+        from lfkit.pipeline.full import full_config, run_full
+
+        refused = {"--n-sft": n_sft, "--n-prefs": n_prefs, "--sft-lr": sft_lr, "--pref-loss": pref_loss}
+        refused["--pref-ftx"] = pref_ftx
+        given = [name for name, value in refused.items() if value is not None]
+        if given:
+            raise click.UsageError(f"--full does not take {', '.join(given)} (the SFT uses the demo profile)")
+        run_full(
+            full_config(
+                model,
+                out=out or Path("demo_full_out"),
+                force=force,
+                seed=seed,
+                num_candidates=num_candidates,
+                dpo_lr=dpo_lr,
+                pref_beta=pref_beta,
+                chosen=chosen,
+                reject_kinds=reject_kinds,
+            )
+        )
+        return
+    out = out or Path("demo_out")
     # ConfigError, DemoError and every other LfkitError become one line on stderr in lfkit.cli
     cfg = demo_config(
         model,

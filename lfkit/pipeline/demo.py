@@ -64,14 +64,15 @@ def stage_corpus(cfg: DemoConfig, layout: DemoLayout) -> dict[str, Any]:
     }
 
 
-def make_backend(cfg: DemoConfig, adapters: list[Path]) -> Any:
+def make_backend(cfg: DemoConfig, adapters: list[Path], base: str | Path | None = None) -> Any:
+    """The hf backend on the preset's model (or ``base``, e.g. a merged model) with ``adapters`` on top."""
     from lfkit.generate import get_backend
     from lfkit.models.presets import load_preset
 
     preset = load_preset(cfg.model)
     return get_backend(
         "hf",
-        model=preset["model_name_or_path"],
+        model=str(base) if base is not None else preset["model_name_or_path"],
         adapter=",".join(str(a) for a in adapters) or None,
         template=preset["template"],
         device="cpu",
@@ -79,7 +80,9 @@ def make_backend(cfg: DemoConfig, adapters: list[Path]) -> Any:
     )
 
 
-def stage_eval(cfg: DemoConfig, layout: DemoLayout, name: str, adapters: list[Path]) -> dict[str, Any]:
+def stage_eval(
+    cfg: DemoConfig, layout: DemoLayout, name: str, adapters: list[Path], base: str | Path | None = None
+) -> dict[str, Any]:
     from lfkit.data.bird import load_bird, split_db_root
     from lfkit.data.demo import DEMO_PROMPT_OPTIONS
     from lfkit.data.prompts import SchemaPromptBuilder
@@ -87,7 +90,7 @@ def stage_eval(cfg: DemoConfig, layout: DemoLayout, name: str, adapters: list[Pa
     from lfkit.eval.predict import predict_sql
 
     examples = load_bird(layout.corpus, "dev")
-    backend = make_backend(cfg, adapters)
+    backend = make_backend(cfg, adapters, base)
     try:
         predictions = predict_sql(
             examples,

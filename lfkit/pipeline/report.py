@@ -150,7 +150,7 @@ def plot_loss(training: dict[str, dict[str, Any]], path: Path) -> None:
         if t["loss_curve"]:
             steps, losses = zip(*t["loss_curve"], strict=True)
             ax.plot(steps, losses, marker=".")
-        ax.set_title(f"{stage} training loss")
+        ax.set_title(t.get("curve_title") or f"{stage} training loss")
         ax.set_xlabel("step")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -183,4 +183,239 @@ def write_report(cfg: DemoConfig, layout: DemoLayout, results: dict[str, dict[st
     plot_loss(training, layout.report / "loss.png")
     atomic_write_text(layout.root / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(layout.root / "report.md", markdown(report))
+    return report
+
+
+# ----------------------------------------------------------------------------- lfkit demo --full
+
+
+def full_eval_stages(results: dict[str, dict[str, Any]], rounds: int) -> list[tuple[str, str]]:
+    """(row name, stage name) of every evaluation of a full run, in pipeline order."""
+    names = [("base", "eval_base"), ("sft", "eval_sft")]
+    names += [(f"round{k}", f"round{k}/eval") for k in range(1, rounds + 1)]
+    names.append(("grpo", "eval_grpo"))
+    return [(row, stage) for row, stage in names if stage in results]
+
+
+def rescore_eval(root: Path, result: dict[str, Any], corpus: Path) -> dict[str, Any]:
+    """EX of an evaluation stage, re-scored from its own BIRD ``predict_dev.json`` (the stage's number is not used)."""
+    from lfkit.data.bird import split_db_root
+    from lfkit.eval import score_predictions
+
+    r = score_predictions(root / result["predictions"], corpus / "dev.json", split_db_root(corpus, "dev"))
+    return {
+        "ex": r["ex"],
+        "n": r["n"],
+        "by_difficulty": json.loads(json.dumps(r["by_difficulty"], default=str)),
+        "errors": r["errors"],
+    }
+
+
+def _training_row(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("steps", "first_loss", "last_loss", "mean_loss", "last_accuracy", "reward_accuracy", "recipe")
+    return {k: result.get(k) for k in keys if k in result} | {"seconds": result.get("seconds")}
+
+
+def full_verdict(stages: list[dict[str, Any]], best_round: int, bon: dict[str, Any] | None) -> str:
+    """What each step did to dev EX, in a few sentences (a move of fewer than 2 questions is called noise)."""
+    by = {s["name"]: s for s in stages}
+    parts = []
+
+    def move(after: str, before: str, label: str) -> None:
+        if after in by and before in by:
+            delta = by[after]["ex"] - by[before]["ex"]
+            noise = " (within noise)" if abs(delta) < 200 / max(by[after]["n"], 1) else ""
+            parts.append(f"{label}: {by[before]['ex']:.1f} -> {by[after]['ex']:.1f} ({delta:+.1f}){noise}.")
+
+    move("sft", "base", "SFT vs base")
+    rounds = [s["name"] for s in stages if s["name"].startswith("round")]
+    if rounds:
+        move(rounds[-1], "sft", f"DPO rounds (last: {rounds[-1]}) vs SFT")
+    best = "sft" if best_round == 0 else f"round{best_round}"
+    move("grpo", best, f"GRPO vs the best policy ({best})")
+    if bon:
+        strategies = bon["strategies"]
+        if "greedy" in strategies and "rm_top1" in strategies:
+            parts.append(
+                f"Best-of-{bon['n_candidates']} on {bon['questions']} dev questions: RM top-1 "
+                f"{strategies['rm_top1']['ex']:.1f} vs greedy {strategies['greedy']['ex']:.1f}, "
+                f"oracle {strategies.get('oracle', {}).get('ex', 0.0):.1f}."
+            )
+    return " ".join(parts)
+
+
+def full_markdown(report: dict[str, Any]) -> str:
+    from lfkit.data.rows import DIFFICULTIES
+
+    head = "| stage | EX % | " + " | ".join(f"{d} % (n)" for d in DIFFICULTIES) + " | n | errors | predictions |"
+    lines = [f"# lfkit demo --full report ({report['model']})", "", "## Dev EX by stage", "", head]
+    lines.append("|" + "---|" * (len(DIFFICULTIES) + 5))
+    for s in report["stages"]:
+        diffs = [
+            f"{s['by_difficulty'][d]['ex']:.1f} ({s['by_difficulty'][d]['n']})" if d in s["by_difficulty"] else "-"
+            for d in DIFFICULTIES
+        ]
+        best = " (best policy)" if s["name"] == report["best_policy"] else ""
+        lines.append(
+            f"| {s['name']}{best} | {s['ex']:.1f} | " + " | ".join(diffs)
+            + f" | {s['n']} | {s['errors']} | `{s['predictions']}` |"
+        )  # fmt: skip
+    lines += [
+        "",
+        report["verdict"],
+        "",
+        "Every EX above is re-scored from the stage's own BIRD predict_dev.json: "
+        "`lfkit eval score -p FILE -g corpus/dev.json --db-root corpus/dev_databases`.",
+    ]
+    if report.get("stopped"):
+        lines += ["", f"DPO rounds stopped: {report['stopped']}"]
+    lines += ["", "## DPO rounds (lfkit iterate)", "", "| round | pairs | by reject kind | chosen on-policy / gold |"]
+    lines.append("|---|---|---|---|")
+    for r in report["rounds"]:
+        kinds = ", ".join(f"{k} {v}" for k, v in r.get("pairs_by_reject_kind", {}).items()) or "-"
+        src = r.get("pairs_by_chosen_source", {})
+        lines.append(f"| {r['round']} | {r['pairs']} | {kinds} | {src.get('on-policy', 0)} / {src.get('gold', 0)} |")
+    pairs = report["pairs"]
+    trees = report.get("trees") or {}
+    lines += ["", "## Reward-model pairs by source and kind", ""]
+    if trees:
+        lines.append(
+            f"Trees: {trees.get('trees')} trees, {trees.get('nodes')} nodes, correct at depth 1 "
+            f"{trees.get('correct_at_depth_1')}, rescued by revision {trees.get('rescued_by_revision')}, "
+            f"verified: {trees.get('verified_ok')}."
+        )
+        lines.append("")
+    lines += ["| source | kind | pairs |", "|---|---|---|"]
+    for source, kinds in pairs.get("by_source_and_kind", {}).items():
+        for kind, n in kinds.items():
+            lines.append(f"| {source} | {kind} | {n} |")
+    lines.append(f"| all | | {pairs.get('pairs', 0)} |")
+    rm = report.get("rm_eval") or {}
+    if rm:
+        lines += ["", "## Reward model on held-out dev pairs (rm eval)", ""]
+        lines += ["| model | pairs | accuracy | ties | avg margin |", "|---|---|---|---|---|"]
+        for name, m in rm["models"].items():
+            lines.append(f"| {name} | {m['n']} | {100 * m['accuracy']:.1f}% | {m['ties']} | {m['avg_margin']:.4f} |")
+    bon = report.get("best_of_n") or {}
+    if bon:
+        lines += [
+            "",
+            f"## Best-of-{bon['n_candidates']} on {bon['questions']} dev questions ({report['best_policy']})",
+            "",
+            "| strategy | EX % | " + " | ".join(f"{d} %" for d in DIFFICULTIES) + " | predictions |",
+            "|" + "---|" * (len(DIFFICULTIES) + 3),
+        ]
+        for name, s in bon["strategies"].items():
+            diffs = [f"{s['by_difficulty'][d]['ex']:.1f}" if d in s["by_difficulty"] else "-" for d in DIFFICULTIES]
+            lines.append(f"| {name} | {s['ex']:.1f} | " + " | ".join(diffs) + f" | `{s['predictions']}` |")
+    lines += ["", "## Training", "", "| run | steps | loss first -> last | mean loss | reward acc. | seconds |"]
+    lines.append("|---|---|---|---|---|---|")
+    for name, t in report["training"].items():
+        if name == "grpo":
+            continue
+        acc = t.get("reward_accuracy", t.get("last_accuracy"))
+        lines.append(
+            f"| {name} | {t.get('steps')} | {t.get('first_loss')} -> {t.get('last_loss')} | {t.get('mean_loss')} | "
+            f"{'-' if acc is None else f'{acc:.2f}'} | {t.get('seconds')} |"
+        )
+    grpo = report["training"].get("grpo")
+    if grpo:
+        lines += [
+            "",
+            f"GRPO: {grpo.get('steps')} steps, mean reward {grpo.get('first_reward')} -> {grpo.get('last_reward')}, "
+            f"reward errors {grpo.get('reward_errors')}, KL reference: {grpo.get('kl_reference')}.",
+        ]
+    lines += ["", "## Time per stage (seconds)", ""]
+    lines += [f"- {name}: {secs}" for name, secs in report["stage_seconds"].items()]
+    lines += [
+        "",
+        "## Files",
+        "- plots: `report/ex_by_stage.png`, `report/loss.png`" + "".join(f", `{p}`" for p in report["plots"]),
+        "- recipes: " + ", ".join(f"`{p}`" for p in report["recipes"]),
+        "",
+        f"Run on {report['machine']} at {report['finished']}; total {report['total_seconds'] / 60:.1f} minutes.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_full_report(
+    layout: DemoLayout,
+    results: dict[str, dict[str, Any]],
+    *,
+    model: str,
+    settings: dict[str, Any],
+    rounds: int,
+    best_round: int,
+    stopped: str | None = None,
+) -> dict[str, Any]:
+    """report.json / report.md / report/*.png of ``lfkit demo --full``, every EX re-scored from its file."""
+    stages = []
+    for name, stage in full_eval_stages(results, rounds):
+        result = results[stage]
+        row = {"name": name, "stage": stage, **rescore_eval(layout.root, result, layout.corpus)}
+        row.update(predictions=result["predictions"], seconds=result.get("seconds"))
+        stages.append(row)
+    round_rows = []
+    for k in range(1, rounds + 1):
+        sample = results.get(f"round{k}/sample")
+        if sample is None:
+            break
+        keep = ("pairs", "pairs_by_reject_kind", "pairs_by_chosen_source", "labels", "empty", "pairs_file")
+        round_rows.append({"round": k, **{key: sample[key] for key in keep if key in sample}})
+    training: dict[str, dict[str, Any]] = {}
+    curves: dict[str, dict[str, Any]] = {}
+    for name, stage in [("sft", "sft"), *((f"round{k}_dpo", f"round{k}/dpo") for k in range(1, rounds + 1))]:
+        if stage in results:
+            training[name] = _training_row(results[stage])
+            curves[name] = {"loss_curve": results[stage].get("loss_curve") or []}
+    if "rm" in results:
+        training["rm"] = _training_row(results["rm"])
+        curves["rm"] = {"loss_curve": results["rm"].get("loss_curve") or []}
+    grpo = results.get("grpo")
+    if grpo is not None:
+        keys = ("steps", "first_reward", "last_reward", "reward_errors", "kl_reference", "recipe", "adapter")
+        training["grpo"] = {k: grpo.get(k) for k in keys} | {"seconds": grpo.get("seconds")}
+        curves["grpo"] = {"loss_curve": grpo.get("reward_curve") or [], "curve_title": "grpo mean reward"}
+    bon = results.get("bon/select")
+    if bon is not None:
+        bon = {**bon, "pass_at_n": results.get("bon/sample", {}).get("pass_at_n")}
+    best_name = "sft" if best_round == 0 else f"round{best_round}"
+    plots = [
+        p
+        for p in (
+            (bon or {}).get("plot"),
+            results.get("rm_eval", {}).get("report", "").replace(".json", ".margins.png") or None,
+            (grpo or {}).get("reward_curve_png"),
+        )
+        if p
+    ]
+    report = {
+        "model": model,
+        "settings": settings,
+        "stages": stages,
+        "best_policy": best_name,
+        "best_round": best_round,
+        "stopped": stopped,
+        "verdict": full_verdict(stages, best_round, bon),
+        "rounds": round_rows,
+        "trees": results.get("trees"),
+        "pairs": results.get("rm_data", {}),
+        "rm_test": results.get("rm_test"),
+        "rm_eval": results.get("rm_eval"),
+        "best_of_n": bon,
+        "training": training,
+        "plots": plots,
+        "recipes": sorted(str(p.relative_to(layout.root)) for p in layout.recipes.rglob("*.yaml")),
+        "stage_seconds": {k: v.get("seconds") for k, v in results.items()},
+        "total_seconds": round(sum(v.get("seconds", 0) for v in results.values()), 1),
+        "machine": machine(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    layout.report.mkdir(parents=True, exist_ok=True)
+    plot_ex(stages, layout.report / "ex_by_stage.png")
+    if curves:
+        plot_loss(curves, layout.report / "loss.png")
+    atomic_write_text(layout.root / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(layout.root / "report.md", full_markdown(report))
     return report
