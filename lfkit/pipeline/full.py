@@ -278,7 +278,7 @@ def stage_rm_data(cfg: FullConfig, layout: FullLayout, rounds: int) -> dict[str,
     by_kind: dict[str, dict[str, int]] = {}
     for r in rows:
         kinds = by_kind.setdefault(r.get("source", "unknown"), {})
-        kind = pair_kind(r)
+        kind = pair_kind(r) + (f" ({r['reject_kind']} rejected)" if r.get("reject_kind") else "")
         kinds[kind] = kinds.get(kind, 0) + 1
     return {
         "pairs": len(rows),

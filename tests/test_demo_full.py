@@ -1,0 +1,128 @@
+"""`lfkit demo --full`: its settings, and (slow) the whole pipeline on the tiny model -- every stage in the
+report, every EX re-scored from the stage's own predict_dev.json, a re-run that is a no-op, other settings refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lfkit.cli import main
+from lfkit.errors import LfkitError
+from lfkit.pipeline.full import FULL_PROFILES, FullLayout, full_config
+from lfkit.pipeline.stages import StageError, check_settings
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = [
+    "corpus", "eval_base", "sft", "eval_sft",
+    "round1/merge", "round1/sample", "round1/dpo", "round1/eval",
+    "round2/merge", "round2/sample", "round2/dpo", "round2/eval",
+    "trees", "rm_data", "rm", "rm_test", "rm_eval", "bon/sample", "bon/score", "bon/select", "grpo", "eval_grpo",
+]  # fmt: skip
+
+
+def test_full_config_profiles_and_bad_values(tmp_path: Path) -> None:
+    cfg = full_config("tiny", out=tmp_path)
+    assert cfg.rounds == 2 and cfg.demo.model == "tiny" and cfg.demo.n_dev == 16
+    assert cfg.iterate.from_path == str((tmp_path / "saves" / "sft").resolve())  # the rounds start at the SFT
+    smol = full_config("smollm2-135m", out=tmp_path)
+    # the rounds draw fresh train questions: the profile must fit in the corpus
+    assert smol.rounds * smol.questions_per_round <= smol.demo.n_train
+    assert smol.demo.n_sft == 160 and smol.demo.lora_last_layers == 8  # the demo's SFT, unchanged
+    assert set(FULL_PROFILES) == {"smollm2-135m", "tiny"}
+    with pytest.raises(LfkitError, match="rm_steps must be >= 1, got 0"):
+        full_config("tiny", out=tmp_path, rm_steps=0)
+    with pytest.raises(LfkitError, match="reject kind 'right'"):
+        full_config("tiny", out=tmp_path, reject_kinds="wrong,right")
+    with pytest.raises(LfkitError, match="unknown demo model"):
+        full_config("gpt-5", out=tmp_path)
+
+
+def test_full_settings_decide_resuming(tmp_path: Path) -> None:
+    a, b = full_config("tiny", out=tmp_path / "a"), full_config("tiny", out=tmp_path / "b", force=True)
+    assert a.settings() == b.settings()  # neither the folder nor --force is a setting
+    assert a.settings()["demo.n_sft"] == 32 and "out" not in a.settings()
+    layout = FullLayout(tmp_path)
+    check_settings(layout, a.settings())
+    layout.stages.mkdir(parents=True)
+    (layout.stages / "corpus.json").write_text("{}")
+    with pytest.raises(StageError, match=r"other settings \(bon_n 2 -> 3\).*--force"):
+        check_settings(layout, full_config("tiny", out=tmp_path, bon_n=3).settings())
+
+
+def test_full_refuses_demo_only_options(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--full", "--quick", "--n-sft", "8", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--full does not take --n-sft" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
+    from lfkit.data.bird import split_db_root
+    from lfkit.eval import score_predictions
+    from lfkit.eval.formats import read_gold, read_predictions
+    from lfkit.io import read_rows
+
+    out = tmp_path / "full"
+    cmd = [sys.executable, "-m", "lfkit.cli", "demo", "--full", "--quick", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    report = json.loads((out / "report.json").read_text())
+    layout = FullLayout(out)
+    assert layout.cached_stages() == sorted(STAGES)
+    assert set(report["stage_seconds"]) == set(STAGES)
+    assert [s["name"] for s in report["stages"]] == ["base", "sft", "round1", "round2", "grpo"]
+    markdown = (out / "report.md").read_text()
+    for name in ("| base |", "| round2 |", "| grpo |", "| rm |", "| rm_top1 |", "| oracle |", "| rejects |"):
+        assert name in markdown
+    for png in ("report/ex_by_stage.png", "report/loss.png", *report["plots"]):
+        assert (out / png).stat().st_size > 1000, png
+
+    # every EX is the stage's own predict_dev.json, scored by lfkit's scoring
+    corpus = out / "corpus"
+    for row in report["stages"]:
+        stage = json.loads(layout.stage_file(row["stage"]).read_text())
+        assert row["predictions"] == stage["predictions"]
+        again = score_predictions(out / row["predictions"], corpus / "dev.json", split_db_root(corpus, "dev"))
+        assert (again["ex"], again["n"]) == (row["ex"], row["n"]) == (stage["ex"], stage["n"])
+        assert row["n"] == 16
+        assert again["by_difficulty"] == row["by_difficulty"]
+    # ... and so is every best-of-N strategy's (on the questions it answered)
+    bon = report["best_of_n"]
+    gold = read_gold(corpus / "dev.json")
+    assert {"first", "greedy", "vote", "rm_top1", "oracle"} <= set(bon["strategies"])
+    for s in bon["strategies"].values():
+        keys = set(read_predictions(out / s["predictions"]))
+        again = score_predictions(
+            out / s["predictions"], [g for g in gold if g.key in keys], split_db_root(corpus, "dev")
+        )
+        assert (again["ex"], again["n"]) == (s["ex"], s["n"]) and s["n"] == bon["questions"] == 6
+
+    # the reward model: trained on the rounds' + trees' pairs, evaluated on held-out dev pairs
+    pairs = read_rows(out / report["pairs"]["file"])
+    assert len(pairs) == report["pairs"]["pairs"] == sum(report["pairs"]["by_source"].values()) > 0
+    train = {(str(r["question_id"]), r["input"]) for r in read_rows(layout.pool)}
+    assert all((str(p["question_id"]), p["input"]) in train for p in pairs)  # train questions only
+    assert set(report["rm_eval"]["models"]) == {"rm", "none"} and report["rm_eval"]["models"]["rm"]["n"] > 0
+    assert (out / "saves" / "rm" / "value_head.safetensors").is_file()
+    assert report["training"]["rm"]["steps"] == 2 and report["training"]["grpo"]["steps"] == 2
+    assert report["trees"]["verified_ok"] and report["trees"]["trees"] == 4
+    # GRPO started from the best policy (here: round 0 = the SFT adapter), merged
+    grpo = json.loads(layout.stage_file("grpo").read_text())
+    assert grpo["start_model"] == str((out / "saves" / "sft-merged").resolve())
+
+    # a re-run finds every stage cached and rewrites the same table ...
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert rerun.stdout.count("cached") == len(STAGES)
+    assert json.loads((out / "report.json").read_text())["stages"] == report["stages"]
+    # ... but other settings are refused, naming the setting
+    other = subprocess.run([*cmd, "--seed", "1"], capture_output=True, text=True, env=env, timeout=600)
+    assert other.returncode != 0 and "seed 0 -> 1" in other.stderr and "--force" in other.stderr
