@@ -284,6 +284,7 @@ class Plan:
             chosen=self.cfg.chosen,
             reject_kinds=tuple(self.cfg.reject_kinds.split(",")),
             round=k,
+            overwrite=self.cfg.force,  # --force redoes the sampling (a journal of other settings is refused)
             model_info={"model": policy, "round": k},
         )
 
