@@ -38,7 +38,7 @@ class Lever:
     reject_kinds: tuple[str, ...] = ("wrong", "error", "timeout", "no_sql")
     pairs_per_question: int = 1
     questions: int = 24  # the first N of the pool's questions
-    train: dict[str, Any] = field(default_factory=dict)  # learning_rate, pref_beta, pref_loss, pref_ftx, epochs
+    train: dict[str, Any] = field(default_factory=dict)  # learning_rate, pref_beta, pref_loss, pref_ftx, num_train_epochs
 
 
 MODEL = "smollm2-135m"  # --model tiny: a smoke run of the driver itself (its EX is 0)
@@ -78,6 +78,12 @@ LEVERS: dict[str, Lever] = {
             "on-policy chosen, pref_ftx 1.0, lr 2e-4",
             chosen="on-policy",
             train={**BASE, "learning_rate": 2e-4, "pref_ftx": 1.0},
+        ),
+        Lever(
+            "on_policy_ftx_2ep",
+            "on-policy chosen, pref_ftx 1.0, lr 3e-4, 2 epochs",
+            chosen="on-policy",
+            train={**BASE, "learning_rate": 3e-4, "pref_ftx": 1.0, "num_train_epochs": 2.0},
         ),
         Lever(
             "wrong_only",
@@ -217,7 +223,7 @@ def run_lever(seed: int, root: Path, lever: Lever) -> dict[str, Any]:
     if pairs["pairs"] == 0:
         return {"lever": lever.name, "seed": seed, "pairs": 0}
     sft = layout.adapter("sft")
-    train = {**lever.train, "num_train_epochs": 1.0}
+    train = {"num_train_epochs": 1.0, **lever.train}
     dpo = runner.run(
         "dpo", f"seed {seed} {lever.name}: DPO", lambda: stage_train(cfg, lv, "dpo", "lever_dpo", train, [sft])
     )
