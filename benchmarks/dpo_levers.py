@@ -38,7 +38,8 @@ class Lever:
     reject_kinds: tuple[str, ...] = ("wrong", "error", "timeout", "no_sql")
     pairs_per_question: int = 1
     questions: int = 24  # the first N of the pool's questions
-    train: dict[str, Any] = field(default_factory=dict)  # learning_rate, pref_beta, pref_loss, pref_ftx, num_train_epochs
+    # LLaMA-Factory overrides: learning_rate, pref_beta, pref_loss, pref_ftx, num_train_epochs
+    train: dict[str, Any] = field(default_factory=dict)
 
 
 MODEL = "smollm2-135m"  # --model tiny: a smoke run of the driver itself (its EX is 0)
