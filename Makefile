@@ -65,7 +65,7 @@ OUT ?= $(WORK)/saves/$(PRESET)
 MAX_STEPS ?= 20
 DPO_SAMPLES ?= 32
 NUM_REJECTS ?= 2
-CHOSEN ?= gold # gold | on-policy (the SFT model's own execution-correct samples, gold as fallback)
+CHOSEN ?= on-policy # on-policy (the SFT model's own execution-correct samples, gold as fallback) | gold
 MAX_NEW_TOKENS ?= 128
 SETS ?= # extra `lfkit render` overrides, e.g. SETS="--set lora_rank=16 --set cutoff_len=2048"
 TREE_QUESTIONS ?= 24
@@ -99,7 +99,7 @@ sft: $(DATA)/text2sql_sft.json ## LoRA SFT on the demo corpus -> $(OUT)/sft  (PR
 $(OUT)/sft/adapter_model.safetensors: $(DATA)/text2sql_sft.json
 	$(TRAIN_SFT)
 
-# Pairs sampled from the SFT model, execution-verified: chosen = gold, rejected = its wrong SQL
+# Pairs sampled from the SFT model, execution-verified: chosen = its own correct SQL (gold as fallback), rejected = its wrong SQL
 # (or, for a model that has not learnt the format yet, its answer with no SQL at all).
 $(DATA)/text2sql_dpo.jsonl: $(OUT)/sft/adapter_model.safetensors
 	$(LF_ENV) $(LFKIT) prefs rejects --preset $(PRESET) --adapter-path $(OUT)/sft \
