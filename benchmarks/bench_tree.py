@@ -28,6 +28,9 @@ are ~6x an idle machine's), base SmolLM2-135M, ``--questions 4 --max-depth 2 --m
 one question at a time 0.22 trees/min (8 generate calls), lfkit 0.51 trees/min (2 calls):
 2.28x, generation ~100% of the time, 3 of 4 trees identical. The ratio grows with the wave
 (more questions, deeper trees fill larger batches); the default run was not measured there.
+Again at load 3 with ``OMP_NUM_THREADS=1``, the demo's SFT adapter, ``--questions 8 --max-depth 2
+--max-new-tokens 64 --repeat 1``: 1.63 vs 3.33 trees/min (15 vs 2 generate calls), 2.04x, 8/8
+trees identical.
 """
 
 from __future__ import annotations
