@@ -190,9 +190,8 @@ def predict(
     from lfkit.data.bird import load_bird
     from lfkit.data.prompts import SchemaPromptBuilder
     from lfkit.eval.formats import write_bird_predictions
-    from lfkit.eval.predict import predict_sql, sample_candidates
+    from lfkit.eval.predict import predict_sql, sample_candidates, write_candidates
     from lfkit.generate.options import backend_from_options, pop_backend_options, stop_strings
-    from lfkit.io import atomic_write_text
     from lfkit.sql import Verifier
 
     examples = load_bird(bird_dir, split)
@@ -218,16 +217,11 @@ def predict(
             )  # fmt: skip
     finally:
         backend.close()
-    atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    labels: dict[str, int] = {}
-    for r in records:
-        for c in r["candidates"]:
-            labels[c["label"]] = labels.get(c["label"], 0) + 1
-    passed = sum(any(c["label"] == "correct" for c in r["candidates"]) for r in records)
+    summary = write_candidates(out, records)
     click.echo(
         f"wrote {len(records)} questions x {n} candidates to {out} ({identity['model']}); labels: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(labels.items()))
-        + f"; pass@{n} {100.0 * passed / max(len(records), 1):.2f}%"
+        + ", ".join(f"{k} {v}" for k, v in summary["labels"].items())
+        + f"; pass@{n} {summary['pass_at_n']:.2f}%"
     )
 
 

@@ -8,6 +8,9 @@ model does on the data it was trained on, not a second prompt format.
 
 from __future__ import annotations
 
+import json
+import os
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +114,26 @@ def sample_candidates(
                 records.append(record)
             bar.advance(len(part))
     return records
+
+
+def write_candidates(path: str | os.PathLike[str], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Write :func:`sample_candidates` records as JSONL (atomically); their label counts and pass@n.
+
+    >>> import tempfile, pathlib
+    >>> recs = [{"candidates": [{"label": "correct"}, {"label": "error"}]}, {"candidates": [{"label": "wrong"}]}]
+    >>> write_candidates(pathlib.Path(tempfile.mkdtemp()) / "c.jsonl", recs)
+    {'questions': 2, 'labels': {'correct': 1, 'error': 1, 'wrong': 1}, 'pass_at_n': 50.0}
+    """
+    from lfkit.io import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    labels = Counter(c["label"] for r in records for c in r["candidates"])
+    passed = sum(any(c["label"] == "correct" for c in r["candidates"]) for r in records)
+    return {
+        "questions": len(records),
+        "labels": dict(sorted(labels.items())),
+        "pass_at_n": round(100.0 * passed / max(len(records), 1), 2),
+    }
 
 
 def _candidate_record(c: Candidate) -> dict[str, Any]:

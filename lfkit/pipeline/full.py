@@ -369,8 +369,7 @@ def stage_rm_eval(cfg: FullConfig, layout: FullLayout) -> dict[str, Any]:
 def stage_bon_sample(cfg: FullConfig, layout: FullLayout, policy: ModelRef) -> dict[str, Any]:
     """``lfkit eval predict --n N --with-greedy`` on the first dev questions with the best policy."""
     from lfkit.data.bird import load_bird
-    from lfkit.eval.predict import sample_candidates
-    from lfkit.io import atomic_write_text
+    from lfkit.eval.predict import sample_candidates, write_candidates
     from lfkit.sql import Verifier
 
     examples = load_bird(layout.corpus, "dev")[: cfg.bon_questions]
@@ -385,17 +384,12 @@ def stage_bon_sample(cfg: FullConfig, layout: FullLayout, policy: ModelRef) -> d
     finally:
         backend.close()
     path = layout.bon / "candidates.jsonl"
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    labels: dict[str, int] = {}
-    for r in records:
-        for c in r["candidates"]:
-            labels[c["label"]] = labels.get(c["label"], 0) + 1
-    passed = sum(any(c["label"] == "correct" for c in r["candidates"]) for r in records)
+    summary = write_candidates(path, records)
     return {
-        "questions": len(records),
+        "questions": summary["questions"],
         "n": cfg.bon_n,
-        "labels": labels,
-        "pass_at_n": round(100.0 * passed / max(len(records), 1), 2),
+        "labels": summary["labels"],
+        "pass_at_n": summary["pass_at_n"],
         "candidates": _rel(layout, path),
         "policy": policy.as_dict(),
     }
