@@ -138,10 +138,9 @@ FULL_PROFILES: dict[str, dict[str, Any]] = {
 
 
 def full_config(model: str = "smollm2-135m", **overrides: Any) -> FullConfig:
-    """The full profile for ``model`` with ``overrides`` (``None`` values are ignored)."""
-    if model not in FULL_PROFILES:
-        raise FullError(f"unknown demo model {model!r}; choose one of: {', '.join(FULL_PROFILES)}")
-    values = {**FULL_PROFILES[model], **{k: v for k, v in overrides.items() if v is not None}}
+    """The full profile for ``model`` with ``overrides`` (``None`` values are ignored); an unknown
+    model is refused by :class:`FullConfig` itself."""
+    values = {**FULL_PROFILES.get(model, {}), **{k: v for k, v in overrides.items() if v is not None}}
     return FullConfig(model=model, **values)
 
 

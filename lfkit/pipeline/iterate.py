@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import random
 import shlex
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -720,6 +719,7 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     from lfkit.data.rows import DIFFICULTIES
+    from lfkit.pipeline.report import run_line
 
     head = (
         "| round | EX % | "
@@ -773,7 +773,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"- {name}: {secs}" for name, secs in report["stage_seconds"].items()]
     lines += [
         "",
-        f"Run on {report['machine']} at {report['finished']}; total {report['total_seconds'] / 60:.1f} minutes.",
+        run_line(report),
         "",
     ]
     return "\n".join(lines)
@@ -807,7 +807,7 @@ def write_report(
     plan: Plan, results: dict[str, dict[str, Any]], *, stopped: str | None = None, best_round: int = 0
 ) -> dict[str, Any]:
     from lfkit.io import atomic_write_text
-    from lfkit.pipeline.report import machine
+    from lfkit.pipeline.report import run_record
 
     layout = plan.layout
     rows = round_rows(plan, results, best_round)
@@ -826,11 +826,7 @@ def write_report(
         "best_model": best.get("model") or results.get(f"round{best_round}/eval", {}).get("model"),
         "stopped": stopped,
         "verdict": verdict,
-        "recipes": sorted(str(p.relative_to(layout.root)) for p in layout.recipes.rglob("*.yaml")),
-        "stage_seconds": {k: v.get("seconds") for k, v in results.items()},
-        "total_seconds": round(sum(v.get("seconds", 0) for v in results.values()), 1),
-        "machine": machine(),
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **run_record(layout, results),
     }
     plot_rounds(rows, layout.root / "ex_by_round.png")
     atomic_write_text(layout.root / "report.json", json.dumps(report, indent=2) + "\n")

@@ -67,6 +67,23 @@ def machine() -> str:
     return f"{cpu} ({os.cpu_count()} cores, {platform.machine()}), python {platform.python_version()}"
 
 
+def run_record(layout: DemoLayout, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The end of a multi-stage report (``lfkit iterate``, ``lfkit demo --full``): the recipes under
+    ``recipes/`` (nested), seconds per stage and in total, the machine and the finishing time."""
+    return {
+        "recipes": sorted(str(p.relative_to(layout.root)) for p in layout.recipes.rglob("*.yaml")),
+        "stage_seconds": {k: v.get("seconds") for k, v in results.items()},
+        "total_seconds": round(sum(v.get("seconds", 0) for v in results.values()), 1),
+        "machine": machine(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def run_line(report: dict[str, Any]) -> str:
+    """The last line of every report.md: where, when and how long it ran."""
+    return f"Run on {report['machine']} at {report['finished']}; total {report['total_seconds'] / 60:.1f} minutes."
+
+
 def markdown(report: dict[str, Any]) -> str:
     head = "| stage | EX % | " + " | ".join(f"{d} %" for d in DIFFICULTIES) + " | n | errors |"
     sep = "|" + "---|" * (len(DIFFICULTIES) + 4)
@@ -111,7 +128,7 @@ def markdown(report: dict[str, Any]) -> str:
         "  (re-score: `lfkit eval score --predictions FILE --gold corpus/dev.json --db-root corpus/dev_databases`)",
         "- plots: `report/ex_by_stage.png`, `report/loss.png`",
         "",
-        f"Run on {report['machine']} at {report['finished']}; total {report['total_seconds'] / 60:.1f} minutes.",
+        run_line(report),
         "",
     ]
     return "\n".join(lines)
@@ -333,7 +350,7 @@ def full_markdown(report: dict[str, Any]) -> str:
         "- plots: `report/ex_by_stage.png`, `report/loss.png`" + "".join(f", `{p}`" for p in report["plots"]),
         "- recipes: " + ", ".join(f"`{p}`" for p in report["recipes"]),
         "",
-        f"Run on {report['machine']} at {report['finished']}; total {report['total_seconds'] / 60:.1f} minutes.",
+        run_line(report),
         "",
     ]
     return "\n".join(lines)
@@ -406,11 +423,7 @@ def write_full_report(
         "best_of_n": bon,
         "training": training,
         "plots": plots,
-        "recipes": sorted(str(p.relative_to(layout.root)) for p in layout.recipes.rglob("*.yaml")),
-        "stage_seconds": {k: v.get("seconds") for k, v in results.items()},
-        "total_seconds": round(sum(v.get("seconds", 0) for v in results.values()), 1),
-        "machine": machine(),
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **run_record(layout, results),
     }
     layout.report.mkdir(parents=True, exist_ok=True)
     plot_ex(stages, layout.report / "ex_by_stage.png")
