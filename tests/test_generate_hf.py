@@ -100,6 +100,39 @@ def test_grouped_query_attention_without_kv_copies(tiny_model: Path) -> None:
         assert torch.allclose(a2.logits, b2.logits, atol=1e-5)
 
 
+def test_reserved_cache_decodes_like_transformers_cache(tiny_model: Path) -> None:
+    # Prefill, repeat rows (as for n samples), decode: the in-place cache returns the same logits
+    # as transformers' DynamicCache, writes into one buffer while it has room, and re-buffers
+    # after a batch reshape or when its room runs out.
+    import torch
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    from lfkit.generate.hf_backend import reserved_cache
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    ids = torch.randint(0, 5000, (2, 12), generator=torch.Generator().manual_seed(1))
+    results = []
+    for cache in (DynamicCache(), reserved_cache(3)):
+        logits, buffers = [], []
+        with torch.inference_mode():
+            model(input_ids=ids, past_key_values=cache, use_cache=True)
+            cache.batch_repeat_interleave(2)
+            step = torch.tensor([[5], [6], [7], [8]])
+            for _ in range(5):  # a new buffer holds the first token + 3 reserved, then another
+                out = model(input_ids=step, past_key_values=cache, use_cache=True)
+                step = out.logits[:, -1:].argmax(-1)
+                logits.append(out.logits)
+                buffers.append(cache.layers[0].keys.data_ptr())
+            cache.batch_select_indices(torch.tensor([0, 3]))
+            logits.append(model(input_ids=step[[0, 3]], past_key_values=cache, use_cache=True).logits)
+        assert cache.get_seq_length() == 12 + 6
+        results.append((logits, buffers))
+    (plain, _), (reserved, ptrs) = results
+    for a, b in zip(plain, reserved, strict=True):
+        assert torch.equal(a, b)  # bitwise: the same numbers as before, only no copies
+    assert ptrs[0] == ptrs[1] == ptrs[2] == ptrs[3] != ptrs[4]  # 5th token: the reserved room is used up
+
+
 def test_greedy_decodes_once_and_copies(hf) -> None:
     before = hf.stats.completion_tokens
     out = hf.generate(CHATS[:2], SamplingConfig(n=3, temperature=0, max_new_tokens=6))

@@ -9,6 +9,7 @@ loop draw from the same per-sample streams).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -113,6 +114,64 @@ class StopOnStrings:
                 self.lengths[row] = generated
             done.append(hit)
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+@functools.cache
+def _reserved_layer() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class ReservedLayer(DynamicLayer):
+        """A ``DynamicLayer`` that writes into a buffer with room reserved after its content."""
+
+        def __init__(self, reserve: int) -> None:
+            super().__init__()
+            self.reserve = reserve
+            self.buffers: tuple[Any, Any] | None = None
+            self.length = 0
+
+        def update(self, key_states: Any, value_states: Any, cache_kwargs: Any = None) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states)
+            new = key_states.shape[-2]
+            # after a batch reshape (repeat / select) or a crop, keys is not our view: move it to a new buffer
+            ours = (
+                self.buffers is not None
+                and self.keys.data_ptr() == self.buffers[0].data_ptr()
+                and self.keys.shape == (*self.buffers[0].shape[:-2], self.length, self.buffers[0].shape[-1])
+            )
+            if not ours or self.length + new > self.buffers[0].shape[-2]:
+                self.length = self.keys.shape[-2] if self.keys.numel() else 0
+                shape = (*key_states.shape[:-2], self.length + new + self.reserve, key_states.shape[-1])
+                self.buffers = (key_states.new_empty(shape), value_states.new_empty(shape))
+                if self.length:
+                    self.buffers[0][..., : self.length, :].copy_(self.keys)
+                    self.buffers[1][..., : self.length, :].copy_(self.values)
+            end = self.length + new
+            self.buffers[0][..., self.length : end, :].copy_(key_states)
+            self.buffers[1][..., self.length : end, :].copy_(value_states)
+            self.length = end
+            self.keys, self.values = self.buffers[0][..., :end, :], self.buffers[1][..., :end, :]
+            return self.keys, self.values
+
+    return ReservedLayer
+
+
+def reserved_cache(reserve: int) -> Any:
+    """A ``DynamicCache`` whose layers write new keys/values in place, into room reserved ahead.
+
+    transformers' ``DynamicLayer`` appends each decoding step with ``torch.cat``: a new copy
+    of the whole KV cache per layer and step. On CPU that copy (a fresh multi-megabyte buffer,
+    page faults included) took half of a batched decode's time in the profile, and it grows with
+    rows x context, so it ate what batching saves. A layer here keeps ``reserve`` free positions
+    after its content (``max_new_tokens`` of them: no re-allocation while decoding) and hands
+    attention a view of the filled part. Batch reshapes (``batch_repeat_interleave``,
+    ``batch_select_indices``) leave plain tensors, moved into a new buffer on the next write.
+    """
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = functools.partial(_reserved_layer(), reserve)  # one per model layer, lazily
+    return cache
 
 
 GROUPED_SDPA = "lfkit_grouped_sdpa"
@@ -263,9 +322,11 @@ class HFBackend(GenerationBackend):
         masks = [[1] * shared + [0] * (width - len(p) + shared) + [1] * (len(p) - shared) for p in prompts]
         input_ids = torch.tensor(rows, device=self.device)
         attention_mask = torch.tensor(masks, device=self.device)
-        extra = {}
+        reserve = cfg.max_new_tokens + 1
         if self.share_prompt and (shared or reps > 1) and input_ids.shape[1] > 1:
-            extra["past_key_values"] = self._prefill(input_ids, attention_mask, shared, reps)
+            cache = self._prefill(input_ids, attention_mask, shared, reps, reserve)
+        else:
+            cache = reserved_cache(reserve)
         input_ids = input_ids.repeat_interleave(reps, dim=0)
         attention_mask = attention_mask.repeat_interleave(reps, dim=0)
         width = input_ids.shape[1]
@@ -288,7 +349,7 @@ class HFBackend(GenerationBackend):
                 generation_config=gen_cfg,
                 logits_processor=processors,
                 stopping_criteria=StoppingCriteriaList([stopper] if stopper else []),
-                **extra,
+                past_key_values=cache,
             )
         texts = []
         for r, row in enumerate(seqs[:, width:].tolist()):
@@ -301,7 +362,7 @@ class HFBackend(GenerationBackend):
             self.stats.completion_tokens += n_tokens * (cfg.n if cfg.greedy else 1)
         return [[texts[k * reps + (0 if cfg.greedy else j)] for j in range(cfg.n)] for k in range(len(prompts))]
 
-    def _prefill(self, input_ids: Any, attention_mask: Any, shared: int, reps: int) -> Any:
+    def _prefill(self, input_ids: Any, attention_mask: Any, shared: int, reps: int, reserve: int) -> Any:
         """KV cache of the batch's prompts but their last token, each token encoded once.
 
         transformers' ``num_return_sequences`` copies a prompt n times before the forward
@@ -312,10 +373,9 @@ class HFBackend(GenerationBackend):
         as ``generate`` computes them.
         """
         import torch
-        from transformers import DynamicCache
 
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
+        cache = reserved_cache(reserve)
         with torch.inference_mode():
             if shared:
                 self.model(
