@@ -1,6 +1,6 @@
 """Benchmark: revision trees built breadth-first across questions vs one question at a time.
 
-Run:  .venv/bin/python benchmarks/bench_tree.py                          (CPU hf, 8 trees per side)
+Run:  .venv/bin/python benchmarks/bench_tree.py                          (CPU hf, 16 trees per side, depth 2)
       .venv/bin/python benchmarks/bench_tree.py --questions 4 --max-depth 2 --max-new-tokens 32   (smallest)
       .venv/bin/python benchmarks/bench_tree.py --adapter-path work/saves/smollm2-135m/sft
       .venv/bin/python benchmarks/bench_tree.py --backend vllm --questions 256 --max-new-tokens 256  (GPU)
@@ -23,14 +23,14 @@ from other processes distorts the ratio less; the load average is printed with t
 The model is SmolLM2-135M (``--preset smollm2-135m``), the SFT adapter when ``--adapter-path``
 is given, else the base model.
 
-Measured 2026-12-03 on the shared 2-core CPU machine at load average 11-13 (so absolute times
-are ~6x an idle machine's), base SmolLM2-135M, ``--questions 4 --max-depth 2 --max-new-tokens 32``:
-one question at a time 0.22 trees/min (8 generate calls), lfkit 0.51 trees/min (2 calls):
-2.28x, generation ~100% of the time, 3 of 4 trees identical. The ratio grows with the wave
-(more questions, deeper trees fill larger batches); the default run was not measured there.
-Again at load 3 with ``OMP_NUM_THREADS=1``, the demo's SFT adapter, ``--questions 8 --max-depth 2
---max-new-tokens 64 --repeat 1``: 1.63 vs 3.33 trees/min (15 vs 2 generate calls), 2.04x, 8/8
-trees identical.
+Measured 2026-12-03 on the 2-core CPU machine (AMD EPYC), SmolLM2 + the demo's SFT adapter,
+``--questions 16 --max-depth 2 --max-new-tokens 64``, quiet (load 1-2): one question at a time
+3.25 trees/min (30 generate calls, 295 s), lfkit 11.80 trees/min (2 calls, 81 s): **3.63x**,
+16/16 trees identical. Before the hf backend wrote its KV cache in place (``reserved_cache``),
+the same run gave 1.94x: transformers' cache appended every decoding step with ``torch.cat``,
+a copy of the whole cache that grows with rows x context and was half of a wave's time.
+A smaller wave fills smaller batches: ``--questions 8 --max-depth 3`` (the earlier default) gave
+1.85 vs 4.87 trees/min, 2.64x, 8/8 identical (quiet, same day). ``lfkit tree build`` runs waves of 64.
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def build(cfg, backend, questions, wave: int) -> tuple[list[dict], float, int, f
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--questions", type=int, default=8, help="demo train questions (trees)")
-    parser.add_argument("--max-depth", type=int, default=3)
+    parser.add_argument("--questions", type=int, default=16, help="demo train questions (trees)")
+    parser.add_argument("--max-depth", type=int, default=2)
     parser.add_argument("--sample-num", type=int, default=2)
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-new-tokens", type=int, default=64)

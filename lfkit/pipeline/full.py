@@ -124,7 +124,8 @@ class FullConfig:
 
 # Sizes chosen to fit about 60 minutes on 2 CPU cores for smollm2-135m (from the costs measured for
 # `lfkit demo`: 64 dev questions greedy ~110 s, 96 samples ~160 s, 40 SFT steps ~390 s, 6 DPO steps
-# ~270 s) and a few minutes for tiny. Not measured end to end yet.
+# ~270 s) and a few minutes for tiny. Measured end to end on 2 quiet CPU cores (2026-12-03): 58.5 minutes,
+# GRPO (10 steps, ~65 s each) and the RM the longest stages after SFT.
 FULL_PROFILES: dict[str, dict[str, Any]] = {
     "smollm2-135m": dict(
         rounds=2, questions_per_round=24, num_candidates=4, tree_questions=16, tree_depth=2, tree_samples=2,
