@@ -322,7 +322,7 @@ class HFBackend(GenerationBackend):
         masks = [[1] * shared + [0] * (width - len(p) + shared) + [1] * (len(p) - shared) for p in prompts]
         input_ids = torch.tensor(rows, device=self.device)
         attention_mask = torch.tensor(masks, device=self.device)
-        reserve = cfg.max_new_tokens + 1
+        reserve = cfg.max_new_tokens + 1  # room for every decoding step's keys/values, one spare
         if self.share_prompt and (shared or reps > 1) and input_ids.shape[1] > 1:
             cache = self._prefill(input_ids, attention_mask, shared, reps, reserve)
         else:

@@ -384,15 +384,8 @@ def stage_bon_sample(cfg: FullConfig, layout: FullLayout, policy: ModelRef) -> d
     finally:
         backend.close()
     path = layout.bon / "candidates.jsonl"
-    summary = write_candidates(path, records)
-    return {
-        "questions": summary["questions"],
-        "n": cfg.bon_n,
-        "labels": summary["labels"],
-        "pass_at_n": summary["pass_at_n"],
-        "candidates": _rel(layout, path),
-        "policy": policy.as_dict(),
-    }
+    summary = write_candidates(path, records)  # questions, labels, pass_at_n
+    return {**summary, "n": cfg.bon_n, "candidates": _rel(layout, path), "policy": policy.as_dict()}
 
 
 def stage_bon_score(cfg: FullConfig, layout: FullLayout) -> dict[str, Any]:
