@@ -171,15 +171,25 @@ $(DATA)/text2sql_tree.jsonl: $(OUT)/sft/adapter_model.safetensors
 tree: $(DATA)/text2sql_tree.jsonl ## revision trees from the SFT adapter -> verified pairs text2sql_tree (TREE_QUESTIONS TREE_DEPTH)
 
 # ---- GRPO on TRL (seed 001) from the SFT adapter --------------------------------------------
-# CPU defaults: SmolLM2 from $(SFT_ADAPTER) (`make sft`, or the demo's: SFT_ADAPTER=demo_out/saves/sft),
-# execution-led rewards, GRPO_STEPS optimizer steps of 2 prompts x 4 completions, dev EX on the first
+# CPU defaults: SmolLM2 from $(SFT_ADAPTER) (`make sft`, or the demo's: SFT_ADAPTER=demo_out/saves/sft).
+# GRPO_FILTER > 0 first samples that many answers per train question with the SFT adapter and keeps the
+# questions it sometimes solves (`lfkit grpo filter`): only they give the execution reward any variance.
+# Each step: GRPO_BATCH completions = GRPO_BATCH / GRPO_GENERATIONS prompts; LoRA on the last
+# GRPO_LAST_LAYERS layers; beta GRPO_BETA (0: no KL term, no reference forward); dev EX on the first
 # GRPO_DEV dev questions every GRPO_DEV_EVERY steps; writes $(OUT)/grpo/ (best_model/, reward_curve.png).
 SFT_ADAPTER ?= $(OUT)/sft
 GRPO_STEPS ?= 30
-GRPO_DEV ?= 40
+GRPO_DEV ?= 64
 GRPO_DEV_EVERY ?= 10
 GRPO_TOKENS ?= 128
-GRPO_SETS ?= # extra `lfkit render grpo` overrides, e.g. GRPO_SETS="--set learning_rate=1e-4 --set reward.format=0"
+GRPO_FILTER ?= 4
+GRPO_GENERATIONS ?= 8
+GRPO_BATCH ?= 16
+GRPO_LAST_LAYERS ?= 8
+GRPO_LR ?= 2e-4
+GRPO_BETA ?= 0
+GRPO_SETS ?= # extra `lfkit render grpo` overrides, e.g. GRPO_SETS="--set temperature=1.0 --set reward.format=0"
+GRPO_DATA = $(if $(filter-out 0,$(GRPO_FILTER)),$(DATA)/text2sql_grpo_mixed.jsonl,$(DATA)/text2sql_grpo.jsonl)
 .PHONY: grpo
 
 $(DATA)/text2sql_grpo.jsonl: $(CORPUS)/train.json
@@ -188,10 +198,22 @@ $(DATA)/text2sql_grpo.jsonl: $(CORPUS)/train.json
 $(DATA)/text2sql_grpo_dev.jsonl: $(CORPUS)/train.json
 	$(LFKIT) data grpo --bird-dir $(CORPUS) --split dev --out $@ --n-examples 0
 
-grpo: $(DATA)/text2sql_grpo.jsonl $(DATA)/text2sql_grpo_dev.jsonl ## GRPO (TRL) from the SFT adapter, dev EX + best_model -> $(OUT)/grpo
+# GRPO_FILTER labelled samples per train question, drawn as GRPO draws them (T 0.7, top-p 1)
+$(DATA)/text2sql_grpo_pass.jsonl: $(CORPUS)/train.json
 	test -f $(SFT_ADAPTER)/adapter_model.safetensors || $(MAKE) sft
-	$(LF_ENV) $(LFKIT) render grpo --preset $(PRESET) --dataset $(DATA)/text2sql_grpo.jsonl --adapter $(SFT_ADAPTER) \
-		--output-dir $(OUT)/grpo --set max_steps=$(GRPO_STEPS) --set max_completion_length=$(GRPO_TOKENS) \
+	$(LF_ENV) $(LFKIT) eval predict --bird-dir $(CORPUS) --split train --preset $(PRESET) --adapter-path $(SFT_ADAPTER) \
+		--n-examples 0 --n $(GRPO_FILTER) --temperature 0.7 --top-p 1.0 --max-new-tokens $(GRPO_TOKENS) \
+		--batch-size 32 --out $@
+
+$(DATA)/text2sql_grpo_mixed.jsonl: $(DATA)/text2sql_grpo.jsonl $(DATA)/text2sql_grpo_pass.jsonl
+	$(LFKIT) grpo filter --data $< --candidates $(DATA)/text2sql_grpo_pass.jsonl --out $@ --keep mixed
+
+grpo: $(GRPO_DATA) $(DATA)/text2sql_grpo_dev.jsonl ## GRPO (TRL) from the SFT adapter on the questions it sometimes solves -> $(OUT)/grpo
+	test -f $(SFT_ADAPTER)/adapter_model.safetensors || $(MAKE) sft
+	$(LF_ENV) $(LFKIT) render grpo --preset $(PRESET) --dataset $(GRPO_DATA) --adapter $(SFT_ADAPTER) \
+		--output-dir $(OUT)/grpo --lora-last-layers $(GRPO_LAST_LAYERS) --set max_steps=$(GRPO_STEPS) \
+		--set max_completion_length=$(GRPO_TOKENS) --set num_generations=$(GRPO_GENERATIONS) \
+		--set per_device_train_batch_size=$(GRPO_BATCH) --set learning_rate=$(GRPO_LR) --set beta=$(GRPO_BETA) \
 		--set lfkit.dev_file=$(DATA)/text2sql_grpo_dev.jsonl --set lfkit.dev_size=$(GRPO_DEV) \
 		--set lfkit.dev_every=$(GRPO_DEV_EVERY) --set lfkit.dev_max_new_tokens=$(GRPO_TOKENS) $(GRPO_SETS) -o $(OUT)/grpo.yaml
 	$(LF_ENV) $(LFKIT) grpo train $(OUT)/grpo.yaml

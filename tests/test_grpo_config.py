@@ -122,6 +122,29 @@ def test_cli_render_and_train_refuse_bad_config_before_training(tmp_path: Path, 
     assert "unknown key 'num_generation'" in res.output and "num_generations" in res.output
 
 
+def test_cli_lora_last_layers_targets_the_last_layers_for_trl_and_llamafactory(
+    tiny_model: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    Path("d.jsonl").write_text('{"prompt": [{"role": "user", "content": "q"}]}\n')
+    last = json.loads((tiny_model / "config.json").read_text())["num_hidden_layers"] - 1
+    args = ["render", "grpo", "--preset", "tiny", "--dataset", "d.jsonl", "--lora-last-layers", "1", "-o", "g.yaml"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    model_args = trl_parse(Path("g.yaml"))[2]
+    assert len(model_args.lora_target_modules) == 7
+    assert all(m.startswith(f"layers.{last}.") for m in model_args.lora_target_modules)
+    assert "--lora-last-layers 1" in Path("g.yaml").read_text().splitlines()[0]
+    res = CliRunner().invoke(main, ["render", "sft", "--preset", "tiny", "--lora-last-layers", "1", "-o", "-"])
+    assert res.exit_code == 0, res.output
+    target = yaml.safe_load(res.output)["lora_target"].split(",")
+    assert len(target) == 7 and all(t.startswith(f"layers.{last}.") for t in target)
+    res = CliRunner().invoke(main, [*args[:-2], "--set", "lora_target=all", "-o", "x.yaml"])
+    assert res.exit_code == 2 and "not both" in res.output and not Path("x.yaml").exists()
+
+
 def test_checked_in_grpo_examples_parse_with_trl() -> None:
     root = recipes_dir()
     for name in ("qwen3-1.7b/grpo.yaml", "qwen3-1.7b/grpo_server.yaml"):

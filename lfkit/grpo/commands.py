@@ -59,6 +59,52 @@ def train(config: Path, resume: Path | None) -> None:
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
+@grpo.command(name="filter")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="GRPO rows (lfkit data grpo) of the split that was sampled.",
+)
+@click.option(
+    "--candidates",
+    required=True,
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Labelled samples: `lfkit eval predict --n` output or a `lfkit prefs rejects` journal. Repeat for shards.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Kept rows (.jsonl or .json)."
+)
+@click.option(
+    "--keep",
+    type=click.Choice(["mixed", "solvable", "unsolved", "all"]),
+    default="mixed",
+    show_default=True,
+    help="mixed: some but not all samples correct; solvable: >= 1 correct; unsolved: not all correct; all.",
+)
+def filter_cmd(data: Path, candidates: tuple[Path, ...], out: Path, keep: str) -> None:
+    """Keep the training questions the start policy sometimes solves (offline dynamic sampling).
+
+    With an execution reward of 0/1, a question whose samples are all wrong (or all right)
+    gives every completion advantage 0: its step teaches nothing. Sample N answers per
+    question with the SFT model first, then keep the questions whose pass count is in the
+    --keep band; rows gain pass_rate and pass_samples columns. Questions whose gold failed
+    are dropped. On a small model most questions are never solved, so this is what makes
+    each CPU step count.
+
+    \b
+    Example (N = 4, the SFT adapter that GRPO starts from):
+      lfkit eval predict --bird-dir corpus --split train --preset smollm2-135m --adapter-path saves/sft \\
+          --n-examples 0 --n 4 --temperature 0.7 --max-new-tokens 128 --out data/grpo_pass.jsonl
+      lfkit grpo filter --data data/grpo.jsonl --candidates data/grpo_pass.jsonl --out data/grpo_mixed.jsonl
+    """
+    from lfkit.grpo.filter import filter_grpo_data
+
+    summary = filter_grpo_data(data, candidates, out, keep)
+    click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+
+
 @grpo.command()
 @click.argument("config", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 def merge(config: Path) -> None:

@@ -66,6 +66,12 @@ def _list_text() -> str:
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Recipe file to write; - = stdout."
 )
+@click.option(
+    "--lora-last-layers",
+    type=click.IntRange(min=1),
+    help="LoRA on the last N decoder layers only (sets lora_target): backward stops there, so steps are "
+    "cheaper. Needs the preset's model as a local folder.",
+)
 @click.option("--no-validate", is_flag=True, help="Skip LLaMA-Factory's parser (not recommended).")
 @click.option("--list", "list_", is_flag=True, help="Show stages and presets, then exit.")
 @click.option("--sync", is_flag=True, help="Regenerate the checked-in recipes/ from templates and presets.")
@@ -79,6 +85,7 @@ def render(
     output_dir: str | None,
     adapters: tuple[str, ...],
     output: Path | None,
+    lora_last_layers: int | None,
     no_validate: bool,
     list_: bool,
     sync: bool,
@@ -101,6 +108,7 @@ def render(
       lfkit render export --preset tiny --adapter saves/tiny/lora/sft --output-dir merged -o export.yaml
       lfkit render launch --preset qwen3-coder-30b-a3b -o launch.sh   # FORCE_TORCHRUN/NNODES/...
       lfkit render grpo --preset smollm2-135m --dataset data/grpo.jsonl --adapter saves/sft -o grpo.yaml
+      lfkit render grpo --preset smollm2-135m --dataset data/grpo.jsonl --lora-last-layers 8 -o grpo.yaml
       lfkit render --sync            # regenerate recipes/ after changing templates or presets
 
     `grpo` writes a TRL GRPO config (see `lfkit grpo --help`): --dataset is the GRPO rows
@@ -115,10 +123,40 @@ def render(
         return
     if stage is None or preset is None or output is None:
         raise click.UsageError("give STAGE, --preset and -o FILE (or --list / --sync)")
+    layers = _last_layers(stage, preset, sets, lora_last_layers)
     if stage == "grpo":  # a TRL config, not a LLaMA-Factory recipe: lfkit.recipes.grpo renders it
-        _render_grpo(preset, sets, dataset, output_dir, list(adapters), output, not no_validate)
+        _render_grpo(preset, sets, layers, dataset, output_dir, list(adapters), output, not no_validate)
         return
-    _render(stage, preset, sets, dataset, dataset_dir, output_dir, list(adapters), output, not no_validate)
+    _render(stage, preset, sets, layers, dataset, dataset_dir, output_dir, list(adapters), output, not no_validate)
+
+
+def _last_layers(stage: str, preset: str, sets: tuple[str, ...], n: int | None) -> tuple[int, str] | None:
+    """``--lora-last-layers N`` as ``(N, lora_target)`` (None without it)."""
+    if n is None:
+        return None
+    if stage in ("export", "launch"):
+        raise click.UsageError(f"--lora-last-layers applies to training stages, not {stage}")
+    if any(item.split("=", 1)[0].strip() == "lora_target" for item in sets):
+        raise click.UsageError("give --lora-last-layers or --set lora_target=..., not both")
+    from lfkit.models.presets import load_preset
+    from lfkit.recipes import RecipeError
+    from lfkit.recipes.render import lora_target_last_layers
+
+    model = Path(load_preset(preset)["model_name_or_path"])
+    if not (model / "config.json").is_file():
+        raise RecipeError(
+            f"--lora-last-layers reads the layer count from {model}/config.json: not a local model folder"
+        )
+    return n, lora_target_last_layers(model, n)
+
+
+def _overrides(sets: tuple[str, ...], layers: tuple[int, str] | None) -> dict:
+    return {**parse_set(sets), **({"lora_target": layers[1]} if layers else {})}
+
+
+def _set_args(sets: tuple[str, ...], layers: tuple[int, str] | None) -> list[str]:
+    """The ``--lora-last-layers`` / ``--set`` part of the command line a rendered file names."""
+    return (["--lora-last-layers", str(layers[0])] if layers else []) + [a for item in sets for a in ("--set", item)]
 
 
 def _sync(check: bool) -> None:
@@ -140,6 +178,7 @@ def _render(
     stage: str,
     preset: str,
     sets: tuple[str, ...],
+    layers: tuple[int, str] | None,
     dataset: str | None,
     dataset_dir: str | None,
     output_dir: str | None,
@@ -161,7 +200,7 @@ def _render(
             config = render_recipe(
                 stage,
                 preset,
-                parse_set(sets),
+                _overrides(sets, layers),
                 dataset=dataset,
                 dataset_dir=dataset_dir,
                 output_dir=output_dir,
@@ -173,7 +212,7 @@ def _render(
         for flag, value in (("--dataset", dataset), ("--dataset-dir", dataset_dir), ("--output-dir", output_dir)):
             args += [flag, value] if value else []
         args += [a for adapter in adapters for a in ("--adapter", adapter)]
-        args += [a for item in sets for a in ("--set", item)]
+        args += _set_args(sets, layers)
         header = "Rendered by: " + " ".join(shlex.quote(a) for a in args)
         text = dump_recipe(config, header)
     if str(output) == "-":
@@ -188,6 +227,7 @@ def _render(
 def _render_grpo(
     preset: str,
     sets: tuple[str, ...],
+    layers: tuple[int, str] | None,
     dataset: str | None,
     output_dir: str | None,
     adapters: list[str],
@@ -207,14 +247,18 @@ def _render_grpo(
     if len(adapters) > 1:
         raise RecipeError(f"grpo starts from one SFT adapter (merge earlier ones first), got {adapters}")
     config = render_grpo(
-        preset, parse_set(sets), dataset=dataset, output_dir=output_dir, sft_adapter=adapters[0] if adapters else None
+        preset,
+        _overrides(sets, layers),
+        dataset=dataset,
+        output_dir=output_dir,
+        sft_adapter=adapters[0] if adapters else None,
     )
     if validate:
         validate_grpo_config(config, base_dir=Path.cwd())
     args = ["lfkit", "render", "grpo", "--preset", preset, "--dataset", dataset]
     args += ["--output-dir", output_dir] if output_dir else []
     args += [a for adapter in adapters for a in ("--adapter", adapter)]
-    args += [a for item in sets for a in ("--set", item)]
+    args += _set_args(sets, layers)
     header = "\n".join(
         [
             "Rendered by: " + " ".join(shlex.quote(a) for a in args),
