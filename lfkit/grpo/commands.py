@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from lfkit.grpo.filter import KEEP
+
 
 @click.group()
 def grpo() -> None:
@@ -78,10 +80,10 @@ def train(config: Path, resume: Path | None) -> None:
 )
 @click.option(
     "--keep",
-    type=click.Choice(["mixed", "solvable", "unsolved", "all"]),
+    type=click.Choice(list(KEEP)),
     default="mixed",
     show_default=True,
-    help="mixed: some but not all samples correct; solvable: >= 1 correct; unsolved: not all correct; all.",
+    help="; ".join(f"{name}: {what}" for name, what in KEEP.items()) + ".",
 )
 def filter_cmd(data: Path, candidates: tuple[Path, ...], out: Path, keep: str) -> None:
     """Keep the training questions the start policy sometimes solves (offline dynamic sampling).
@@ -96,7 +98,7 @@ def filter_cmd(data: Path, candidates: tuple[Path, ...], out: Path, keep: str) -
     \b
     Example (N = 4, the SFT adapter that GRPO starts from):
       lfkit eval predict --bird-dir corpus --split train --preset smollm2-135m --adapter-path saves/sft \\
-          --n-examples 0 --n 4 --temperature 0.7 --max-new-tokens 128 --out data/grpo_pass.jsonl
+          --n-examples 0 --n 4 --temperature 0.7 --top-p 1.0 --max-new-tokens 128 --out data/grpo_pass.jsonl
       lfkit grpo filter --data data/grpo.jsonl --candidates data/grpo_pass.jsonl --out data/grpo_mixed.jsonl
     """
     from lfkit.grpo.filter import filter_grpo_data

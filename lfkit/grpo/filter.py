@@ -60,6 +60,7 @@ def keeps(counts: tuple[int, int], keep: str) -> bool:
 
 
 def _records(path: Path) -> Iterable[dict[str, Any]]:
+    # a journal of a running or killed job may end in a torn line: iter_jsonl skips it, read_rows would refuse
     if path.suffix == ".jsonl":
         yield from iter_jsonl(path)
     else:
@@ -120,7 +121,7 @@ def filter_rows(
     if keep not in KEEP:
         raise FilterError(f"keep={keep!r}: choose one of {', '.join(KEEP)}")
     kept: list[dict[str, Any]] = []
-    by_correct: Counter[str] = Counter()
+    by_correct: Counter[tuple[int, int]] = Counter()
     unsampled = 0
     for i, row in enumerate(rows):
         qid = row.get("question_id")
@@ -130,17 +131,16 @@ def filter_rows(
         if c is None:
             unsampled += 1
             continue
-        by_correct[f"{c[0]}/{c[1]}"] += 1
+        by_correct[c] += 1
         if keeps(c, keep):
             kept.append({**row, "pass_rate": round(c[0] / c[1], 4), "pass_samples": c[1]})
-    order = sorted(by_correct, key=lambda s: (int(s.split("/")[1]), int(s.split("/")[0])))
     summary = {
         "rows": len(rows),
         "sampled": len(rows) - unsampled,
         "unsampled": unsampled,
         "keep": keep,
         "kept": len(kept),
-        "by_correct": {k: by_correct[k] for k in order},
+        "by_correct": {f"{c}/{n}": by_correct[c, n] for c, n in sorted(by_correct, key=lambda cn: (cn[1], cn[0]))},
     }
     return kept, summary
 

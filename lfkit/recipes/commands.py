@@ -139,15 +139,9 @@ def _last_layers(stage: str, preset: str, sets: tuple[str, ...], n: int | None) 
     if any(item.split("=", 1)[0].strip() == "lora_target" for item in sets):
         raise click.UsageError("give --lora-last-layers or --set lora_target=..., not both")
     from lfkit.models.presets import load_preset
-    from lfkit.recipes import RecipeError
     from lfkit.recipes.render import lora_target_last_layers
 
-    model = Path(load_preset(preset)["model_name_or_path"])
-    if not (model / "config.json").is_file():
-        raise RecipeError(
-            f"--lora-last-layers reads the layer count from {model}/config.json: not a local model folder"
-        )
-    return n, lora_target_last_layers(model, n)
+    return n, lora_target_last_layers(load_preset(preset)["model_name_or_path"], n)
 
 
 def _overrides(sets: tuple[str, ...], layers: tuple[int, str] | None) -> dict:

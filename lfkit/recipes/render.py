@@ -106,9 +106,13 @@ def lora_target_last_layers(model_dir: str | Path, n_layers: int) -> str:
 
     PEFT matches each name as a suffix of the module path, so ``layers.29.q_proj``-style
     names select layers without any LLaMA-Factory option for it. Reads ``num_hidden_layers``
-    from the model folder's ``config.json`` (LLaMA-style module names).
+    from the model folder's ``config.json`` (LLaMA-style module names); a hub name or a folder
+    without it raises :class:`RecipeError`.
     """
-    config = json.loads((Path(model_dir) / "config.json").read_text())
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        raise RecipeError(f"LoRA on the last layers reads the layer count from {path}: not a local model folder")
+    config = json.loads(path.read_text())
     total = config["num_hidden_layers"]
     layers = range(max(0, total - n_layers), total)
     mlp = {"gate_proj", "up_proj", "down_proj"}
