@@ -177,6 +177,7 @@ tree: $(DATA)/text2sql_tree.jsonl ## revision trees from the SFT adapter -> veri
 # Each step: GRPO_BATCH completions = GRPO_BATCH / GRPO_GENERATIONS prompts; LoRA on the last
 # GRPO_LAST_LAYERS layers; beta GRPO_BETA (0: no KL term, no reference forward); dev EX on the first
 # GRPO_DEV dev questions every GRPO_DEV_EVERY steps; writes $(OUT)/grpo/ (best_model/, reward_curve.png).
+# GRPO_GUIDE=1: gold guidance (lfkit.gold_guide): an all-wrong group gets the gold SQL as its last completion.
 SFT_ADAPTER ?= $(OUT)/sft
 GRPO_STEPS ?= 30
 GRPO_DEV ?= 64
@@ -188,6 +189,7 @@ GRPO_BATCH ?= 16
 GRPO_LAST_LAYERS ?= 8
 GRPO_LR ?= 2e-4
 GRPO_BETA ?= 0
+GRPO_GUIDE ?= 0
 GRPO_SETS ?= # extra `lfkit render grpo` overrides, e.g. GRPO_SETS="--set temperature=1.0 --set reward.format=0"
 GRPO_DATA = $(if $(filter-out 0,$(GRPO_FILTER)),$(DATA)/text2sql_grpo_mixed.jsonl,$(DATA)/text2sql_grpo.jsonl)
 .PHONY: grpo
@@ -215,5 +217,6 @@ grpo: $(GRPO_DATA) $(DATA)/text2sql_grpo_dev.jsonl ## GRPO (TRL) from the SFT ad
 		--set max_completion_length=$(GRPO_TOKENS) --set num_generations=$(GRPO_GENERATIONS) \
 		--set per_device_train_batch_size=$(GRPO_BATCH) --set learning_rate=$(GRPO_LR) --set beta=$(GRPO_BETA) \
 		--set lfkit.dev_file=$(DATA)/text2sql_grpo_dev.jsonl --set lfkit.dev_size=$(GRPO_DEV) \
-		--set lfkit.dev_every=$(GRPO_DEV_EVERY) --set lfkit.dev_max_new_tokens=$(GRPO_TOKENS) $(GRPO_SETS) -o $(OUT)/grpo.yaml
+		--set lfkit.dev_every=$(GRPO_DEV_EVERY) --set lfkit.dev_max_new_tokens=$(GRPO_TOKENS) \
+		$(if $(filter-out 0,$(GRPO_GUIDE)),--set lfkit.gold_guide=true) $(GRPO_SETS) -o $(OUT)/grpo.yaml
 	$(LF_ENV) $(LFKIT) grpo train $(OUT)/grpo.yaml

@@ -94,6 +94,16 @@ def test_overrides_rewards_and_lfkit_keys() -> None:
         ({"reward_weights": [1.0]}, r"reward_weights has 1 values for 6 reward functions"),
         ({"num_generations": "four"}, r"TRL rejected the config"),
         ({"lfkit": {"template": "x", "dev_size": -1}}, r"dev_size must be an integer >= 0"),
+        ({"lfkit": {"gold_guide": "yes"}}, r"gold_guide must be true or false"),
+        ({"lfkit": {"gold_guide": True}, "use_vllm": True}, r"gold_guide works with transformers generation"),
+        (
+            {
+                "lfkit": {"gold_guide": True},
+                "reward_funcs": ["lfkit.reward.process.format_reward"],
+                "reward_weights": None,
+            },
+            r"gold_guide needs the execution reward",
+        ),
     ],
 )
 def test_bad_configs_are_refused_naming_the_key(change: dict, message: str, tmp_path: Path) -> None:

@@ -146,3 +146,43 @@ def test_tiny_grpo_two_steps_best_model_and_resume(tiny_model: Path, demo_corpus
     for key in metrics:
         assert 0.0 <= report["summary"][key] <= 100.0
     assert len(report["examples"]) == 4 and "error_analysis" in report
+
+
+def test_gold_guide_puts_the_gold_answer_in_every_all_wrong_group(
+    tiny_model: Path, demo_corpus: Path, tmp_path: Path
+) -> None:
+    """The tiny random model never answers right, so every group with a gold gets the gold as its
+    last completion (reward 1.0); the row without a gold is left as sampled."""
+    from lfkit.data.grpo import grpo_rows_from_bird
+    from lfkit.data.prompts import SchemaPromptBuilder
+    from lfkit.grpo.guide import gold_completion
+    from lfkit.io import write_rows
+
+    train = grpo_rows_from_bird(demo_corpus, "train", SchemaPromptBuilder(n_examples=0), limit=3)
+    bad = {"prompt": train[0]["prompt"], "question_id": "bad", "db_id": "lahman", "type": "sql"}  # no db, no gold
+    write_rows(tmp_path / "train.jsonl", [*train, bad])
+    out = tmp_path / "out"
+    overrides = {
+        "max_steps": 1,
+        "max_completion_length": 96,  # room for the gold answer (a longer gold is not guided)
+        "per_device_train_batch_size": 16,
+        "num_generations": 4,
+        "lfkit.gold_guide": True,
+        "lfkit.samples_per_log": 16,
+        "lfkit.reward_workers": 0,
+    }
+    config = render_grpo("tiny", overrides, dataset=tmp_path / "train.jsonl", output_dir=out)
+    cfg = tmp_path / "grpo.yaml"
+    cfg.write_text(dump_grpo_config(config))
+
+    res = CliRunner().invoke(main, ["grpo", "train", str(cfg)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "lfkit_grpo_summary.json").read_text())
+    assert summary["guided_groups"] == 3 and summary["reward_errors"] == {}
+    step = next(r for r in map(json.loads, (out / "grpo_log.jsonl").read_text().splitlines()) if "reward" in r)
+    assert step["guided/groups"] == 3.0
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()][:16]  # step 1's
+    golds = {gold_completion(row["gold_sql"]) for row in train}
+    guided = [s for s in samples if s["completion"] in golds]
+    assert len(guided) == 3 and all(s["rewards"]["execution"] == 1.0 for s in guided)
+    assert all(s["rewards"]["execution"] < 1.0 for s in samples if s not in guided)

@@ -13,6 +13,8 @@
   :class:`lfkit.reward.execution.ExecutionReward` (``lfkit.reward_timeout``) whose Verifier
   cache runs each gold SQL once for the run. A reward function that raises is logged and
   scores 0 for that batch (``reward_errors`` in the log): a bad row never stops training.
+* **Gold guidance** (``lfkit.gold_guide``, :mod:`lfkit.grpo.guide`): a group with no correct
+  completion gets the gold SQL as its last completion (LUFFY-style off-policy guidance).
 * **Dev EX** (:class:`DevEvalCallback`): greedy SQL for the first ``lfkit.dev_size`` rows of
   ``lfkit.dev_file`` (:func:`lfkit.eval.predict.predict_sql`, scored by
   :func:`lfkit.eval.score_predictions`) at the start and every ``lfkit.dev_every`` steps;
@@ -530,7 +532,14 @@ def train_grpo(config: str | os.PathLike[str], *, resume: str | os.PathLike[str]
         reward_errors=errors,
     )
     peft_config = get_peft_config(settings.model)
-    trainer = GRPOTrainer(
+    trainer_class, guide = GRPOTrainer, {}
+    if lf.gold_guide:
+        from lfkit.grpo.guide import guided_trainer_class
+        from lfkit.reward.execution import ExecutionReward
+
+        trainer_class = guided_trainer_class(GRPOTrainer)
+        guide = {"guide_reward": next(fn for fn in owned if isinstance(fn, ExecutionReward))}
+    trainer = trainer_class(
         model=model,
         reward_funcs=reward_funcs,
         args=training,
@@ -538,6 +547,7 @@ def train_grpo(config: str | os.PathLike[str], *, resume: str | os.PathLike[str]
         processing_class=tokenizer,
         callbacks=[callback],
         peft_config=peft_config,
+        **guide,
     )
     callback.trainer = trainer
     plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
@@ -569,6 +579,7 @@ def train_grpo(config: str | os.PathLike[str], *, resume: str | os.PathLike[str]
         "train_runtime": result.metrics.get("train_runtime"),
         "reward_errors": errors,
         "reward_curve": str(curve) if curve else None,
+        "guided_groups": getattr(trainer, "guided_groups", None),
         "kl_reference": "SFT model (merged start model, adapter disabled)" if training.beta > 0 else "none (beta 0)",
     }
     atomic_write_text(output_dir / "lfkit_grpo_summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

@@ -68,6 +68,14 @@ class LfkitSettings:
     dev_size: int = field(default=64, metadata={"help": "The first N dev rows: a fixed subset."})
     dev_max_new_tokens: int = field(default=256, metadata={"help": "Greedy tokens per dev answer."})
     dev_batch_size: int = field(default=8, metadata={"help": "Prompts per generate call in dev evaluation."})
+    gold_guide: bool = field(
+        default=False,
+        metadata={
+            "help": "Gold guidance (LUFFY-style, lfkit.grpo.guide): in a training group where no completion is "
+            "correct, the last one is replaced by the gold SQL written as the SFT target. Needs the execution "
+            "reward and transformers generation (not use_vllm)."
+        },
+    )
     reward_timeout: float = field(default=10.0, metadata={"help": "Seconds a candidate SQL may run (reward 0)."})
     reward_workers: int | None = field(default=None, metadata={"help": "SQL execution processes (default: cores)."})
     tensorboard: bool = field(default=True, metadata={"help": "Log to tensorboard when it is installed."})
@@ -86,6 +94,8 @@ class LfkitSettings:
             raise ValueError(f"reward_timeout must be a number of seconds, got {self.reward_timeout!r}")
         if self.reward_timeout <= 0:
             raise ValueError(f"reward_timeout must be > 0, got {self.reward_timeout!r}")
+        if not isinstance(self.gold_guide, bool):
+            raise ValueError(f"gold_guide must be true or false, got {self.gold_guide!r}")
         if self.sft_adapter and not self.base_model:
             raise ValueError("sft_adapter needs base_model (the model the adapter was trained on)")
 
@@ -192,6 +202,7 @@ def parse_grpo_config(config: Mapping[str, Any], *, source: str = "GRPO config",
                 setattr(training, key, raw[key])
     settings = GRPOSettings(script, training, model, data, lfkit, dict(config), source)
     check_rewards(settings)
+    check_gold_guide(settings)
     if not model.model_name_or_path:
         raise GRPOConfigError(f"{source}: model_name_or_path is required")
     if not data.datasets and not script.dataset_name:
@@ -212,6 +223,24 @@ def check_rewards(settings: GRPOSettings) -> None:
     if weights is not None and len(weights) != n:
         raise GRPOConfigError(
             f"{settings.source}: reward_weights has {len(weights)} values for {n} reward functions ({funcs})"
+        )
+
+
+def check_gold_guide(settings: GRPOSettings) -> None:
+    """``lfkit.gold_guide`` needs lfkit's execution reward (it decides which groups are all wrong)
+    and transformers generation (vLLM's sampling log-probabilities would not cover the gold)."""
+    if not settings.lfkit.gold_guide:
+        return
+    from lfkit.reward.config import REWARD_IMPORT_PATHS
+
+    if REWARD_IMPORT_PATHS["execution"] not in (settings.script.reward_funcs or []):
+        raise GRPOConfigError(
+            f"{settings.source}: lfkit.gold_guide needs the execution reward in reward_funcs "
+            f"({REWARD_IMPORT_PATHS['execution']})"
+        )
+    if settings.training.use_vllm:
+        raise GRPOConfigError(
+            f"{settings.source}: lfkit.gold_guide works with transformers generation: set use_vllm false"
         )
 
 
