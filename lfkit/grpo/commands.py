@@ -48,7 +48,11 @@ def train(config: Path, resume: Path | None) -> None:
     lfkit.eval) every lfkit.dev_every steps on the first lfkit.dev_size rows of
     lfkit.dev_file, with OUTPUT_DIR/best_model/ kept by dev EX; per-reward means and sample
     completions in OUTPUT_DIR/grpo_log.jsonl and samples.jsonl (tensorboard when installed,
-    W&B when installed and lfkit.wandb is true); a final adapter in OUTPUT_DIR.
+    W&B when installed and lfkit.wandb is true); a final adapter in OUTPUT_DIR. With
+    lfkit.gold_guide true, a question none of whose completions in a step is correct gets
+    its gold SQL as the last completion of its group (off-policy guidance, as in LUFFY), so
+    the questions the policy never solves still teach; it needs the execution reward and
+    the transformers generator (no vLLM).
 
     \b
     Examples:
