@@ -171,7 +171,8 @@ $(DATA)/text2sql_tree.jsonl: $(OUT)/sft/adapter_model.safetensors
 tree: $(DATA)/text2sql_tree.jsonl ## revision trees from the SFT adapter -> verified pairs text2sql_tree (TREE_QUESTIONS TREE_DEPTH)
 
 # ---- GRPO on TRL (seed 001) from the SFT adapter --------------------------------------------
-# CPU defaults: SmolLM2 from $(SFT_ADAPTER) (`make sft`, or the demo's: SFT_ADAPTER=demo_out/saves/sft).
+# CPU defaults: SmolLM2 from $(SFT_ADAPTER) (`make sft`, or the demo's: SFT_ADAPTER=demo_out/saves/sft
+# CORPUS=demo_out/corpus, as README's measured runs; the default CORPUS has another dev split).
 # GRPO_FILTER > 0 first samples that many answers per train question with the SFT adapter and keeps the
 # questions it sometimes solves (`lfkit grpo filter`): only they give the execution reward any variance.
 # Each step: GRPO_BATCH completions = GRPO_BATCH / GRPO_GENERATIONS prompts; LoRA on the last
