@@ -273,7 +273,8 @@ def locked_dataset_info(dataset_info: str | os.PathLike[str]) -> Iterator[None]:
     release; a waiter that then finds a different (or no) file at the path locks again.
     Re-entrant within a thread.
     """
-    lock_path = Path(dataset_info).resolve().with_name(f".{Path(dataset_info).name}.lock")
+    target = Path(dataset_info).resolve()  # a symlink and its target share one lock
+    lock_path = target.with_name(f".{target.name}.lock")
     depths: dict[Path, int] = _held.__dict__.setdefault("depths", {})
     if depths.get(lock_path):
         depths[lock_path] += 1
