@@ -285,9 +285,12 @@ def locked_dataset_info(dataset_info: str | os.PathLike[str]) -> Iterator[None]:
         return
     import fcntl  # POSIX; imported here so the rest of the module imports anywhere
 
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:  # 0o666 less the umask, like the data file: whoever may write that may lock it
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RegistryError(f"{dataset_info}: cannot create its lock file {lock_path}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             st = os.fstat(fd)
