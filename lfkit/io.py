@@ -76,7 +76,12 @@ def is_jsonl(path: str | os.PathLike[str]) -> bool:
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSON array or a JSONL file (by extension, falling back to content) into dicts."""
+    """Read a JSON array or a JSONL file (by extension, falling back to content) into dicts.
+
+    A file that is one JSON document of another shape (a pretty-printed object, or an array
+    in a ``.jsonl`` file) is refused with what was found and what is expected, not as
+    "line 1: invalid JSON".
+    """
     path = Path(path)
     if not path.exists():
         raise DataFileError(f"{path}: file not found")
@@ -96,11 +101,31 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise DataFileError(f"{path}: line {lineno}: invalid JSON: {exc.msg}") from exc
+                raise DataFileError(
+                    _whole_file_hint(path, text) or f"{path}: line {lineno}: invalid JSON: {exc.msg}"
+                ) from exc
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise DataFileError(f"{path}: row {i}: expected a JSON object, got {type(row).__name__}")
     return rows
+
+
+def _whole_file_hint(path: Path, text: str) -> str | None:
+    """The error for a file that is valid JSON as a whole but not rows (None: it is not valid JSON)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if is_jsonl(path):
+        expected = "JSONL: one JSON object per line"
+    else:
+        expected = "a JSON array of row objects ([{...}, ...]) or JSONL (one JSON object per line)"
+    if isinstance(data, dict):
+        keys = ", ".join(repr(k) for k in list(data)[:5]) + (", ..." if len(data) > 5 else "")
+        return f"{path}: found one JSON object over several lines (keys: {keys}); expected {expected}"
+    if isinstance(data, list):
+        return f"{path}: found a JSON array over several lines; expected {expected} (or name the file .json)"
+    return f"{path}: found the JSON value {json.dumps(data)[:40]}; expected {expected}"
 
 
 def dumps_rows(rows: Iterable[dict[str, Any]], jsonl: bool) -> str:

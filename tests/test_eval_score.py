@@ -181,6 +181,23 @@ def test_console_script_runs(bird_dir: Path) -> None:
     assert "42.86" in proc.stdout
 
 
+@pytest.mark.parametrize("module", ["select", "inspect"])
+def test_files_in_the_working_directory_do_not_shadow_the_sql_workers_imports(
+    bird_dir: Path, tmp_path: Path, module: str
+) -> None:
+    # A user's own select.py / inspect.py in the folder they run lfkit from: the SQL workers
+    # import the standard library's modules of those names, never these.
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    (cwd / f"{module}.py").write_text("raise SystemExit('imported from the working directory')\n")
+    exe = Path(sys.executable).parent / "lfkit"
+    args = ["eval", "score", "-p", str(bird_dir / "predict_dev.json"), "-g", str(bird_dir / "dev.json")]
+    args += ["--db-root", str(bird_dir / "dev_databases"), "--timeout", "1", "--no-progress", "--workers", "2"]
+    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert "42.86" in proc.stdout and "gold" not in proc.stdout.lower(), proc.stdout
+
+
 def test_clear_errors(bird_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     # a prediction for another database

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -135,22 +137,31 @@ def test_adapter_must_be_served_by_the_server() -> None:
         get_backend("openai", model="m", adapter="/some/adapter")
 
 
+HANG = 0  # a ScriptedServer reply status: read the request, never answer
+
+
 class ScriptedServer(ThreadingHTTPServer):
     """A real chat-completions server on loopback whose replies follow a script.
 
     ``replies`` is a list of (status, headers, body) popped one per request; each request's
     JSON body is kept in ``seen``. ``choices(k, texts, ...)`` builds a completion body.
+    A ``bytes`` body is sent as it is (a truncated reply); status :data:`HANG` never answers
+    (until the test ends and sets ``release``).
     """
 
-    def __init__(self, replies: list[tuple[int, dict[str, str], dict]]) -> None:
+    def __init__(self, replies: list[tuple[int, dict[str, str], dict | bytes]]) -> None:
         self.replies, self.seen = list(replies), []
+        self.release = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(handler) -> None:  # `handler` is the request handler, `self` the server
                 length = int(handler.headers.get("Content-Length", 0))
                 self.seen.append(json.loads(handler.rfile.read(length)))
                 status, headers, body = self.replies.pop(0)
-                data = json.dumps(body).encode()
+                if status == HANG:
+                    self.release.wait(60)
+                    return
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 handler.send_response(status)
                 for key, value in {"Content-Type": "application/json", **headers}.items():
                     handler.send_header(key, value)
@@ -194,6 +205,7 @@ def scripted():
 
     yield start
     for server in servers:
+        server.release.set()
         server.shutdown()
         server.server_close()
 
@@ -250,3 +262,57 @@ def test_stop_string_is_put_back_when_the_server_names_it(scripted) -> None:
     closed = [f"```sql\nSELECT {k}{fence}" for k in (1, 2)]
     assert out == [[*closed, "```sql\nSELECT 3", f"```sql\nSELECT 4{fence}"]]
     assert server.seen[0]["stop"] == [fence]
+
+
+@needs_openai
+def test_a_truncated_200_reply_is_retried_like_a_5xx(scripted, caplog: pytest.LogCaptureFixture) -> None:
+    cut = json.dumps(completion({"text": "never seen"})).encode()[:60]  # a proxy cut the body short
+    server = scripted([(200, {}, cut), (200, {}, completion({"text": "a"}))])
+    backend = get_backend("openai", model="m", base_url=server.url, max_retries=2)
+    with caplog.at_level(logging.WARNING, logger="lfkit.generate.openai_backend"):
+        out = backend.generate(CHATS[:1], SamplingConfig(n=1, temperature=1.0, max_new_tokens=4))
+    assert out == [["a"]] and backend.requests == 2 and len(server.seen) == 2
+    assert "retrying a request (try 2 of 3) after a reply that was not valid JSON" in caplog.text
+
+
+@needs_openai
+def test_truncated_replies_use_the_same_retry_budget_then_fail_in_one_line(scripted) -> None:
+    cut = json.dumps(completion({"text": "x"})).encode()[:60]
+    server = scripted([(503, {}, {"error": {"message": "busy"}}), (200, {}, cut), (200, {}, cut), (200, {}, cut)])
+    backend = get_backend("openai", model="m", base_url=server.url, max_retries=2)
+    with pytest.raises(GenerationError, match=r"gave up after 3 tries \(the last reply was not valid JSON: ") as err:
+        backend.generate(CHATS[:1], SamplingConfig(n=1, max_new_tokens=4))
+    assert "\n" not in str(err.value)
+    assert backend.requests == 3 and len(server.replies) == 1  # the 503, then two cut replies: 3 tries in all
+
+
+@needs_openai
+def test_a_hung_request_is_reported_while_it_waits_and_then_given_up(
+    scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = scripted([(HANG, {}, {}), (HANG, {}, {})])
+    backend = get_backend("openai", model="m", base_url=server.url, max_retries=1, timeout=1.0, stall_notice=0.3)
+    logs = caplog.at_level(logging.WARNING, logger="lfkit.generate.openai_backend")
+    with logs, pytest.raises(GenerationError, match=r"gave up after 2 tries: no reply within 1 s to any; ") as err:
+        backend.generate(CHATS[:1], SamplingConfig(n=1, max_new_tokens=4))
+    assert "\n" not in str(err.value)
+    assert backend.requests == 2 and len(server.seen) == 2
+    assert "1 request(s) waiting for a reply, the oldest for" in caplog.text
+    assert re.search(r"\(try [12] of 2, each up to 1 s; see --request-timeout\)", caplog.text)
+    assert "retrying a request (try 2 of 2) after no reply in time or a connection error" in caplog.text
+
+
+@needs_openai
+def test_request_timeout_option_reaches_the_client_and_defaults_are_bounded() -> None:
+    from lfkit.generate.openai_backend import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+    from lfkit.generate.options import BACKEND_KEYS, backend_from_options
+
+    opts = dict.fromkeys(BACKEND_KEYS) | {"backend": "openai", "base_model": "m", "backend_extra": {}, "concurrency": 1}
+    default, _, _ = backend_from_options(opts)
+    assert default.client.timeout == DEFAULT_TIMEOUT and default.client.max_retries == DEFAULT_MAX_RETRIES
+    # the worst case a hung server keeps a run waiting without an error: at most 10 minutes
+    assert (DEFAULT_MAX_RETRIES + 1) * DEFAULT_TIMEOUT <= 600
+    backend, _, _ = backend_from_options(opts | {"request_timeout": 7.5})
+    assert backend.client.timeout == 7.5
+    with pytest.raises(GenerationError, match="--request-timeout applies to --backend openai"):
+        backend_from_options(opts | {"backend": "hf", "base_model": "tiny", "request_timeout": 7.5})

@@ -49,12 +49,18 @@ def split_db_root(bird_dir: str | os.PathLike[str], split: str) -> Path:
 
 
 def resolve_db_path(db_root: str | os.PathLike[str], db_id: str) -> Path:
-    """``<db_root>/<db_id>/<db_id>.sqlite``; raises FileNotFoundError naming what is missing."""
+    """``<db_root>/<db_id>/<db_id>.sqlite``; raises FileNotFoundError naming what is missing.
+
+    A file that is there but is no SQLite database (empty, text, damaged header) raises
+    :class:`lfkit.sql.DatabaseFileError` naming it: every stage finds its databases here.
+    """
+    from lfkit.sql.execute import check_database_file
+
     db_root = Path(db_root)
     folder = db_root / db_id
     path = folder / f"{db_id}.sqlite"
     if path.is_file():
-        return path
+        return check_database_file(path)
     if not db_root.is_dir():
         raise FileNotFoundError(f"database folder {db_root} does not exist")
     if not folder.is_dir():

@@ -24,6 +24,7 @@ from typing import Any
 
 from lfkit.data.bird import ColumnDescription, load_descriptions
 from lfkit.data.rows import Question
+from lfkit.sql.execute import DatabaseFileError, check_database_file
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +113,26 @@ def _format_example(value: Any, limit: int) -> str:
 
 
 def read_schema(db_path: str | os.PathLike[str], n_examples: int) -> list[TableInfo]:
-    """Tables, columns, keys, descriptions and up to ``n_examples`` example values per column."""
+    """Tables, columns, keys, descriptions and up to ``n_examples`` example values per column.
+
+    A file that is not a SQLite database, is damaged or holds no table raises
+    :class:`lfkit.sql.DatabaseFileError` naming it: a prompt without a schema is no prompt.
+    """
     db_path = Path(db_path)
+    check_database_file(db_path)
     descriptions = load_descriptions(db_path)
+    try:
+        tables = _read_tables(db_path, n_examples, descriptions)
+    except sqlite3.DatabaseError as exc:  # e.g. "database disk image is malformed"
+        raise DatabaseFileError(f"{db_path}: cannot read the schema: {exc}") from exc
+    if not tables:
+        raise DatabaseFileError(f"{db_path}: the database has no tables, so a prompt would have no schema")
+    return tables
+
+
+def _read_tables(
+    db_path: Path, n_examples: int, descriptions: dict[str, dict[str, ColumnDescription]]
+) -> list[TableInfo]:
     conn = sqlite3.connect(f"file:{db_path.resolve()}?mode=ro", uri=True)
     try:
         conn.text_factory = lambda b: b.decode("utf-8", errors="replace")

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from lfkit.generate.base import BACKENDS
+from lfkit.generate.openai_backend import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, STALL_NOTICE
 from lfkit.generate.options import DEFAULT_BATCH, parse_backend_extra
 
 __all__ = ["backend_options", "stop_option"]
@@ -58,6 +59,13 @@ def backend_options(fn: Callable) -> Callable:
         click.option("--api-key", envvar="OPENAI_API_KEY", help="openai: API key [env OPENAI_API_KEY]."),
         click.option(
             "--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="openai: parallel requests."
+        ),
+        click.option(
+            "--request-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            help=f"openai: seconds one request may wait for its reply before it is retried (default: "
+            f"{DEFAULT_TIMEOUT:g}; {DEFAULT_MAX_RETRIES} retries, --backend-option max_retries=N). A request "
+            f"still waiting is reported on stderr every {STALL_NOTICE:g} s.",
         ),
         click.option(
             "--tensor-parallel-size",

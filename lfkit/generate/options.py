@@ -62,6 +62,7 @@ BACKEND_KEYS = (
     "base_url",
     "api_key",
     "concurrency",
+    "request_timeout",
     "tensor_parallel_size",
     "backend_extra",
 )
@@ -102,6 +103,10 @@ def backend_from_options(opts: dict[str, Any]) -> tuple[GenerationBackend, dict[
             kwargs.update(concurrency=opts["concurrency"], api_key=opts["api_key"])
             if opts["base_url"]:
                 kwargs["base_url"] = opts["base_url"]
+            if opts.get("request_timeout") is not None:
+                kwargs["timeout"] = opts["request_timeout"]
+        if name != "openai" and opts.get("request_timeout") is not None:
+            raise GenerationError("--request-timeout applies to --backend openai only")
         kwargs.update(opts["backend_extra"])
         backend = get_backend(name, **kwargs)
     except LfkitError:

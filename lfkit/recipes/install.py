@@ -91,6 +91,7 @@ def install_into(
     from lfkit.registry.core import (
         backup_file,
         entry_for,
+        locked_dataset_info,
         read_dataset_info,
         register,
         relative_file_name,
@@ -156,14 +157,15 @@ def install_into(
                     raise RecipeError(f"{dest} exists and differs from lfkit's; pass --force to replace it")
 
         # ---- write
-        if entries_change:  # one backup of the file as it was before install, not one per entry
-            report.append((backup_file(lf_info), "backup"))
-        for name, kind, src, dest in plan:
-            if not (dest.exists() and filecmp.cmp(src, dest, shallow=False)):
-                _copy_atomic(src, dest)
-                report.append((dest, "written"))
-            result = register(lf_info, name, dest, kind, force=force, backup=False)
-            report.append((lf_info, f"{result.action}:{name}"))
+        with locked_dataset_info(lf_info):  # the backup is the file right before these entries
+            if entries_change:  # one backup of the file as it was before install, not one per entry
+                report.append((backup_file(lf_info), "backup"))
+            for name, kind, src, dest in plan:
+                if not (dest.exists() and filecmp.cmp(src, dest, shallow=False)):
+                    _copy_atomic(src, dest)
+                    report.append((dest, "written"))
+                result = register(lf_info, name, dest, kind, force=force, backup=False)
+                report.append((lf_info, f"{result.action}:{name}"))
         if rendered is not None:
             for path in sorted(p for p in rendered.rglob("*") if p.is_file()):
                 dest = lf_dir / INSTALL_PREFIX / path.relative_to(rendered)

@@ -10,17 +10,21 @@ against ``dataset_info/entry.schema.json`` and validates the data file first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from lfkit.errors import LfkitError
-from lfkit.io import DataFileError, atomic_path, atomic_write_text, read_rows
+from lfkit.io import DataFileError, atomic_write_text, read_rows
 from lfkit.resources import resource_dir
 
 SCHEMA_FILE = "entry.schema.json"
@@ -212,19 +216,102 @@ def backup_file(path: str | os.PathLike[str], *, when: float | None = None) -> P
     """Copy ``path`` byte for byte to a new ``<name>.<YYYYmmdd-HHMMSS>.bak`` beside it; return the copy.
 
     The stamp is the local time ``when`` (default: now). An existing backup is never
-    overwritten: a second one within the same second is ``<name>.<stamp>-2.bak``, then ``-3``, ...
+    overwritten, even by another process saving at the same moment: the copy is written to a
+    temporary file and then hard-linked to its name, which fails when the name is taken (an
+    atomic claim, unlike check-then-write); a second one within the same second is
+    ``<name>.<stamp>-2.bak``, then ``-3``, ...
     """
     path = Path(path)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
-    backup = path.with_name(f"{path.name}.{stamp}.bak")
-    counter = 1
-    while backup.exists():
-        counter += 1
-        backup = path.with_name(f"{path.name}.{stamp}-{counter}.bak")
     data = path.read_bytes()
-    with atomic_path(backup) as tmp:
-        tmp.write_bytes(data)
-    return backup
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        counter = 1
+        while True:
+            backup = path.with_name(f"{path.name}.{stamp}{'' if counter == 1 else f'-{counter}'}.bak")
+            try:
+                _claim(Path(tmp), backup)
+                return backup
+            except FileExistsError:
+                counter += 1
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _claim(tmp: Path, name: Path) -> None:
+    """Give the complete file ``tmp`` the name ``name`` unless that exists (FileExistsError)."""
+    try:
+        os.link(tmp, name)  # atomic and exclusive: the name appears with the whole content
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: claim the name exclusively, then fill it
+        with open(name, "xb") as fh:
+            fh.write(tmp.read_bytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+# Paths whose lock this thread holds, with a depth: `lfkit install` holds the lock around its
+# backup and registrations and each register() takes it again (a second flock on a new file
+# descriptor would wait for the first forever).
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def locked_dataset_info(dataset_info: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on ``dataset_info`` (a POSIX ``flock`` on a sidecar lock file).
+
+    Every lfkit writer of a dataset_info.json reads, edits and writes it under this lock, so
+    concurrent ``lfkit register`` / ``lfkit install`` runs each see the others' entries; the
+    lock is on ``.dataset_info.json.lock`` beside it, because the data file itself is replaced
+    by a rename (a lock on it would be held on the old inode). The lock file is removed on
+    release; a waiter that then finds a different (or no) file at the path locks again.
+    Re-entrant within a thread.
+    """
+    target = Path(dataset_info).resolve()  # a symlink and its target share one lock
+    lock_path = target.with_name(f".{target.name}.lock")
+    depths: dict[Path, int] = _held.__dict__.setdefault("depths", {})
+    if depths.get(lock_path):
+        depths[lock_path] += 1
+        try:
+            yield
+        finally:
+            depths[lock_path] -= 1
+        return
+    import fcntl  # POSIX; imported here so the rest of the module imports anywhere
+
+    while True:
+        try:  # 0o666 less the umask, like the data file: whoever may write that may lock it
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RegistryError(f"{dataset_info}: cannot create its lock file {lock_path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            st = os.fstat(fd)
+            try:
+                current = os.stat(lock_path)
+            except FileNotFoundError:
+                current = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if current is not None and (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino):
+            break  # locked the file that is at the path now
+        os.close(fd)  # its holder removed it while this process waited: lock the new one
+    depths[lock_path] = 1
+    try:
+        yield
+    finally:
+        depths.pop(lock_path, None)
+        with contextlib.suppress(FileNotFoundError):
+            lock_path.unlink()  # while still holding it: see the docstring
+        os.close(fd)
 
 
 def relative_file_name(dataset_info: str | os.PathLike[str], data_file: str | os.PathLike[str]) -> str:
@@ -276,6 +363,8 @@ def register(
     Before changing an existing file its previous content is saved by :func:`backup_file`
     (unless ``backup`` is false: ``lfkit install`` saves the file once for several entries),
     and the new content is written atomically. ``check`` validates everything and writes nothing.
+    The read, edit and write happen under :func:`locked_dataset_info`, so concurrent
+    registrations into one file all survive.
     """
     dataset_info = Path(dataset_info)
     if not _NAME.fullmatch(name):
@@ -286,6 +375,15 @@ def register(
     rows = validate_data_file(data_file, kind)
     entry = entry_for(kind, relative_file_name(dataset_info, data_file))
     validate_entry(entry, f"{dataset_info}: entry '{name}'")
+    if check:
+        return _update(dataset_info, name, entry, rows, force=force, check=True, backup=False)
+    with locked_dataset_info(dataset_info):  # read, edit and write as one step (concurrent registers)
+        return _update(dataset_info, name, entry, rows, force=force, check=False, backup=backup)
+
+
+def _update(
+    dataset_info: Path, name: str, entry: dict[str, Any], rows: int, *, force: bool, check: bool, backup: bool
+) -> Registration:
     info = read_dataset_info(dataset_info)
     previous = info.get(name)
     if previous == entry:

@@ -20,7 +20,9 @@ _EXPORTS = {
     "results_match": "compare",
     "rows_match": "compare",
     "soft_f1": "compare",
+    "DatabaseFileError": "execute",
     "ExecResult": "execute",
+    "check_database_file": "execute",
     "execute_sql": "execute",
     "extract_sql": "extract",
     "LABELS": "label",
@@ -35,7 +37,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from lfkit.sql.compare import COMPARISONS, has_top_level_order_by, results_match, rows_match, soft_f1
-    from lfkit.sql.execute import ExecResult, execute_sql
+    from lfkit.sql.execute import DatabaseFileError, ExecResult, check_database_file, execute_sql
     from lfkit.sql.extract import extract_sql
     from lfkit.sql.label import LABELS, REJECTABLE, Candidate, label_candidates
     from lfkit.sql.normalize import normalize_sql
@@ -57,10 +59,12 @@ __all__ = [
     "LABELS",
     "REJECTABLE",
     "Candidate",
+    "DatabaseFileError",
     "ExecPool",
     "ExecResult",
     "Verdict",
     "Verifier",
+    "check_database_file",
     "execute_sql",
     "extract_sql",
     "has_top_level_order_by",

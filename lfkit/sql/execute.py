@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lfkit.errors import LfkitError
+
 STATUSES = ("ok", "error", "timeout", "too_many_rows")
 
 DEFAULT_TIMEOUT = 30.0
@@ -55,6 +57,35 @@ READONLY_PRAGMAS = frozenset(
 DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
 
 _ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, getattr(sqlite3, "SQLITE_RECURSIVE", 33)})
+
+
+# The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html).
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class DatabaseFileError(LfkitError, ValueError):
+    """A database file is not a usable SQLite database; the message names the file."""
+
+
+def check_database_file(path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` if it is a SQLite 3 file by its header; else raise :class:`DatabaseFileError`.
+
+    SQLite itself opens a 0-byte file as an empty database and says "file is not a database"
+    only at the first query, as a traceback deep inside a stage; a corpus database that is
+    empty or is something else (a text file, an LFS pointer, HTML from a failed download)
+    is refused here, with the file's name, before anything is built from it.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise DatabaseFileError(f"{path}: cannot read the database file: {exc.strerror or exc}") from exc
+    if not head:
+        raise DatabaseFileError(f"{path}: the database file is empty (0 bytes), not a SQLite database")
+    if head != SQLITE_HEADER:
+        raise DatabaseFileError(f"{path}: not a SQLite database (the file starts with {head[:16]!r})")
+    return path
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@
 its query is reported as an error and the batch goes on. Each worker keeps one read-only
 connection per database file (reopened when the file changes) and runs one query at a time.
 
-Workers are fresh interpreters (``python -m lfkit.sql._worker``) talking over a socket pair,
-not ``multiprocessing`` children: never ``fork`` (callers may have torch or CUDA loaded), and
+Workers are fresh interpreters (:func:`worker_command`, isolated from the working directory)
+talking over a socket pair, not ``multiprocessing`` children: never ``fork`` (callers may have
+torch or CUDA loaded), and
 unlike ``spawn``/``forkserver`` the caller's ``__main__`` is never re-imported, so the pool works
 from scripts without an ``if __name__ == "__main__"`` guard, notebooks and pytest alike.
 A worker sets SQLite's heap limit and an ``RLIMIT_AS`` backstop for its own process only.
@@ -131,7 +132,7 @@ def _worker_main(conn: Connection, timeout: float, max_rows: int, heap_limit: in
 
 
 def _worker_cli(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lfkit.sql._worker", description="lfkit SQL worker (internal)")
+    parser = argparse.ArgumentParser(prog="lfkit SQL worker", description="lfkit SQL worker (internal)")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--timeout", type=float, required=True)
     parser.add_argument("--max-rows", type=int, required=True)
@@ -143,6 +144,23 @@ def _worker_cli(argv: list[str] | None = None) -> None:
     # Connections are closed and nothing is buffered: skip the interpreter's teardown, which the
     # parent would otherwise wait for in ExecPool.close().
     os._exit(0)
+
+
+def worker_command() -> list[str]:
+    """The interpreter command line of a pool worker (its options follow).
+
+    ``-I``: isolated mode puts neither the working directory nor $PYTHONPATH on the import path,
+    so a ``select.py`` or ``inspect.py`` in the folder lfkit runs from cannot replace the
+    standard library's in a worker (it did: every query failed and every score read 0).
+    ``-S``: no site, hence no .pth files: the worker needs only the standard library and this
+    lfkit, and starts tens of milliseconds sooner. The folder that holds this very ``lfkit``
+    package (a source checkout, an editable install's project or site-packages) is appended
+    after the standard library, so nothing in it can shadow a standard module either, and the
+    worker imports the same lfkit as its caller even when that was put on sys.path by hand.
+    """
+    root = str(Path(__file__).resolve().parents[2])
+    code = f"import sys; sys.path.append({root!r}); from lfkit.sql.pool import _worker_cli; _worker_cli()"
+    return [sys.executable, "-I", "-S", "-c", code]
 
 
 @dataclass
@@ -190,17 +208,8 @@ class ExecPool:
 
     def _spawn(self) -> _Worker:
         parent, child = socket.socketpair()
-        # the worker must import this very lfkit, even when the caller put it on sys.path by hand
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        # -S: a worker needs only the standard library and this lfkit (on PYTHONPATH); skipping
-        # site (every .pth file of a large training venv) starts it tens of milliseconds sooner
         cmd = [
-            sys.executable,
-            "-S",
-            "-m",
-            "lfkit.sql._worker",
+            *worker_command(),
             f"--fd={child.fileno()}",
             f"--timeout={self.timeout!r}",
             f"--max-rows={self.max_rows}",
@@ -209,7 +218,7 @@ class ExecPool:
         ]
         try:
             process = subprocess.Popen(
-                cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env, start_new_session=True
+                cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True
             )
         finally:
             child.close()
