@@ -145,3 +145,26 @@ def test_failed_request_keeps_the_answers_and_the_rerun_asks_only_the_rest(serve
     result = predict(bird, out, third.url, "--max-new-tokens", "64", "--overwrite")
     assert result.exit_code == 0, result.output
     assert sorted(third.asked) == list(range(QUESTIONS))
+
+
+def test_candidates_are_journalled_chunk_by_chunk(serve, tmp_path: Path) -> None:
+    bird = corpus(tmp_path / "corpus")
+    out = tmp_path / "cands.jsonl"
+    extra = ("--n", "2", "--batch-size", "3", "--workers", "0")
+    # the server answers one choice per request, so each question takes 2 requests: chunk 1 (questions 0-2)
+    # is requests 1-6, and request 8 fails inside chunk 2
+    first = serve(fail_on=8)
+    result = predict(bird, out, first.url, *extra)
+    assert result.exit_code == 1 and "HTTP 400" in result.output
+    header, records = journal_records(Path(f"{out}.journal.jsonl"))
+    assert header["settings"]["kind"] == "candidates" and header["settings"]["n"] == 2
+    assert [r["question_id"] for r in records] == [0, 1, 2]
+    assert all(c["label"] == "correct" for r in records for c in r["candidates"])
+
+    second = serve()
+    result = predict(bird, out, second.url, *extra)
+    assert result.exit_code == 0, result.output
+    assert sorted(set(second.asked)) == list(range(3, QUESTIONS)) and len(second.asked) == 2 * (QUESTIONS - 3)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["question_id"] for r in rows] == list(range(QUESTIONS))
+    assert all(len(r["candidates"]) == 2 for r in rows)
