@@ -9,8 +9,8 @@ off, finished items are skipped, and a journal written with other settings is re
 rather than mixed. The job's output is derived from the finished journal by the caller
 and written atomically, so no output row is lost or written twice.
 
-Used by ``lfkit prefs rejects|cot`` (items: questions) and meant for any later job
-(``tree build``, ...). Shards split the items by position (``i % num_shards``); their
+Used by ``lfkit prefs rejects|cot`` and ``lfkit eval predict`` (items: questions) and meant
+for any later job (``tree build``, ...). Shards split the items by position (``i % num_shards``); their
 outputs are joined by :func:`merge_row_files`.
 
 >>> import tempfile, pathlib
@@ -202,30 +202,77 @@ def run_batches(
     *,
     key: Callable[[T], str] = attrgetter("key"),
     batch_size: int = 8,
+    workers: int = 1,
     progress: bool = True,
     description: str = "items",
 ) -> int:
     """Process every item the journal lacks, ``batch_size`` at a time; returns how many were processed.
 
     ``process(batch)`` returns one record per item, in order (``journal.key(record) ==
-    key(item)``, checked); each batch is journalled before the next starts, so a kill
-    loses at most the batch in flight.
+    key(item)``, checked); each batch is journalled as soon as it returns, so a kill loses at
+    most the batches in flight. ``workers > 1`` runs that many batches at once in threads
+    (for a ``process`` that waits on a server): when one fails, no further batch starts, the
+    ones already running finish and are journalled, then the first error is raised -- every
+    answer that came back is kept, and a re-run asks only for the rest.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size < 1 or workers < 1:
+        raise ValueError(f"batch_size and workers must be >= 1, got {batch_size} and {workers}")
     todo = [it for it in items if key(it) not in journal]
     done = len(items) - len(todo)
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+
+    def record(batch: list[T], records: Sequence[Record]) -> None:
+        got, want = [journal.key(r) for r in records], [key(it) for it in batch]
+        if got != want:  # a bug in the callback: never journal records under the wrong items
+            raise RuntimeError(f"job callback returned records for {got}, expected {want}")
+        journal.add(records)  # always from this thread: the journal is written by one writer
+        bar.advance(len(batch))
+
     with progress_bar(description, len(items), done=done, enabled=progress, transient=False, eta=True) as bar:
         bar.update()  # show where a resumed job starts
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            records = list(process(batch))
-            got, want = [journal.key(r) for r in records], [key(it) for it in batch]
-            if got != want:  # a bug in the callback: never journal records under the wrong items
-                raise RuntimeError(f"job callback returned records for {got}, expected {want}")
-            journal.add(records)
-            bar.advance(len(batch))
+        if workers == 1:
+            for batch in batches:
+                record(batch, list(process(batch)))
+        else:
+            _run_concurrently(batches, process, record, workers)
     return len(todo)
+
+
+def _run_concurrently(
+    batches: list[list[T]],
+    process: Callable[[list[T]], Sequence[Record]],
+    record: Callable[[list[T], Sequence[Record]], None],
+    workers: int,
+) -> None:
+    """:func:`run_batches` with ``workers`` batches in flight; ``record`` runs in the calling thread."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    pending: dict[Future, list[T]] = {}
+    queue = iter(batches)
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+
+        def submit() -> None:
+            batch = next(queue, None)
+            if batch is not None:
+                pending[pool.submit(lambda b: list(process(b)), batch)] = batch
+
+        for _ in range(workers):
+            submit()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                batch = pending.pop(future)
+                try:
+                    records = future.result()
+                except BaseException as exc:  # re-raised once the batches in flight are journalled
+                    error = error or exc
+                    continue
+                record(batch, records)
+                if error is None:
+                    submit()
+    if error is not None:
+        raise error
 
 
 # ----------------------------------------------------------------------------- merging shard outputs

@@ -78,6 +78,36 @@ def test_journal_format_and_resume(tmp_path: Path) -> None:
         assert run_batches(journal, nodes, squares(calls), progress=False) == 0 and calls == []
 
 
+def test_concurrent_batches_keep_every_returned_record_when_one_fails(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "j.jsonl"
+    nodes = [Node(x) for x in "abcdefgh"]
+    failing = threading.Event()
+    returned: list[str] = []
+
+    def process(batch: list[Node]) -> list[dict]:
+        name = batch[0].name
+        if name == "b":
+            failing.set()
+            raise RuntimeError("request failed")
+        if name in "ac":  # in flight while "b" fails: they still finish and must be journalled
+            assert failing.wait(30)
+        returned.append(name)
+        return [{"node": name, "value": 1}]
+
+    with open_journal(path) as journal, pytest.raises(RuntimeError, match="request failed"):
+        run_batches(journal, nodes, process, batch_size=1, workers=3, progress=False)
+    with open_journal(path) as journal:
+        assert {"a", "c"} <= set(journal.records) and "b" not in journal
+        assert sorted(journal.records) == sorted(returned)  # every record that came back, none other
+        returned.clear()
+        failing.set()
+        assert run_batches(journal, nodes, squares([]), batch_size=1, workers=3, progress=False) == 8 - journal.resumed
+    keys = [json.loads(line)["node"] for line in path.read_text().splitlines()[1:]]
+    assert sorted(keys) == list("abcdefgh")  # none lost, none twice
+
+
 def test_other_settings_are_refused_unless_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     with open_journal(path, {"depth": 2, "seed": 1}) as journal:

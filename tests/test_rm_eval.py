@@ -90,3 +90,33 @@ def test_summary_by_kind_and_difficulty() -> None:
         {"n": 3, "accuracy": 2 / 3, "correct": 2, "ties": 1, "avg_margin": (1.0 - 1e-7 + 3.0) / 3}
     )
     assert s["by_kind"]["wrong_vs_wrong:d1-d2"]["accuracy"] == 0.0
+
+
+@pytest.mark.slow
+def test_resqlver_spellings_and_dtype_are_recorded(tiny_model: Path, tmp_path: Path) -> None:
+    """ReSQLver's evaluate.py flags work as aliases; --dtype picks the weights' dtype and the report names it."""
+    import torch
+    from click.testing import CliRunner
+
+    from lfkit.cli import main
+    from lfkit.reward.model import RewardModel
+
+    pairs = tmp_path / "final_data_test.json"
+    rows = [{"prompt": f"Question {i}?", "chosen": f"SELECT {i}", "rejected": f"SELECT {i} + 1"} for i in range(4)]
+    pairs.write_text(json.dumps(rows))
+    reports = {}
+    for dtype in ("bf16", None):
+        out = tmp_path / f"eval_{dtype}.json"
+        args = ["rm", "eval", "--base_model", str(tiny_model), "--adapters", "none", "--test_data", str(pairs)]
+        args += ["--batch_size", "2", "--output_file", str(out), "--no-progress"]
+        result = CliRunner().invoke(main, [*args, *(["--dtype", dtype] if dtype else [])])
+        assert result.exit_code == 0, result.output
+        (reports[dtype],) = json.loads(out.read_text())
+        assert reports[dtype]["n"] == 4
+    assert reports["bf16"]["dtype"] == "bf16" and reports[None]["dtype"] == "fp32"  # the CPU default
+    # the dtype is really what the weights score in: bf16 rounds the same model's scores differently
+    lines = {d: (tmp_path / f"eval_{d}.pairs.jsonl").read_text().splitlines() for d in reports}
+    scores = {d: [json.loads(x)["chosen_score"] for x in v] for d, v in lines.items()}
+    assert scores["bf16"] != scores[None]
+    rm = RewardModel.load(tiny_model, "none", dtype="bf16")
+    assert next(rm.body.parameters()).dtype == torch.bfloat16 and rm.describe()["dtype"] == "bf16"

@@ -77,21 +77,22 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
         "max_depth", "sample_num", "tree_status", "statistics", "instruction", "input",
     }  # fmt: skip
     node = data["nodes"]["node_2_2"]
-    assert node == {
-        "node_id": "node_2_2",
-        "parent_id": "node_1_1",
-        "d": 2,
-        "j": 2,
-        "generated_sql": CANNED["node_2_2"][1],
-        "execution_feedback": "",
-        "is_correct": False,
-        "input_seq": "revision prompt of node_2_2",
-        "children_num": 2,
-        "children_ids": ["node_3_1", "node_3_2"],
-        "revision_distance": 1,
-        "execution_status": "",
-        "label": "wrong",
-    }
+    # ReSQLver's current TreeNode.to_dict, key for key and in its order (the id is the key of `nodes`),
+    # then lfkit's execution_status and label
+    assert list(node.items()) == [
+        ("parent_id", "node_1_1"),
+        ("d", 2),
+        ("j", 2),
+        ("children_num", 2),
+        ("children_ids", ["node_3_1", "node_3_2"]),
+        ("generated_sql", CANNED["node_2_2"][1]),
+        ("execution_feedback", ""),
+        ("is_correct", False),
+        ("input_seq", "revision prompt of node_2_2"),
+        ("revision_distance", 1),
+        ("execution_status", ""),
+        ("label", "wrong"),
+    ]
     assert data["nodes"]["node_1_1"]["parent_id"] == "node_initial"
     back = RevisionTree.from_dict(json.loads(json.dumps(data)))
     assert back.to_dict() == data
@@ -101,7 +102,8 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 
 
 def resqlver_tree() -> dict:
-    """A tree as ReSQLver's RevisionTree.to_dict writes it (one builder version wrote `depth`)."""
+    """A tree in ReSQLver's first format (commit 4ce398a: nodes carry `node_id`; one builder version wrote
+    `depth`). Its current format is in tests/resqlver_current.py."""
     node = {
         "node_id": "node_1_1",
         "parent_id": "node_initial",

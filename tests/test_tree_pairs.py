@@ -139,10 +139,12 @@ def test_rows_in_lfkit_and_resqlver_formats(tmp_path: Path) -> None:
     assert row["chosen_dist"] == DISTANCES["node_1_1"] and row["rejected_dist"] > row["chosen_dist"]
     assert row["kind"] == "wrong_vs_wrong"
     shard = result.resqlver[0]
-    assert set(shard) == {
-        "question_id", "db_id", "question", "evidence", "prompt", "chosen", "rejected", "chosen_dist", "rejected_dist",
-    }  # fmt: skip
-    assert shard["prompt"] == tree.initial_input_seq and not shard["chosen"].startswith("```")
+    # ReSQLver's current DPOExtractor row, in its order, then `prompt` (what its train.py/evaluate.py read)
+    assert list(shard) == [
+        "question_id", "db_id", "instruction", "question", "evidence", "chosen", "rejected", "chosen_dist",
+        "rejected_dist", "prompt",
+    ]  # fmt: skip
+    assert shard["instruction"] == shard["prompt"] == tree.initial_input_seq and not shard["chosen"].startswith("```")
     out = tmp_path / "pairs.jsonl"
     out.write_text("".join(json.dumps(r) + "\n" for r in result.train))
     assert validate_data_file(out, "preference") == len(result.train)

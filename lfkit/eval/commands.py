@@ -152,6 +152,12 @@ def score(
 @click.option("--max-chars", type=click.IntRange(min=1), default=12_000, show_default=True, help="Prompt budget.")
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds per query.")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="SQL worker processes (0 = in-process).")
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Journal of finished questions (default <out>.journal.jsonl): a re-run resumes from it.",
+)
+@click.option("--overwrite", is_flag=True, help="Discard an existing journal and start again.")
 @click.option("--no-progress", is_flag=True)
 @stop_option
 @backend_options
@@ -170,6 +176,8 @@ def predict(
     max_chars: int,
     timeout: float,
     workers: int | None,
+    journal: Path | None,
+    overwrite: bool,
     no_progress: bool,
     stop: bool,
     **kwargs: object,
@@ -177,6 +185,9 @@ def predict(
     """Predict SQL for a split with a model: greedy BIRD predictions, or N labelled candidates.
 
     Prompts are lfkit's schema prompts (the SFT data's) in the model's LLaMA-Factory template.
+    Every finished question is journalled (fsynced) as its answer returns; interrupted or
+    failed, the same command resumes and asks only for the questions still missing. A journal
+    from other settings (split file, model, prompt or decoding options) is refused.
 
     \b
     Examples:
@@ -190,8 +201,9 @@ def predict(
     from lfkit.data.bird import load_bird
     from lfkit.data.prompts import SchemaPromptBuilder
     from lfkit.eval.formats import write_bird_predictions
-    from lfkit.eval.predict import predict_sql, sample_candidates, write_candidates
+    from lfkit.eval.predict import journal_key, predict_settings, predict_sql, sample_candidates, write_candidates
     from lfkit.generate.options import backend_from_options, pop_backend_options, stop_strings
+    from lfkit.jobs import Journal
     from lfkit.sql import Verifier
 
     examples = load_bird(bird_dir, split)
@@ -199,22 +211,35 @@ def predict(
         examples = examples[:limit]
     builder = SchemaPromptBuilder(max_chars=max_chars, n_examples=n_examples)
     backend, identity, batch = backend_from_options(pop_backend_options(kwargs))
+    # the options that decide a question's answer (--limit picks questions, so it is not one of them)
+    options = {"n_examples": n_examples, "max_chars": max_chars, "max_new_tokens": max_new_tokens, "stop": stop}
+    if n is None:
+        options["kind"] = "predict"
+    else:
+        options.update(kind="candidates", n=n, temperature=temperature, top_p=top_p, seed=seed)
+        options.update(with_greedy=with_greedy, comparison="bird", timeout=timeout)
+    settings = predict_settings(bird_dir, split, identity, **options)
+    journal_path = journal or Path(f"{out}.journal.jsonl")
     try:
-        if n is None:
-            predictions = predict_sql(
-                examples, backend, builder, max_new_tokens=max_new_tokens, chunk_size=batch, progress=not no_progress,
-                stop=stop_strings(stop),
-            )  # fmt: skip
-            write_bird_predictions(out, predictions)
-            empty = sum(1 for sql, _ in predictions.values() if not sql.strip())
-            click.echo(f"wrote {len(predictions)} predictions ({empty} without SQL) to {out}")
-            return
-        with Verifier(timeout=timeout, workers=workers) as verifier:
-            records = sample_candidates(
-                examples, backend, builder, verifier, n=n, temperature=temperature, top_p=top_p,
-                max_new_tokens=max_new_tokens, seed=seed, with_greedy=with_greedy, chunk_size=batch,
-                progress=not no_progress, stop=stop_strings(stop),
-            )  # fmt: skip
+        with Journal(journal_path, settings, key=journal_key, overwrite=overwrite) as jobs:
+            if n is None:
+                predictions = predict_sql(
+                    examples, backend, builder, max_new_tokens=max_new_tokens, chunk_size=batch,
+                    progress=not no_progress, stop=stop_strings(stop), journal=jobs,
+                )  # fmt: skip
+                write_bird_predictions(out, predictions)
+                empty = sum(1 for sql, _ in predictions.values() if not sql.strip())
+                click.echo(
+                    f"wrote {len(predictions)} predictions ({empty} without SQL; {jobs.resumed} resumed from "
+                    f"{journal_path}) to {out}"
+                )
+                return
+            with Verifier(timeout=timeout, workers=workers) as verifier:
+                records = sample_candidates(
+                    examples, backend, builder, verifier, n=n, temperature=temperature, top_p=top_p,
+                    max_new_tokens=max_new_tokens, seed=seed, with_greedy=with_greedy, chunk_size=batch,
+                    progress=not no_progress, stop=stop_strings(stop), journal=jobs,
+                )  # fmt: skip
     finally:
         backend.close()
     summary = write_candidates(out, records)

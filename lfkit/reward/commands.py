@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from lfkit.reward.model import DTYPES
+
 _common = [
     click.option("--template", help="LLaMA-Factory template the RM was trained with (default: the embedded model's)."),
     click.option("--preset", help="lfkit preset naming the model and template (instead of --template)."),
@@ -16,8 +18,23 @@ _common = [
         help="Longest sequence in tokens, cut the way training cut it: the recipe's cutoff_len "
         "(default: the --preset's, else 4096, the seed's max_length).",
     ),
-    click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Pairs per forward."),
+    # --batch_size: ReSQLver's evaluate.py spelling, accepted as an alias
+    click.option(
+        "--batch-size",
+        "--batch_size",
+        type=click.IntRange(min=1),
+        default=32,
+        show_default=True,
+        help="Pairs per forward.",
+    ),
     click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N."),
+    click.option(
+        "--dtype",
+        type=click.Choice(list(DTYPES)),
+        default=None,
+        help="Weights' dtype for scoring (default: fp32 on cpu, bf16 on cuda; ReSQLver's evaluate.py uses bf16). "
+        "The report records it: near-zero margins can flip between dtypes.",
+    ),
     click.option("--no-progress", is_flag=True, help="Do not show progress bars."),
 ]
 
@@ -48,7 +65,10 @@ def rm() -> None:
 
 
 @rm.command("eval")
-@click.option("--base-model", default="", help="Base model folder or embedded name (tiny, smollm2-135m).")
+# ReSQLver's evaluate.py spellings (--base_model, --test_data, --output_file, --batch_size) are aliases.
+@click.option(
+    "--base-model", "--base_model", default="", help="Base model folder or embedded name (tiny, smollm2-135m)."
+)
 @click.option(
     "--adapters",
     multiple=True,
@@ -59,6 +79,7 @@ def rm() -> None:
 @click.argument("more_adapters", nargs=-1, metavar="[ADAPTER]...")
 @click.option(
     "--test-data",
+    "--test_data",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="Pairs: lfkit preference rows (instruction, input, chosen, rejected) or ReSQLver rows (prompt, ...).",
@@ -66,6 +87,7 @@ def rm() -> None:
 @click.option(
     "--output",
     "--output-file",
+    "--output_file",
     "output",
     default="eval_results.json",
     show_default=True,
@@ -90,6 +112,7 @@ def eval_command(
     cutoff_len: int | None,
     batch_size: int,
     device: str,
+    dtype: str | None,
     no_progress: bool,
 ) -> None:
     """Pairwise accuracy, ties and average margin of each reward model on held-out pairs.
@@ -101,9 +124,10 @@ def eval_command(
     Examples:
       lfkit rm eval --base-model smollm2-135m --adapters saves/rm none \\
                     --test-data pairs_test.jsonl --batch-size 64 --output eval_results.json
-      # the seed's flags work too
-      lfkit rm eval --base-model Qwen2.5-Coder-1.5B-Instruct --adapters qwen-reward-model-sql-train \\
-                    --test-data final_data_test.json --batch-size 64 --template qwen
+      # the seed's flags work too (ReSQLver scores in bf16: --dtype bf16 to compare like with like)
+      lfkit rm eval --base_model Qwen2.5-Coder-1.5B-Instruct --adapters qwen-reward-model-sql-train \\
+                    --test_data final_data_test.json --batch_size 64 --output_file eval_results.json \\
+                    --template qwen --dtype bf16
     """
     from lfkit.reward.rm_eval import render_table, run_rm_eval, sibling
 
@@ -120,6 +144,7 @@ def eval_command(
         cutoff_len=cutoff_len,
         questions=questions,
         device=device,
+        dtype=dtype,
         progress=not no_progress,
     )
     render_table(results)
@@ -148,6 +173,7 @@ def score_command(
     cutoff_len: int | None,
     batch_size: int,
     device: str,
+    dtype: str | None,
     no_progress: bool,
 ) -> None:
     """One reward-model score per candidate: {"question_id", "scores": [...]} per line.
@@ -172,6 +198,7 @@ def score_command(
         template=template,
         cutoff_len=cutoff_len,
         device=device,
+        dtype=dtype,
         progress=not no_progress,
     )
     click.echo(

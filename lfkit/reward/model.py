@@ -45,12 +45,30 @@ BARE_HEAD_SEED = 0
 DEFAULT_CUTOFF = 4096  # the seed's max_length
 # Sequences sharing fewer leading tokens run as plain batches (a shared forward would save nothing).
 MIN_SHARED_PREFIX = 16
+# Weight dtypes a reward model may score in: torch's name for each (LF's ``infer_dtype`` values).
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 Messages = list[dict[str, str]]
 
 
 class RewardModelError(LfkitError, ValueError):
     """A reward model that cannot be loaded or used (message names the folder and why)."""
+
+
+def resolve_dtype(dtype: str | None, device: str) -> str:
+    """The dtype a model is scored in: ``dtype`` when given, else fp32 on the CPU and bf16 on an accelerator.
+
+    ReSQLver's ``evaluate.py`` always scores in bf16; on a CPU bf16 is slow and rounds near-zero
+    margins, so lfkit's CPU default is fp32 -- and every report names the dtype it used.
+
+    >>> resolve_dtype(None, "cpu"), resolve_dtype(None, "cuda:0"), resolve_dtype("fp16", "cpu")
+    ('fp32', 'bf16', 'fp16')
+    """
+    if dtype is None:
+        return "fp32" if device == "cpu" else "bf16"
+    if dtype not in DTYPES:
+        raise RewardModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return dtype
 
 
 def _is_none(adapter: str | os.PathLike[str] | None) -> bool:
@@ -187,6 +205,7 @@ class RewardModel:
     template: Any = None  # LF Template (valuehead / none)
     cutoff_len: int = DEFAULT_CUTOFF
     device: str = "cpu"
+    dtype: str = "fp32"  # the weights' dtype (a key of DTYPES)
     stats: dict[str, int] = field(default_factory=lambda: {"sequences": 0, "forwards": 0, "tokens": 0})
 
     # ------------------------------------------------------------------ loading
@@ -199,17 +218,20 @@ class RewardModel:
         template: str | None = None,
         cutoff_len: int = DEFAULT_CUTOFF,
         device: str = "cpu",
+        dtype: str | None = None,
     ) -> RewardModel:
         """Load ``adapter`` (a folder of either kind, or ``none``) on ``base_model``.
 
         ``base_model``: a folder or an embedded model name; ``template``: the LF template the
-        model was trained with (default: the embedded model's; needed for ``valuehead``).
+        model was trained with (default: the embedded model's; needed for ``valuehead``);
+        ``dtype``: fp32 / bf16 / fp16 (default: :func:`resolve_dtype`).
         """
         from lfkit.generate.prompts import offline_if_local, resolve_template
         from lfkit.models.embedded import resolve_model
 
         model = resolve_model(base_model)
         kind = detect_kind(adapter)
+        dtype = resolve_dtype(dtype, device)
         base_config = _base_config(model)
         adapter_path = None if kind == "none" else str(adapter)
         if adapter_path is not None:
@@ -217,12 +239,12 @@ class RewardModel:
         offline_if_local(model)
         try:
             if kind == "seqcls":
-                return cls._load_seqcls(model, adapter_path, cutoff_len=cutoff_len, device=device)
+                return cls._load_seqcls(model, adapter_path, cutoff_len=cutoff_len, device=device, dtype=dtype)
             try:
                 template = resolve_template(model, template)
             except ValueError as exc:
                 raise RewardModelError(str(exc)) from exc
-            return cls._load_valuehead(model, adapter_path, template, cutoff_len=cutoff_len, device=device)
+            return cls._load_valuehead(model, adapter_path, template, cutoff_len=cutoff_len, device=device, dtype=dtype)
         except RuntimeError as exc:  # peft/torch: size mismatches of an adapter made for another base
             if adapter_path is None or ("size mismatch" not in str(exc) and "shape" not in str(exc)):
                 raise
@@ -231,7 +253,7 @@ class RewardModel:
 
     @classmethod
     def _load_valuehead(
-        cls, model: str, adapter: str | None, template: str, *, cutoff_len: int, device: str
+        cls, model: str, adapter: str | None, template: str, *, cutoff_len: int, device: str, dtype: str
     ) -> RewardModel:
         os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "WARN")  # LF's INFO loader logs would bury the report
         import torch
@@ -249,6 +271,7 @@ class RewardModel:
             "finetuning_type": "lora",
             "infer_backend": "huggingface",
             "trust_remote_code": True,
+            "infer_dtype": DTYPES[dtype],  # LF's compute dtype (adapter merge, config flags)
         }
         if adapter is not None:
             args["adapter_name_or_path"] = adapter
@@ -262,6 +285,9 @@ class RewardModel:
         if adapter is None:
             torch.manual_seed(BARE_HEAD_SEED)  # the untrained head is random: make it repeatable
         network = load_model(tokenizer, model_args, finetuning_args, is_trainable=False, add_valuehead=True)
+        # LF loads the checkpoint's own dtype ("auto": a bf16 checkpoint stays bf16 even on a CPU): cast, so
+        # the scores are in the dtype the report names
+        network.to(getattr(torch, DTYPES[dtype]))
         if adapter is not None and not hasattr(network, "v_head"):
             raise RewardModelError(f"{adapter}: LLaMA-Factory loaded no value head")
         body = network.pretrained_model.get_decoder()
@@ -276,10 +302,11 @@ class RewardModel:
             template=lf_template,
             cutoff_len=cutoff_len,
             device=device,
+            dtype=dtype,
         )
 
     @classmethod
-    def _load_seqcls(cls, model: str, adapter: str | None, *, cutoff_len: int, device: str) -> RewardModel:
+    def _load_seqcls(cls, model: str, adapter: str | None, *, cutoff_len: int, device: str, dtype: str) -> RewardModel:
         import torch
         from peft import PeftModel
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -289,9 +316,8 @@ class RewardModel:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "right"
-        dtype = torch.float32 if device == "cpu" else torch.bfloat16
         net = AutoModelForSequenceClassification.from_pretrained(
-            model, num_labels=1, dtype=dtype, trust_remote_code=True
+            model, num_labels=1, dtype=getattr(torch, DTYPES[dtype]), trust_remote_code=True
         ).to(device)
         net.config.pad_token_id = tokenizer.pad_token_id
         net = PeftModel.from_pretrained(net, adapter).merge_and_unload()  # merged: same scores, faster
@@ -306,6 +332,7 @@ class RewardModel:
             head=net.score,
             cutoff_len=cutoff_len,
             device=device,
+            dtype=dtype,
         )
 
     # ----------------------------------------------------------------- encoding
@@ -514,7 +541,13 @@ class RewardModel:
         return [g[0] for g in self.score_groups(groups, batch_size, progress=progress)]
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "base_model": self.base_model, "adapter": self.adapter, "cutoff": self.cutoff_len}
+        return {
+            "kind": self.kind,
+            "base_model": self.base_model,
+            "adapter": self.adapter,
+            "cutoff": self.cutoff_len,
+            "dtype": self.dtype,
+        }
 
     def close(self) -> None:
         self.network = self.body = self.head = None

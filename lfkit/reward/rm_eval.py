@@ -237,12 +237,16 @@ def run_rm_eval(
     cutoff_len: int = 4096,
     questions: str | os.PathLike[str] | None = None,
     device: str = "cpu",
+    dtype: str | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Evaluate each adapter on the pairs of ``test_data``; write the report files; return the metrics.
 
-    Writes ``output`` (a JSON list, one entry per adapter: the seed's ``adapter``,
-    ``accuracy``, ``avg_margin`` plus lfkit's fields), ``<stem>.pairs.jsonl`` (one line per
+    ``dtype`` (fp32 / bf16 / fp16; default fp32 on the CPU, bf16 elsewhere: see
+    :func:`lfkit.reward.model.resolve_dtype`) is what the weights score in; ReSQLver's
+    ``evaluate.py`` uses bf16, and near-zero margins can flip between the two, so every entry
+    records it. Writes ``output`` (a JSON list, one entry per adapter: the seed's ``adapter``,
+    ``accuracy``, ``avg_margin`` plus lfkit's fields, ``dtype`` among them), ``<stem>.pairs.jsonl`` (one line per
     adapter and pair) and ``<stem>.margins.png``. Every input is checked before any model is
     loaded, and nothing is written unless every adapter was scored.
     """
@@ -257,7 +261,9 @@ def run_rm_eval(
     results: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     for adapter, kind in zip(adapters, kinds, strict=True):
-        model = RewardModel.load(base_model, adapter, template=template, cutoff_len=cutoff_len, device=device)
+        model = RewardModel.load(
+            base_model, adapter, template=template, cutoff_len=cutoff_len, device=device, dtype=dtype
+        )
         start = time.perf_counter()
         with progress_bar(f"scoring pairs ({adapter_name(adapter)})", len(pairs), enabled=progress) as bar:
             scores = model.score_pairs(
@@ -268,6 +274,7 @@ def run_rm_eval(
             "adapter": str(adapter),
             "name": adapter_name(adapter),
             "kind": kind,
+            "dtype": model.dtype,
             **summarize(pairs, scores),
             "seconds": round(seconds, 3),
             "pairs_per_second": round(len(pairs) / seconds, 3) if seconds > 0 else None,
@@ -330,12 +337,12 @@ def render_table(results: Sequence[dict[str, Any]]) -> None:
 
     console = Console()
     table = Table(title="Reward-model comparison")
-    for col in ("model", "kind", "pairs", "accuracy", "ties", "avg margin", "pairs/s"):
-        table.add_column(col, justify="left" if col in ("model", "kind") else "right")
+    for col in ("model", "kind", "dtype", "pairs", "accuracy", "ties", "avg margin", "pairs/s"):
+        table.add_column(col, justify="left" if col in ("model", "kind", "dtype") else "right")
     for m in results:
         table.add_row(
-            m["name"], m["kind"], str(m["n"]), f"{m['accuracy']:.2%}", str(m["ties"]), f"{m['avg_margin']:.4f}",
-            str(m.get("pairs_per_second") or ""),
+            m["name"], m["kind"], m.get("dtype", ""), str(m["n"]), f"{m['accuracy']:.2%}", str(m["ties"]),
+            f"{m['avg_margin']:.4f}", str(m.get("pairs_per_second") or ""),
         )  # fmt: skip
     console.print(table)
     for key, title in (("by_difficulty", "accuracy by difficulty"), ("by_kind", "accuracy by pair kind")):
@@ -405,15 +412,17 @@ def run_rm_score(
     template: str | None = None,
     cutoff_len: int = 4096,
     device: str = "cpu",
+    dtype: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score every candidate of ``candidates``; write JSONL ``output``; return a summary."""
+    """Score every candidate of ``candidates``; write JSONL ``output``; return a summary (``model.dtype``: see
+    :func:`run_rm_eval`)."""
     from lfkit.io import atomic_write_text
 
     detect_kind(adapter)
     path = Path(candidates)
     rows = read_candidates(path)
-    rm = RewardModel.load(model, adapter, template=template, cutoff_len=cutoff_len, device=device)
+    rm = RewardModel.load(model, adapter, template=template, cutoff_len=cutoff_len, device=device, dtype=dtype)
     scored = score_candidates(rm, rows, path, batch_size=batch_size, progress=progress)
     atomic_write_text(output, "".join(json.dumps(r) + "\n" for r in scored))
     failed = sum(c.get("label") in FAILED for row in rows for c in row["candidates"])

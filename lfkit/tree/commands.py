@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from lfkit.generate.commands import backend_options, stop_option
+from lfkit.tree.verify import PAIR_CHECKS, TREE_CHECKS
 
 
 def _diagnosed(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -243,7 +244,20 @@ def merge_cmd(
     "--db-root", required=True, type=click.Path(exists=True, file_okay=False), help="<db_id>/<db_id>.sqlite folder."
 )
 @click.option("--output", help="Write the full report (JSON) here, e.g. verification_report.json.")
-@click.option("--pairs", "pairs_file", type=click.Path(exists=True, dir_okay=False), help="Also check a pairs file.")
+@click.option(
+    "--pairs",
+    "pairs_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Also check a pairs file (lfkit's rows or ReSQLver's final_data_*_shard_<i>.json). Repeatable.",
+)
+@click.option(
+    "--allow",
+    multiple=True,
+    type=click.Choice([*TREE_CHECKS, *PAIR_CHECKS]),
+    help="Accept this check's findings: listed, but the exit status stays 0. E.g. --allow feedback_leak to "
+    "verify ReSQLver's trees (their feedback shows gold's rows) for structure and labels. Repeatable.",
+)
 @click.option("--comparison", default="bird", show_default=True, help="bird (set) or testsuite (bag/order).")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per SQL execution.")
 @click.option("--workers", type=click.IntRange(min=0), help="SQL execution processes (default: CPU count).")
@@ -252,33 +266,42 @@ def verify_cmd(
     tree_files: tuple[str, ...],
     db_root: str,
     output: str | None,
-    pairs_file: str | None,
+    pairs_files: tuple[str, ...],
+    allow: tuple[str, ...],
     comparison: str,
     timeout: float,
     workers: int | None,
 ) -> None:
     """Check trees: structure, every node's label re-executed, distances, pairs.
 
-    Exit status 1 when any problem is found (each is listed with its tree and node id).
+    Exit status 1 when any problem is found (each is listed with its tree and node id) that
+    --allow does not accept. Reads lfkit's trees and ReSQLver's (its current per-question
+    tree_<id>.json without node_id fields, and its first version's); a tree_status that
+    follows ReSQLver's rule (node_1_1 only) is a warning, not a problem.
 
     \b
     Example:
       lfkit tree verify --tree-file all_trees.json --db-root corpus/train_databases \\
                         --pairs tree_pairs.jsonl --output verification_report.json
+      # ReSQLver's run_pipeline output, checked for structure and labels
+      lfkit tree verify --tree-file output/tree_62.json --tree-file output/tree_63.json \\
+                        --db-root data/train/train_databases \\
+                        --pairs output/final_data_emerge_shard_0.json --allow feedback_leak
     """
     from lfkit.io import atomic_write_text
     from lfkit.tree.model import load_trees
     from lfkit.tree.verify import read_pairs, verify_trees
 
     trees = load_trees(tree_files)
-    pairs = read_pairs(pairs_file) if pairs_file else None
-    report = verify_trees(trees, db_root, pairs, comparison=comparison, timeout=timeout, workers=workers)
+    pairs = [row for path in pairs_files for row in read_pairs(path)] if pairs_files else None
+    report = verify_trees(trees, db_root, pairs, comparison=comparison, timeout=timeout, workers=workers, allow=allow)
     data = report.as_dict()
     if output:
         atomic_write_text(output, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     lines = [f"trees {report.trees}, nodes {report.nodes}" + (f", pairs {report.pairs}" if pairs is not None else "")]
     for name, c in report.checks.items():
-        lines.append(f"  {name:<18} checked {c['checked']:>7}  problems {c['problems']}")
+        accepted = " (accepted: --allow)" if name in allow and c["problems"] else ""
+        lines.append(f"  {name:<18} checked {c['checked']:>7}  problems {c['problems']}{accepted}")
     for p in report.problems[:20]:
         where = f"question {p['question_id']}" + (f" {p['node_id']}" if p["node_id"] else "")
         lines.append(f"  [{p['check']}] {where}: {p['message']}")

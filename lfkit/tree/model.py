@@ -9,13 +9,17 @@ One tree per question, shaped like ReSQLver's ``RevisionTree.to_dict`` (public a
 
 plus lfkit's ``instruction`` / ``input`` (the SFT question prompt the depth-1 answers were
 sampled from, written into preference rows), ``sft_index`` (the row's position in the
-SFT file) and, only when gold itself failed to run, ``gold_status``. A node is one whole SQL answer::
+SFT file) and, only when gold itself failed to run, ``gold_status``. A node is one whole SQL
+answer, stored under its id ``node_{d}_{j}`` as ReSQLver's current ``TreeNode.to_dict`` writes it
+(the id is the key of ``nodes``, not a field), plus lfkit's ``execution_status`` and ``label``::
 
-    {"node_id": "node_{d}_{j}", "parent_id": "node_initial" | node_id, "d", "j",
-     "generated_sql", "execution_feedback", "execution_status", "is_correct", "label",
-     "input_seq", "children_num", "children_ids", "revision_distance"}
+    {"parent_id": "node_initial" | node_id, "d", "j", "children_num", "children_ids",
+     "generated_sql", "execution_feedback", "is_correct", "input_seq", "revision_distance",
+     "execution_status", "label"}
 
-``j`` numbers the nodes of depth ``d`` from 1 across the whole tree. ``input_seq`` of a
+ReSQLver's first version, and lfkit's own trees before it followed the current one, also
+carry the id as a field ``node_id``: both are read, and a ``node_id`` field that differs from its key is reported
+by ``tree verify``. ``j`` numbers the nodes of depth ``d`` from 1 across the whole tree. ``input_seq`` of a
 node is the revision prompt its children answered ("" when it was not expanded).
 ``label`` is lfkit's execution label (correct / wrong / error / timeout / no_sql).
 
@@ -135,25 +139,30 @@ class TreeNode:
     label: str = ""  # "" when the file has none (ReSQLver's trees)
 
     def to_dict(self) -> dict[str, Any]:
+        """The node as ReSQLver's current ``TreeNode.to_dict`` writes it (no ``node_id``: it is the key),
+        then lfkit's ``execution_status`` and ``label``."""
         return {
-            "node_id": self.node_id,
             "parent_id": self.parent_id,
             "d": self.d,
             "j": self.j,
+            "children_num": len(self.children_ids) if self.children_num is None else self.children_num,
+            "children_ids": list(self.children_ids),
             "generated_sql": self.generated_sql,
             "execution_feedback": self.execution_feedback,
             "is_correct": self.is_correct,
             "input_seq": self.input_seq,
-            "children_num": len(self.children_ids) if self.children_num is None else self.children_num,
-            "children_ids": list(self.children_ids),
             "revision_distance": self.revision_distance,
             "execution_status": self.execution_status,
             "label": self.label,
         }
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "node") -> TreeNode:
-        """Read a node; ``where`` prefixes every error (file, tree and node)."""
+    def from_dict(cls, data: Any, where: str = "node", node_id: str | None = None) -> TreeNode:
+        """Read a node; ``where`` prefixes every error (file, tree and node).
+
+        ``node_id``: the key the node is stored under, its id when the node has no ``node_id``
+        field (ReSQLver's current format); a field that is present wins, so a mismatch stays visible.
+        """
         f = _Fields(data, where)
         children = f.get("children_ids", (list,), [])
         for k, cid in enumerate(children):
@@ -163,7 +172,7 @@ class TreeNode:
         if label and label not in NODE_LABELS:
             raise TreeError(f"{where}: field 'label' must be one of {', '.join(NODE_LABELS)}, got {label!r}")
         return cls(
-            node_id=f.get("node_id", (str,)),
+            node_id=f.get("node_id", (str,)) if node_id is None else f.get("node_id", (str,), node_id),
             parent_id=f.get("parent_id", (str,)),
             d=f.get("d", (int,), ..., "depth"),  # ReSQLver's builder wrote `depth` in one version
             j=f.get("j", (int,)),
@@ -299,7 +308,7 @@ class RevisionTree:
         raw_nodes = f.get("nodes", (dict,))
         nodes = {}
         for key, raw in raw_nodes.items():
-            nodes[key] = TreeNode.from_dict(raw, f"{where}: node {key!r}")
+            nodes[key] = TreeNode.from_dict(raw, f"{where}: node {key!r}", node_id=key)
         sft_index = f.get("sft_index", (int,), None)
         return cls(
             question_id=qid,
@@ -383,6 +392,19 @@ def revision_distances(nodes: Mapping[str, TreeNode]) -> dict[str, int]:
 def status_of(nodes: Mapping[str, TreeNode]) -> str:
     """ "good" when a depth-1 node has a finite distance (a correct answer is reachable), else "bad"."""
     return "good" if any(n.d == 1 and n.revision_distance < INF_DISTANCE for n in nodes.values()) else "bad"
+
+
+def resqlver_status_of(nodes: Mapping[str, TreeNode]) -> str:
+    """ReSQLver's rule (its ``calculate_revision_distance``): "good" only when ``node_1_1`` exists with a
+    finite distance. It differs from :func:`status_of` when pruning removed ``node_1_1`` (or it is
+    hopeless) but another depth-1 node reaches a correct answer.
+
+    >>> n = {"node_1_2": TreeNode("node_1_2", INITIAL, 1, 2, is_correct=True, revision_distance=0)}
+    >>> status_of(n), resqlver_status_of(n)
+    ('good', 'bad')
+    """
+    first = nodes.get(node_id_for(1, 1))
+    return "good" if first is not None and first.revision_distance < INF_DISTANCE else "bad"
 
 
 # ----------------------------------------------------------------------------- files
@@ -484,6 +506,7 @@ __all__ = [
     "node_id_for",
     "read_sidecar",
     "read_tree_dicts",
+    "resqlver_status_of",
     "revision_distances",
     "sidecar_path",
     "status_of",

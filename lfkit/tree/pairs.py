@@ -21,9 +21,11 @@ Rows are written twice over:
   ``instruction`` / ``input`` = the SFT question prompt, ``chosen`` / ``rejected`` in the
   SFT answer format (:func:`lfkit.data.prompts.format_sql_answer`), plus ``chosen_dist``,
   ``rejected_dist``, ``question_id``, ``db_id``, ``source: "tree"``, ``round``, ``kind``;
-* ReSQLver's shard format (``final_data_emerge_shard_{i}.json``): ``question_id``,
-  ``db_id``, ``question``, ``evidence``, ``prompt``, ``chosen``, ``rejected`` (bare SQL),
-  ``chosen_dist``, ``rejected_dist``.
+* ReSQLver's shard format (``final_data_emerge_shard_{i}.json``, as its current
+  ``DPOExtractor.extract_pairs`` writes it): ``question_id``, ``db_id``, ``instruction`` (the
+  tree's ``node_initial.input_seq``), ``question``, ``evidence``, ``chosen``, ``rejected`` (bare
+  SQL), ``chosen_dist``, ``rejected_dist``; plus ``prompt``, the same text, which its
+  ``train.py`` and ``evaluate.py`` read.
 
 Train and test are split **by question** (:func:`split_questions`): every pair of a
 question lands on the same side.
@@ -173,18 +175,20 @@ def preference_row(tree: RevisionTree, pair: Pair, round: int = 1) -> dict[str, 
 
 
 def resqlver_row(tree: RevisionTree, pair: Pair) -> dict[str, Any]:
-    """One row of ReSQLver's ``final_data_emerge_shard_{i}.json`` (bare SQL on both sides)."""
+    """One row of ReSQLver's ``final_data_emerge_shard_{i}.json`` (bare SQL on both sides; module docstring)."""
     instruction, input_text = tree.prompt()
+    prompt = tree.initial_input_seq or "\n".join(p for p in (instruction, input_text) if p)
     return {
         "question_id": tree.question_id,
         "db_id": tree.db_id,
+        "instruction": prompt,
         "question": tree.question,
         "evidence": tree.evidence,
-        "prompt": tree.initial_input_seq or "\n".join(p for p in (instruction, input_text) if p),
         "chosen": pair.chosen.generated_sql,
         "rejected": pair.rejected.generated_sql,
         "chosen_dist": pair.chosen.revision_distance,
         "rejected_dist": pair.rejected.revision_distance,
+        "prompt": prompt,
     }
 
 
