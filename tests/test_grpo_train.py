@@ -179,6 +179,7 @@ def test_gold_guide_puts_the_gold_answer_in_every_all_wrong_group(
         "per_device_train_batch_size": 16,
         "num_generations": 4,
         "lfkit.gold_guide": True,
+        "warmup_ratio": 0.0,  # a one-step run: warmup would make its only learning rate 0
         "lfkit.samples_per_log": 16,
         "lfkit.reward_workers": 0,
     }
