@@ -8,8 +8,8 @@ query of both splits with :func:`lfkit.sql.execute_sql` (the sandboxed executor 
 scoring use) and prints the elapsed times per split: median, 95th percentile, maximum and the
 slowest query. Exit status 1 when any query takes longer than ``--max-seconds`` (default 0.25 s;
 measured on a shared 2-core machine: median 0.2 ms, maximum 73 ms): a corpus whose gold is
-slow makes every sampling and scoring run slow. The bound lives here, not in a test, because it measures the machine as much
-as the corpus.
+slow makes every sampling and scoring run slow. The bound lives here, not in a test, because it
+measures the machine as much as the corpus.
 """
 
 from __future__ import annotations
