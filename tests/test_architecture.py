@@ -21,6 +21,9 @@ is how this test sees those dependencies.
 
 ``lfkit.sql`` must not import ``rich`` at import time (it runs inside worker processes and
 under ``lfkit eval``); module-level imports are checked for that.
+
+No file in ``lfkit/`` is over :data:`MAX_LINES` lines (split it by concept), except those in
+:data:`OVER_LIMIT_ALLOWED_UNTIL_SPLIT` while their split lands.
 """
 
 from __future__ import annotations
