@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             completions = synthetic_completions(rows, args.n)
         else:
             from lfkit.generate import SamplingConfig, get_backend
-            from lfkit.grpo.train import chat_of
+            from lfkit.grpo.data import chat_of
 
             backend = get_backend("hf", model=args.model, adapter=args.adapter, batch_size=args.prompts)
             cfg = SamplingConfig(n=args.n, temperature=0.7, top_p=1.0, max_new_tokens=args.max_new_tokens, seed=0)

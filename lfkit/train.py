@@ -5,16 +5,21 @@ the whole output in a log file, a progress bar fed by LF's ``trainer_log.jsonl``
 :class:`TrainResult` read from LF's own ``trainer_state.json`` / ``train_results.json``
 (never parsed from the log). A failed run raises :class:`TrainError` naming the recipe and
 the log, with the log's last lines.
+
+:func:`merge_adapter` is the one function that writes a LoRA-merged model folder (see
+docs/DESIGN.md, "One merge path").
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,4 +181,97 @@ def run_llamafactory(
     return result
 
 
-__all__ = ["TrainError", "TrainResult", "llamafactory_cli", "llamafactory_env", "run_llamafactory"]
+# -- merging LoRA adapters into a plain model ----------------------------------------------------
+MERGE_MARKER = "lfkit_merge.json"
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def adapter_weights(adapter: str | os.PathLike[str]) -> Path:
+    """The weights file of a PEFT LoRA folder; :class:`TrainError` when it has none."""
+    for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        if (Path(adapter) / name).is_file():
+            return Path(adapter) / name
+    raise TrainError(f"{adapter}: no adapter_model.safetensors there (a PEFT LoRA folder?)")
+
+
+def _adapter_list(adapters: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    return [Path(adapters)] if isinstance(adapters, str | os.PathLike) else [Path(a) for a in adapters]
+
+
+def merge_marker(
+    base_model: str | os.PathLike[str], adapters: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+) -> dict[str, Any]:
+    """What :func:`merge_adapter` records in ``lfkit_merge.json``: the base folder and each adapter
+    with its weights' SHA-256, so a caller can tell an up-to-date merge from a stale one."""
+    from lfkit.models.embedded import resolve_model
+
+    return {
+        "base_model": str(resolve_model(base_model)),
+        "adapters": [
+            {"path": str(a.resolve()), "sha256": file_digest(adapter_weights(a))} for a in _adapter_list(adapters)
+        ],
+    }
+
+
+def merge_adapter(
+    base_model: str | os.PathLike[str],
+    adapters: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+) -> Path:
+    """The one function that writes a merged model: the LoRA ``adapters`` (one, or a stack merged in
+    order) folded into ``base_model`` with peft ``merge_and_unload`` in float32, model + tokenizer
+    saved to ``out``.
+
+    Written atomically (a finished folder is renamed into place). The base's ``lfkit_model.json``
+    (embedded models: names the chat template) is copied along, and ``lfkit_merge.json``
+    (:func:`merge_marker`) records what was merged. Float32 because rounding the LoRA delta
+    into bf16 weights loses most of it (``llamafactory-cli export`` casts to bf16 by default).
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lfkit.generate.prompts import offline_if_local
+    from lfkit.models.embedded import MARKER as EMBEDDED_MARKER
+    from lfkit.models.embedded import resolve_model
+
+    base = resolve_model(base_model)
+    offline_if_local(base)
+    marker = merge_marker(base, adapters)  # also checks every adapter folder before the model loads
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    for adapter in _adapter_list(adapters):
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
+    if (Path(base) / EMBEDDED_MARKER).is_file():
+        shutil.copy2(Path(base) / EMBEDDED_MARKER, tmp / EMBEDDED_MARKER)
+    (tmp / MERGE_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+__all__ = [
+    "MERGE_MARKER",
+    "TrainError",
+    "TrainResult",
+    "adapter_weights",
+    "file_digest",
+    "llamafactory_cli",
+    "llamafactory_env",
+    "merge_adapter",
+    "merge_marker",
+    "run_llamafactory",
+]

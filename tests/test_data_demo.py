@@ -60,7 +60,8 @@ def test_layout_and_fields(demo_corpus: Path) -> None:
     assert len(load_bird(demo_corpus, "dev")) == len(gold)
 
 
-def test_every_gold_query_executes_non_empty_and_fast(demo_corpus: Path) -> None:
+def test_every_gold_query_executes_non_empty(demo_corpus: Path) -> None:
+    # how fast they run is measured by benchmarks/bench_demo_gold.py (a timing bound is no test)
     for split in ("train", "dev"):
         db = demo_corpus / f"{split}_databases" / "lahman" / "lahman.sqlite"
         for r in _load(demo_corpus, split):
@@ -68,7 +69,6 @@ def test_every_gold_query_executes_non_empty_and_fast(demo_corpus: Path) -> None
             assert result.ok, (r["question_id"], r["SQL"], result.error)
             assert result.rows and any(v is not None for v in result.rows[0]), r
             assert len(result.rows) <= 50, r  # small answers
-            assert result.elapsed < 0.25, (r["SQL"], result.elapsed)  # ~15 ms typical on one core
 
 
 def test_sql_covers_the_bird_skills(demo_corpus: Path) -> None:

@@ -181,10 +181,28 @@ def test_lora_adapter_is_applied(hf, tiny_model: Path, tmp_path: Path) -> None:
         base, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     )
     peft_model.save_pretrained(tmp_path / "adapter")
-    cfg = SamplingConfig(n=2, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=3)
+    cfg = SamplingConfig(n=1, temperature=0.0, max_new_tokens=8, seed=3)
     with get_backend("hf", model=str(tiny_model), adapter=str(tmp_path / "adapter"), device="cpu") as tuned:
         with_adapter = tuned.generate(CHATS, cfg)
-    assert with_adapter != hf.generate(CHATS, cfg)
+    # the reference: the same adapter applied by peft itself (not merged), greedy, one chat at a time
+    from peft import PeftModel
+
+    ref = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), str(tmp_path / "adapter"))
+    enc, want = hf.encoder, []
+    for chat in CHATS:
+        ids = torch.tensor([enc.encode(chat)])
+        with torch.inference_mode():
+            out = ref.eval().generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,
+                max_new_tokens=8,
+                eos_token_id=enc.stop_token_ids,
+                pad_token_id=enc.pad_token_id,
+            )
+        want.append([enc.decode_completion(out[0, ids.shape[1] :].tolist())[0]])
+    assert with_adapter == want
+    assert with_adapter != hf.generate(CHATS, cfg)  # and for these prompts the adapter matters
     with pytest.raises(GenerationError, match=r"adapter_config\.json"):
         get_backend("hf", model=str(tiny_model), adapter=str(tmp_path / "missing"), device="cpu")
 

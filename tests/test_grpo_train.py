@@ -10,9 +10,12 @@ import yaml
 from click.testing import CliRunner
 
 from lfkit.cli import main
-from lfkit.grpo.train import _guarded, merge_adapter, prepare_start_model, render_prompts
+from lfkit.grpo.data import render_prompts
+from lfkit.grpo.rewards import guarded
+from lfkit.grpo.start import prepare_start_model
 from lfkit.recipes.grpo import dump_grpo_config, render_grpo
 from lfkit.recipes.grpo_config import parse_grpo_config
+from lfkit.train import merge_adapter
 
 
 def make_adapter(model_dir: Path, out: Path) -> Path:
@@ -71,10 +74,10 @@ def test_a_raising_reward_scores_zero_and_is_counted() -> None:
     def partial(prompts, completions, **columns):
         return [None, float("nan"), 0.5]
 
-    assert _guarded(broken, errors)(None, ["a", "b"]) == [0.0, 0.0]
+    assert guarded(broken, errors)(None, ["a", "b"]) == [0.0, 0.0]
     assert errors == {"broken": 1}
-    assert _guarded(partial, errors)(None, ["a", "b", "c"]) == [0.0, 0.0, 0.5]
-    assert _guarded(partial, errors).__name__ == "partial"
+    assert guarded(partial, errors)(None, ["a", "b", "c"]) == [0.0, 0.0, 0.5]
+    assert guarded(partial, errors).__name__ == "partial"
 
 
 @pytest.mark.slow
@@ -113,11 +116,19 @@ def test_tiny_grpo_two_steps_best_model_and_resume(tiny_model: Path, demo_corpus
     assert (tmp_path / "sft-merged" / "config.json").is_file()
     assert (out / "best_model" / "adapter_model.safetensors").is_file()
     best = json.loads((out / "best_model" / "lfkit_best.json").read_text())
-    assert best["dev_n"] == 4 and best["step"] in (0, 1, 2)
     assert [d["step"] for d in summary["dev"]] == [0, 1, 2]
+    # best_model/ is the first evaluation with the highest dev EX (a later tie does not replace it)
+    top = max(d["ex"] for d in summary["dev"])
+    assert best["dev_n"] == 4 and best["dev_ex"] == top
+    assert best["step"] == next(d["step"] for d in summary["dev"] if d["ex"] == top)
     log = [json.loads(line) for line in (out / "grpo_log.jsonl").read_text().splitlines()]
     trained = [r for r in log if "reward" in r]
-    assert len(trained) == 2 and all("rewards/execution/mean" in r and "rewards/format/mean" in r for r in trained)
+    assert [r["step"] for r in trained] == [1, 2]
+    # the logged total is the config's weighted sum of the logged per-reward means
+    weights = dict(zip(config["reward_funcs"], config["reward_weights"], strict=True))
+    for r in trained:
+        parts = {name.rsplit(".", 1)[-1].removesuffix("_reward"): w for name, w in weights.items()}
+        assert r["reward"] == pytest.approx(sum(w * r[f"rewards/{n}/mean"] for n, w in parts.items()), abs=1e-5)
     assert (out / "samples.jsonl").read_text().strip()
     assert (out / "checkpoint-2" / "trainer_state.json").is_file()
 
@@ -168,6 +179,7 @@ def test_gold_guide_puts_the_gold_answer_in_every_all_wrong_group(
         "per_device_train_batch_size": 16,
         "num_generations": 4,
         "lfkit.gold_guide": True,
+        "warmup_ratio": 0.0,  # a one-step run: warmup would make its only learning rate 0
         "lfkit.samples_per_log": 16,
         "lfkit.reward_workers": 0,
     }
@@ -186,3 +198,11 @@ def test_gold_guide_puts_the_gold_answer_in_every_all_wrong_group(
     guided = [s for s in samples if s["completion"] in golds]
     assert len(guided) == 3 and all(s["rewards"]["execution"] == 1.0 for s in guided)
     assert all(s["rewards"]["execution"] < 1.0 for s in samples if s not in guided)
+    # the logged reward is the samples' (all 16 logged): the guided golds raised it above 0
+    mean = sum(s["rewards"]["execution"] for s in samples) / len(samples)
+    assert step["rewards/execution/mean"] == pytest.approx(mean, abs=1e-4) and mean >= 3 / 16
+    # and the policy moved: LoRA B starts at zero, so a non-zero B is a gradient step from the golds
+    from safetensors.torch import load_file
+
+    lora_b = [t for name, t in load_file(out / "adapter_model.safetensors").items() if "lora_B" in name]
+    assert lora_b and max(float(t.abs().max()) for t in lora_b) > 0

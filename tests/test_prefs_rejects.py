@@ -19,7 +19,7 @@ from lfkit.data.prompts import format_sql_answer
 from lfkit.data.sft_questions import load_questions
 from lfkit.io import DataFileError, read_rows
 from lfkit.prefs import JobError, RejectsConfig, build_rejects, edit_distance, merge_outputs, select_pairs
-from lfkit.prefs.job import Option
+from lfkit.prefs.pairing import Option
 from lfkit.registry import validate_data_file
 from lfkit.sql import execute_sql, extract_sql, normalize_sql, results_match
 
@@ -113,6 +113,31 @@ def test_reject_no_sql_pairs_gold_with_the_raw_text(demo_sft: Path, demo_corpus:
     assert all(r["rejected"] == "I am not sure which table holds this." for r in rows)
     assert validate_data_file(tmp_path / "q.jsonl", "preference") == 6
 
+    # the deprecated flag is the default kinds plus no_sql: the same rows as naming them
+    cfg = cfg_for(demo_sft, demo_corpus, tmp_path / "a.jsonl", reject_no_sql=True)
+    assert cfg.reject_kinds == ("wrong", "error", "timeout", "no_sql")
+    run(
+        demo_sft,
+        demo_corpus,
+        tmp_path / "k.jsonl",
+        kinds=["prose", "prose", "correct_rewrite"],
+        reject_kinds="wrong,error,timeout,no_sql",
+    )
+    assert read_rows(tmp_path / "k.jsonl") == rows
+
+
+def test_reject_kinds_are_one_registry() -> None:
+    from lfkit.prefs.rejects import RejectsConfig as Config
+    from lfkit.sql.label import LABELS, REJECT_KINDS, REJECTABLE, parse_reject_kinds
+    from lfkit.tree.model import NODE_LABELS
+
+    assert set(REJECT_KINDS) <= set(LABELS) and "correct" not in REJECT_KINDS and "malformed" not in REJECT_KINDS
+    assert {"wrong", "error", "timeout"} == REJECTABLE  # no_sql only when asked for
+    assert ("correct", *REJECT_KINDS) == NODE_LABELS
+    assert parse_reject_kinds(",".join(reversed(REJECT_KINDS))) == tuple(reversed(REJECT_KINDS))
+    help_text = {f.name: f.metadata["help"] for f in Config.__dataclass_fields__.values()}
+    assert "REJECT_KINDS" in help_text["reject_kinds"]
+
 
 def test_on_policy_chosen_are_the_models_own_correct_samples(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "on.jsonl"
@@ -184,6 +209,8 @@ def test_pairing_strategies(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -
     assert select_pairs([gold], [far, near, same], "all", 0, random.Random(0)) == [(gold, far), (gold, near)]
     picks = {select_pairs([gold], [far, near], "random", 1, random.Random(s))[0][1].text for s in range(20)}
     assert picks == {"n", "f"}
+    with pytest.raises(ValueError, match="pairing must be one of all, random, hardest, got 'nearest'"):
+        select_pairs([gold], [far], "nearest", 0, random.Random(0))
     assert edit_distance("kitten", "sitting") == 3 and edit_distance([], ["a"]) == 1
 
     summary, _ = run(demo_sft, demo_corpus, tmp_path / "h.json", pairing="hardest")
@@ -195,6 +222,28 @@ def test_pairing_strategies(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -
     assert summary.pairs == 12
     again, _ = run(demo_sft, demo_corpus, tmp_path / "r2.json", pairing="random", max_pairs_per_question=1)
     assert again.pairs == 6
+
+
+def test_a_registered_pairing_is_used_by_the_job(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    from lfkit.prefs.pairing import PAIRINGS, register_pairing
+
+    @register_pairing("farthest_test", default_cap=1)
+    def farthest(pairs, rng):
+        """The largest SQL edit distance first: the opposite of hardest."""
+        return list(reversed(PAIRINGS["hardest"].order(pairs, rng)))
+
+    try:
+        cfg = cfg_for(demo_sft, demo_corpus, tmp_path / "f.json", pairing="farthest_test")
+        assert cfg.pair_cap() == 1
+        summary, _ = run(demo_sft, demo_corpus, tmp_path / "f.json", pairing="farthest_test")
+        rows = read_rows(tmp_path / "f.json")
+        assert summary.pairs == len(rows) == 6
+        # hardest picks the LIMIT 0 rewrite of gold for every question; farthest never does
+        assert not any("LIMIT 0" in r["rejected"] for r in rows)
+    finally:
+        del PAIRINGS["farthest_test"]
+    with pytest.raises(ValueError, match="pairing must be one of"):
+        cfg_for(demo_sft, demo_corpus, tmp_path / "f.json", pairing="farthest_test")
 
 
 def test_shards_merge_to_the_single_run(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:

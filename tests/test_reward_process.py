@@ -185,9 +185,13 @@ def test_bad_input_scores_zero_everywhere() -> None:
 
 def test_extra_trl_columns_are_ignored() -> None:
     c = [answer(FRANCE_SQL, "plan")]
-    kwargs = {"completion_ids": [[1, 2]], "trainer_state": object(), "db_path": ["x.sqlite"], "type": ["sql"]}
-    for fn in PROCESS_REWARDS.values():
-        assert len(fn(["prompt"], c, **kwargs)) == 1
+    extra = {"completion_ids": [[1, 2]], "trainer_state": object(), "db_path": ["x.sqlite"]}
+    scores = {}
+    for name, fn in PROCESS_REWARDS.items():
+        plain = fn(["prompt"], c, type=["sql"])
+        assert fn(["prompt"], c, type=["sql"], **extra) == plain, name  # same score with TRL's extra columns
+        scores[name] = plain[0]
+    assert scores["format"] == 1.0 and scores["sql_structure"] > 0  # real scores were compared, not zeros
 
 
 def test_doctests() -> None:

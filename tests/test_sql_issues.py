@@ -4,7 +4,10 @@ silent on a close negative; the registry refuses duplicates; bad SQL is an issue
 from __future__ import annotations
 
 import doctest
+import importlib
 import logging
+import re
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,7 @@ import lfkit.sql.issues as issues_module
 from lfkit.errors import LfkitError
 from lfkit.sql.issues import (
     DETECTORS,
+    LFKIT_ADDITIONS,
     SEED_SEVERITIES,
     Issue,
     IssueRegistryError,
@@ -21,6 +25,8 @@ from lfkit.sql.issues import (
     register_detector,
     unregister_detector,
 )
+
+SUBMODULES = ("registry", "parse", "helpers", "detectors")
 
 
 def names(sql: str, **kwargs) -> list[str]:
@@ -101,23 +107,39 @@ def test_each_detector_positive_and_negative(name: str, positive: str, negative:
     assert names(negative, question=question) == []
 
 
-def test_registry_holds_the_seeds_eleven_with_their_severities_plus_invalid_sql() -> None:
-    assert {n: DETECTORS[n].severity for n in SEED_SEVERITIES} == {
-        "missing_where": 0.3,
-        "missing_time_range": 0.4,
-        "incorrect_join": 0.5,
-        "missing_join_condition": 0.45,
-        "inconsistent_alias": 0.25,
-        "missing_group_by": 0.35,
-        "unclosed_parenthesis": 0.8,
-        "empty_in_clause": 0.7,
-        "invalid_date_format": 0.5,
-        "multiple_tables_no_join": 0.4,
-        "order_by_without_limit": 0.2,
-    }
-    assert set(DETECTORS) >= set(SEED_SEVERITIES) | {"invalid_sql"}
+def design_severities() -> dict[str, float]:
+    """The seed's detectors and severities as docs/DESIGN.md lists them ("name 0.3, other 0.4, ...")."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "DESIGN.md").read_text(encoding="utf-8")
+    start = text.index("issue detectors with severities")
+    paragraph = text[start : text.index("\n- ", start)]
+    return {m[1]: float(m[2]) for m in re.finditer(r"([a-z_]+) ([0-9.]+)[,.]", paragraph)}
+
+
+def test_registry_severities_are_the_ones_design_md_documents() -> None:
+    documented = design_severities()
+    assert len(documented) == 11  # the parse found the whole list
+    assert documented == SEED_SEVERITIES
+    assert {n: DETECTORS[n].severity for n in documented} == documented
+    assert set(DETECTORS) == set(documented) | LFKIT_ADDITIONS
+    # every built-in's severity is the one its Issue carries
+    for case_name, positive, _, question in CASES:
+        (issue,) = detect_issues(positive, question=question)
+        assert issue.severity == DETECTORS[case_name].severity
     for det in DETECTORS.values():  # every rule is stated in its docstring
         assert det.detect.__doc__ and len(det.detect.__doc__) > 40
+
+
+def test_seed_severities_leave_out_later_registrations() -> None:
+    @register_detector("later_one_test", 0.1)
+    def _later(parsed):
+        """Never fires."""
+        return None
+
+    try:
+        reloaded = importlib.reload(issues_module)
+        assert "later_one_test" in reloaded.DETECTORS and "later_one_test" not in reloaded.SEED_SEVERITIES
+    finally:
+        unregister_detector("later_one_test")
 
 
 def test_issue_carries_severity_and_detail() -> None:
@@ -324,5 +346,9 @@ def test_mentioned_issues_matches_spellings() -> None:
 
 
 def test_doctests() -> None:
-    result = doctest.testmod(issues_module)
-    assert result.attempted >= 10 and result.failed == 0
+    attempted = 0
+    for module in (issues_module, *(importlib.import_module(f"lfkit.sql.issues.{m}") for m in SUBMODULES)):
+        result = doctest.testmod(module)
+        assert result.failed == 0, module.__name__
+        attempted += result.attempted
+    assert attempted >= 10

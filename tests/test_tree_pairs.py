@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from tree_canned import DISTANCES, canned_tree
 
@@ -13,9 +14,12 @@ from lfkit.data.prompts import format_sql_answer
 from lfkit.registry import validate_data_file
 from lfkit.tree.model import INITIAL, RevisionTree
 from lfkit.tree.pairs import (
+    PAIR_RULES,
+    PairRuleError,
     build_pairs,
     correct_wrong_pairs,
     family_pairs,
+    register_pair_rule,
     split_questions,
     tree_pairs,
 )
@@ -90,6 +94,33 @@ def test_union_is_deduplicated_and_kinds_are_right() -> None:
     assert kinds[("node_2_1", "node_2_3")] == "correct_vs_wrong"
     only_family, _ = tree_pairs(canned_tree(), rules=["family"])
     assert len(only_family) == 22
+
+
+def test_a_registered_rule_adds_its_pairs_after_the_built_ins() -> None:
+    tree = canned_tree()
+
+    @register_pair_rule("root_children_test")
+    def root_children(tree):
+        """The first family pair reversed: the same two answers, so dedup drops it after family."""
+        first = family_pairs(tree)[0]
+        return [(first[1], first[0])]
+
+    try:
+        assert list(PAIR_RULES)[-1] == "root_children_test"
+        pairs, counts = tree_pairs(tree)
+        assert len(pairs) == 29 and counts["duplicates"] == 6  # found by family first: the later rule loses
+        only, _ = tree_pairs(tree, rules=["root_children_test"])
+        assert [(p.chosen.node_id, p.rejected.node_id, p.rule) for p in only] == [
+            (family_pairs(tree)[0][1].node_id, family_pairs(tree)[0][0].node_id, "root_children_test")
+        ]
+        result = build_pairs([tree], test_fraction=0.0, seed=0)
+        assert result.summary()["by_rule"]["root_children_test"] == 0
+    finally:
+        del PAIR_RULES["root_children_test"]
+    with pytest.raises(PairRuleError, match="unknown pair rule"):
+        tree_pairs(tree, rules=["root_children_test"])
+    with pytest.raises(PairRuleError, match="already registered"):
+        register_pair_rule("family")
 
 
 def test_dedup_by_normalised_sql_and_same_sql_dropped() -> None:

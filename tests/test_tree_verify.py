@@ -74,11 +74,19 @@ def test_unique_ids_duplicate_key_in_the_file(db_root: Path, tmp_path: Path) -> 
     assert (7, "node_3_2") in problems(report, "unique_ids")
 
 
+def messages(report, check: str) -> list[tuple]:
+    return [(p["question_id"], p["node_id"], p["message"]) for p in report.problems if p["check"] == check]
+
+
 def test_unique_ids_key_and_id_disagree(db_root: Path) -> None:
+    # two different rules of the check, told apart by their messages: the key vs node_id ...
     report = run([corrupted(lambda t: node(t, "node_2_2").update(node_id="node_2_9"))], db_root)
-    assert (7, "node_2_2") in problems(report, "unique_ids")
+    assert messages(report, "unique_ids") == [
+        (7, "node_2_2", "stored under key 'node_2_2' but its node_id is 'node_2_9'")
+    ]
+    # ... and node_id vs its own d and j (key and node_id still agree)
     report = run([corrupted(lambda t: node(t, "node_2_2").update(j=5))], db_root)
-    assert (7, "node_2_2") in problems(report, "unique_ids")
+    assert messages(report, "unique_ids") == [(7, "node_2_2", "node_id does not match d=2, j=5")]
 
 
 def test_parent_exists(db_root: Path) -> None:

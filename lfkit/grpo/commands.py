@@ -119,7 +119,7 @@ def merge(config: Path) -> None:
     Writes lfkit.base_model + lfkit.sft_adapter, merged, to the config's model_name_or_path;
     nothing to do when the config starts from a plain model or the merge is up to date.
     """
-    from lfkit.grpo.train import prepare_start_model
+    from lfkit.grpo.start import prepare_start_model
     from lfkit.recipes.grpo_config import load_grpo_config
 
     settings = load_grpo_config(config, hardware=False)

@@ -229,7 +229,7 @@ def evaluate_model(
     import time
 
     from lfkit.generate import SamplingConfig, get_backend
-    from lfkit.grpo.train import chat_of
+    from lfkit.grpo.data import chat_of
     from lfkit.sql import Verifier
 
     rows = read_test_rows(test_file, limit)

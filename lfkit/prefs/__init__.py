@@ -8,12 +8,14 @@ summary = build_rejects(cfg, get_backend("hf", model="tiny"))
 
 from lfkit.jobs import JobError
 from lfkit.prefs.cot import COT_INSTRUCTION, CotConfig, build_cot, format_trace, split_trace
-from lfkit.prefs.job import JobConfig, Summary, edit_distance, select_pairs
+from lfkit.prefs.job import JobConfig, Summary
 from lfkit.prefs.merge import merge_outputs
+from lfkit.prefs.pairing import PAIRINGS, edit_distance, register_pairing, select_pairs
 from lfkit.prefs.rejects import RejectsConfig, build_rejects
 
 __all__ = [
     "COT_INSTRUCTION",
+    "PAIRINGS",
     "CotConfig",
     "JobConfig",
     "JobError",
@@ -24,6 +26,7 @@ __all__ = [
     "edit_distance",
     "format_trace",
     "merge_outputs",
+    "register_pairing",
     "select_pairs",
     "split_trace",
 ]

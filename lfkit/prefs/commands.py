@@ -10,6 +10,8 @@ import click
 
 from lfkit.generate.commands import backend_options
 from lfkit.generate.options import backend_from_options, pop_backend_options
+from lfkit.prefs.pairing import PAIRINGS
+from lfkit.sql.label import REJECT_KINDS, REJECTABLE
 
 
 @click.group()
@@ -107,10 +109,11 @@ def job_options(fn: Callable) -> Callable:
         ),
         click.option(
             "--pairing",
-            type=click.Choice(["all", "random", "hardest"]),
+            type=click.Choice(list(PAIRINGS)),
             default="all",
             show_default=True,
-            help="Pairs per question: all, one random, or the hardest (smallest SQL edit distance to chosen).",
+            help="Pairs per question (lfkit.prefs.pairing.PAIRINGS): all, one random, or the hardest (smallest "
+            "SQL edit distance to chosen).",
         ),
         click.option(
             "--max-pairs-per-question",
@@ -192,7 +195,7 @@ def _run(kind: str, kwargs: dict[str, Any], config_cls: type, build: Callable, r
 @click.option(
     "--reject-no-sql",
     is_flag=True,
-    help="Also reject samples with no SQL at all (their raw text): teaches the answer format to a weak model.",
+    help="Deprecated: same as adding no_sql to --reject-kinds (to the default kinds when none are given).",
 )
 @click.option(
     "--chosen",
@@ -205,8 +208,8 @@ def _run(kind: str, kwargs: dict[str, Any], config_cls: type, build: Callable, r
 @click.option(
     "--reject-kinds",
     metavar="KINDS",
-    help="Comma-separated labels that may be rejected, of wrong,error,timeout,no_sql "
-    "(default wrong,error,timeout; --reject-no-sql adds no_sql). Rows record it in `reject_kind`.",
+    help=f"Comma-separated labels that may be rejected, of {','.join(REJECT_KINDS)} "
+    f"(default {','.join(k for k in REJECT_KINDS if k in REJECTABLE)}). Rows record it in `reject_kind`.",
 )
 def rejects(**kwargs: Any) -> None:
     """Execution-verified DPO pairs: chosen = gold, rejected = the model's wrong SQL.
@@ -235,6 +238,8 @@ def rejects(**kwargs: Any) -> None:
     """
     from lfkit.prefs.rejects import RejectsConfig, build_rejects
 
+    if kwargs.get("reject_no_sql"):
+        click.echo("warning: --reject-no-sql is deprecated; add no_sql to --reject-kinds instead", err=True)
     _run("rejects", kwargs, RejectsConfig, build_rejects, {"num_rejects": "num_samples"})
 
 

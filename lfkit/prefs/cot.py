@@ -24,7 +24,8 @@ from lfkit.data.rows import Question, preference_row, sft_row
 from lfkit.generate import GenerationBackend
 from lfkit.io import write_rows
 from lfkit.jobs import Journal
-from lfkit.prefs.job import JobConfig, Option, Summary, dedup_options, pair_rng, run_job, select_pairs
+from lfkit.prefs.job import JobConfig, Summary, run_job
+from lfkit.prefs.pairing import Option, dedup_options, pair_rng, select_pairs
 from lfkit.sql.label import REJECTABLE, Candidate
 
 SOURCE = "cot"

@@ -14,9 +14,8 @@ output is written, so they can change between runs without re-sampling.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,9 @@ from lfkit.data.sft_questions import load_questions
 from lfkit.generate import GenerationBackend, SamplingConfig
 from lfkit.generate.base import SEED_STRIDE
 from lfkit.jobs import Journal, check_shard, file_sha256, run_batches, settings_fingerprint, shard
+from lfkit.prefs.pairing import check_pairing
 from lfkit.sql import Verifier
 from lfkit.sql.label import LABELS, Candidate, label_candidates
-
-PAIRINGS = ("all", "random", "hardest")
 
 
 @dataclass
@@ -81,8 +79,7 @@ class JobConfig:
             raise ValueError(f"max_samples must be >= 0, got {self.max_samples}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.pairing not in PAIRINGS:
-            raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {self.pairing!r}")
+        check_pairing(self.pairing)
         if self.max_pairs_per_question < 0:
             raise ValueError(f"max_pairs_per_question must be >= 0, got {self.max_pairs_per_question}")
         # "{shard_id}" in a path lets one command line serve every shard.
@@ -110,7 +107,7 @@ class JobConfig:
     def pair_cap(self) -> int:
         if self.max_pairs_per_question:
             return self.max_pairs_per_question
-        return 0 if self.pairing == "all" else 1
+        return check_pairing(self.pairing).default_cap
 
     def fingerprint(self, kind: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """The settings that decide which candidates a question gets (and their labels)."""
@@ -188,84 +185,6 @@ def run_job(
         journal.close()
         raise
     return questions, journal
-
-
-# ----------------------------------------------------------------------------- pairing
-
-
-def sql_tokens(sql: str) -> list[str]:
-    """Tokens of the normalised SQL (sqlglot), for edit distances between queries."""
-    import sqlglot
-
-    from lfkit.sql import normalize_sql
-
-    norm = normalize_sql(sql) if sql else ""
-    try:
-        return [t.text for t in sqlglot.tokenize(norm, read="sqlite")]
-    except Exception:  # sqlglot raises TokenError and others on garbage; fall back to words
-        return norm.split()
-
-
-def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    """Levenshtein distance between two token sequences."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, start=1):
-        cur = [i]
-        for j, y in enumerate(b, start=1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
-
-
-@dataclass
-class Option:
-    """A chosen or rejected answer: the text written to the row, and its SQL."""
-
-    text: str
-    sql: str
-    label: str = ""
-
-
-def select_pairs(
-    chosen: Sequence[Option], rejected: Sequence[Option], pairing: str, cap: int, rng: random.Random
-) -> list[tuple[Option, Option]]:
-    """Pairs under a strategy: ``all`` (chosen-major order), ``random`` or ``hardest``
-    (smallest token edit distance between the two SQL first); at most ``cap`` (0 = no cap)."""
-    # A pair needs two different answers (LLaMA-Factory learns nothing from equal ones).
-    pairs = [(c, r) for c in chosen for r in rejected if c.text.strip() != r.text.strip()]
-    if pairing == "random":
-        rng.shuffle(pairs)
-    elif pairing == "hardest":
-        tokens: dict[str, list[str]] = {}
-        for opt in [*chosen, *rejected]:
-            if opt.sql not in tokens:
-                tokens[opt.sql] = sql_tokens(opt.sql)
-        pairs.sort(key=lambda p: edit_distance(tokens[p[0].sql], tokens[p[1].sql]))
-    elif pairing != "all":
-        raise ValueError(f"unknown pairing {pairing!r}")
-    return pairs[:cap] if cap else pairs
-
-
-def dedup_options(options: Sequence[Option], exclude: set[str] | None = None) -> tuple[list[Option], int]:
-    """Keep the first option per normalised SQL (and none whose normalised SQL is in ``exclude``)."""
-    from lfkit.sql import normalize_sql
-
-    seen = set(exclude or ())
-    kept, dropped = [], 0
-    for opt in options:
-        key = normalize_sql(opt.sql)
-        if key in seen:
-            dropped += 1
-            continue
-        seen.add(key)
-        kept.append(opt)
-    return kept, dropped
-
-
-def pair_rng(seed: int, question: Question) -> random.Random:
-    return random.Random(seed * 1_000_003 + question.index)
 
 
 # ----------------------------------------------------------------------------- summary

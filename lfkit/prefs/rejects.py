@@ -18,7 +18,6 @@ off it. ``reject_kinds`` picks which failures may be rejected (``wrong`` result,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,33 +25,12 @@ from lfkit.data.rows import Question, preference_row
 from lfkit.generate import GenerationBackend
 from lfkit.io import write_rows
 from lfkit.jobs import Journal
-from lfkit.prefs.job import JobConfig, Option, Summary, dedup_options, pair_rng, run_job, select_pairs
-from lfkit.sql.label import REJECTABLE
+from lfkit.prefs.job import JobConfig, Summary, run_job
+from lfkit.prefs.pairing import Option, dedup_options, pair_rng, select_pairs
+from lfkit.sql.label import REJECT_KINDS, REJECTABLE, parse_reject_kinds
 
 SOURCE = "rejects"
 CHOSEN_SOURCES = ("gold", "on-policy")
-# labels a rejected sample may have (lfkit.sql.label.LABELS minus correct and malformed)
-REJECT_KINDS = ("wrong", "error", "timeout", "no_sql")
-
-
-def parse_reject_kinds(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
-    """``"wrong,error"`` (or a list) -> ``("wrong", "error")``; ``None``/empty -> ``None`` (the default set).
-
-    >>> parse_reject_kinds("wrong, no_sql")
-    ('wrong', 'no_sql')
-    >>> parse_reject_kinds("wrong,correct")
-    Traceback (most recent call last):
-    ...
-    ValueError: reject kind 'correct' is not one of wrong, error, timeout, no_sql
-    """
-    if value is None:
-        return None
-    parts = value.split(",") if isinstance(value, str) else list(value)
-    kinds = tuple(dict.fromkeys(k.strip() for k in parts if k.strip()))
-    for kind in kinds:
-        if kind not in REJECT_KINDS:
-            raise ValueError(f"reject kind {kind!r} is not one of {', '.join(REJECT_KINDS)}")
-    return kinds or None
 
 
 @dataclass
@@ -65,10 +43,7 @@ class RejectsConfig(JobConfig):
     )
     reject_no_sql: bool = field(
         default=False,
-        metadata={
-            "help": "Also reject samples with no SQL at all, as their raw text (a format failure is a real "
-            "failure of the model: it cannot execute). Off by default: such pairs teach format, not SQL."
-        },
+        metadata={"help": "Deprecated alias: adds no_sql to reject_kinds (the default kinds when none are named)."},
     )
     chosen: str = field(
         default="gold",
@@ -79,24 +54,22 @@ class RejectsConfig(JobConfig):
     )
     reject_kinds: tuple[str, ...] | None = field(
         default=None,
-        metadata={
-            "help": "Labels that may be rejected, of wrong, error, timeout, no_sql (default: wrong, error, "
-            "timeout, plus no_sql with reject_no_sql; reject_no_sql always adds no_sql)."
-        },
+        metadata={"help": "Labels that may be rejected, of lfkit.sql.label.REJECT_KINDS (default: REJECTABLE)."},
     )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.chosen not in CHOSEN_SOURCES:
             raise ValueError(f"chosen must be one of {', '.join(CHOSEN_SOURCES)}, got {self.chosen!r}")
-        self.reject_kinds = parse_reject_kinds(self.reject_kinds)
+        kinds = parse_reject_kinds(self.reject_kinds)
+        if self.reject_no_sql:  # the deprecated flag maps onto the one list
+            base = kinds or tuple(k for k in REJECT_KINDS if k in REJECTABLE)
+            kinds = tuple(dict.fromkeys((*base, "no_sql")))
+        self.reject_kinds = kinds
 
     def rejectable(self) -> frozenset[str]:
         """The labels a rejected sample may have under these settings."""
-        kinds = set(self.reject_kinds) if self.reject_kinds else set(REJECTABLE)
-        if self.reject_no_sql:
-            kinds.add("no_sql")
-        return frozenset(kinds)
+        return frozenset(self.reject_kinds or REJECTABLE)
 
 
 def rejects_chat(item: Question) -> list[dict[str, str]]:

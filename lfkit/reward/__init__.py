@@ -5,7 +5,8 @@ Names are imported lazily, so ``import lfkit.reward`` costs nothing until one is
 * :mod:`lfkit.reward.process`: ``format_reward``, ``type_reward``, ``thinking_reward``,
   ``self_assessment_reward``, ``sql_structure_reward`` and their per-completion scores;
 * :mod:`lfkit.reward.execution`: ``ExecutionReward`` (1 / 0.1 / 0 through a Verifier);
-* :mod:`lfkit.reward.config`: ``RewardConfig`` (weights, validated), ``combine``.
+* :mod:`lfkit.reward.config`: ``RewardConfig`` (weights, validated), ``combine``;
+* :mod:`lfkit.reward.registry`: ``REWARDS``, ``register_reward`` (a new reward: one decorated function).
 
 The issue detectors and the complexity classifier the process rewards use live in
 :mod:`lfkit.sql.issues` and :mod:`lfkit.sql.complexity`.
@@ -24,6 +25,8 @@ _EXPORTS = {
     "thinking_reward": "process",
     "self_assessment_reward": "process",
     "sql_structure_reward": "process",
+    "REWARDS": "registry",
+    "register_reward": "registry",
     "ExecutionReward": "execution",
     "execution_reward": "execution",
     "execution_score": "execution",

@@ -1,11 +1,11 @@
 """Reward weights: which rewards a GRPO run uses and how much each counts.
 
-Rewards by name: ``execution`` (:mod:`lfkit.reward.execution`), ``format``, and the process-reward recipe's four
-process rewards ``type``, ``thinking``, ``self_assessment``, ``sql_structure``
-(:mod:`lfkit.reward.process`). The total reward of a completion is ``sum(weight * reward)``;
-TRL computes the same sum from ``reward_funcs`` + ``reward_weights`` (:meth:`RewardConfig.functions`,
-:meth:`RewardConfig.weight_list`) and logs every reward separately; :func:`combine` builds the
-sum as one function for evaluation and tests.
+Rewards by name, from the registry (:mod:`lfkit.reward.registry`): ``execution``
+(:mod:`lfkit.reward.execution`), ``format``, and the process-reward recipe's four process rewards
+``type``, ``thinking``, ``self_assessment``, ``sql_structure`` (:mod:`lfkit.reward.process`).
+The total reward of a completion is ``sum(weight * reward)``; TRL computes the same sum from
+``reward_funcs`` + ``reward_weights`` (:meth:`RewardConfig.functions`, :meth:`RewardConfig.weight_list`)
+and logs every reward separately; :func:`combine` builds the sum as one function for evaluation and tests.
 
 Defaults are execution-led (:data:`DEFAULT_WEIGHTS`): text heuristics are easy to game
 (SQL-R1, Arctic-Text2SQL-R1 and Reward-SQL found execution the reward that carries), so
@@ -29,20 +29,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import lfkit.reward.process  # noqa: F401  (registers the built-ins, execution first)
 from lfkit.errors import LfkitError
-from lfkit.reward.process import PROCESS_REWARDS, RewardFunction
+from lfkit.reward.registry import REWARDS, RewardFunction
 
-REWARD_NAMES = ("execution", "format", "type", "thinking", "self_assessment", "sql_structure")
+REWARD_NAMES: tuple[str, ...] = tuple(REWARDS)
+"""The built-in rewards, in registry order (:mod:`lfkit.reward.registry`; a reward registered later
+is accepted everywhere too: validation reads the registry itself)."""
 
-REWARD_IMPORT_PATHS = {
-    "execution": "lfkit.reward.execution.execution_reward",
-    "format": "lfkit.reward.process.format_reward",
-    "type": "lfkit.reward.process.type_reward",
-    "thinking": "lfkit.reward.process.thinking_reward",
-    "self_assessment": "lfkit.reward.process.self_assessment_reward",
-    "sql_structure": "lfkit.reward.process.sql_structure_reward",
-}
-"""Importable reward functions by name (for configs run by ``trl grpo``, which imports them)."""
+REWARD_IMPORT_PATHS: dict[str, str] = {name: REWARDS[name].import_path for name in REWARD_NAMES}
+"""Importable built-in reward functions by name (for configs run by ``trl grpo``, which imports them)."""
 
 SEED_WEIGHTS = {"type": 0.20, "thinking": 0.25, "self_assessment": 0.25, "sql_structure": 0.30}
 """The process-reward recipe's weights (its total reward; no execution)."""
@@ -63,14 +59,14 @@ class RewardConfigError(LfkitError):
 
 
 def reward_name(key: str) -> str | None:
-    """The reward a weights key names: a name from :data:`REWARD_NAMES` or the process-reward recipe's
+    """The reward a weights key names: a registered reward's name or the process-reward recipe's
     ``<name>_reward`` spelling (``type_reward: 0.20``); None when it names none."""
     if not isinstance(key, str):
         return None
     name = key.strip()
-    if name not in REWARD_NAMES and name.endswith("_reward"):
+    if name not in REWARDS and name.endswith("_reward"):
         name = name[: -len("_reward")]
-    return name if name in REWARD_NAMES else None
+    return name if name in REWARDS else None
 
 
 @dataclass
@@ -80,7 +76,7 @@ class RewardConfig:
     Validated on construction, each error naming the key and ``source`` (e.g. the config
     file): unknown reward names, one reward given twice (``type`` and ``type_reward``),
     weights that are not finite non-negative numbers, no positive weight. ``weights`` is
-    stored with canonical names in :data:`REWARD_NAMES` order.
+    stored with canonical names in registry order (:data:`REWARD_NAMES` first).
     """
 
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
@@ -93,7 +89,7 @@ class RewardConfig:
         for key, value in self.weights.items():
             name = reward_name(key)
             if name is None:
-                raise RewardConfigError(f"{self.source}: unknown reward {key!r}; known: {', '.join(REWARD_NAMES)}")
+                raise RewardConfigError(f"{self.source}: unknown reward {key!r}; known: {', '.join(REWARDS)}")
             if name in weights:
                 raise RewardConfigError(f"{self.source}: reward {name!r} given twice (key {key!r})")
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -101,11 +97,11 @@ class RewardConfig:
             weights[name] = float(value)
         if not any(w > 0 for w in weights.values()):
             raise RewardConfigError(f"{self.source}: no reward has a positive weight ({weights})")
-        self.weights = {name: weights[name] for name in REWARD_NAMES if name in weights}
+        self.weights = {name: weights[name] for name in REWARDS if name in weights}
 
     @property
     def names(self) -> list[str]:
-        """The rewards with a positive weight, in :data:`REWARD_NAMES` order."""
+        """The rewards with a positive weight, in registry order."""
         return [name for name, w in self.weights.items() if w > 0]
 
     def weight_list(self) -> list[float]:
@@ -114,7 +110,7 @@ class RewardConfig:
 
     def import_paths(self) -> list[str]:
         """Import paths aligned with :attr:`names` (``reward_funcs`` of a ``trl grpo`` config)."""
-        return [REWARD_IMPORT_PATHS[name] for name in self.names]
+        return [REWARDS[name].import_path for name in self.names]
 
     def functions(self, execution: RewardFunction | None = None) -> list[RewardFunction]:
         """Reward functions aligned with :attr:`names` (TRL's ``reward_funcs``).
@@ -131,7 +127,7 @@ class RewardConfig:
                     execution = ExecutionReward()
                 out.append(execution)
             else:
-                out.append(PROCESS_REWARDS[name])
+                out.append(REWARDS[name].function)
         return out
 
 

@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lfkit.reward.process import _column, answer_sql, completion_text
+from lfkit.reward.registry import register_reward
+from lfkit.reward.text import answer_sql, completion_text
+from lfkit.reward.text import column_values as _column
 from lfkit.sql.label import Candidate, label_candidates
 from lfkit.sql.verify import Verifier
 
@@ -151,7 +153,7 @@ class ExecutionReward:
         return f"ExecutionReward(correct={self.correct}, executes={self.executes}, verifier={self._verifier!r})"
 
 
-execution_reward = ExecutionReward()
+execution_reward = register_reward("execution", import_path=f"{__name__}.execution_reward")(ExecutionReward())
 """A module-level instance for configs that name reward functions by import path
 (``lfkit.reward.execution.execution_reward``); its Verifier (every core, 10 s timeout) starts
 on first call."""

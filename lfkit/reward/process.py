@@ -25,56 +25,22 @@ The process-reward recipe's four process rewards (``type``, ``thinking``, ``self
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
+import lfkit.reward.execution  # noqa: F401  (registers ``execution`` first: the built-ins' order)
+from lfkit.reward.registry import REWARDS, RewardFunction, register_reward
+from lfkit.reward.text import CACHE_SIZE as _CACHE
+from lfkit.reward.text import answer_sql, completion_text
+from lfkit.reward.text import column_values as _column
+from lfkit.reward.text import prompt_text as _prompt_text
 from lfkit.sql.complexity import complexity_features, normalize_label
-from lfkit.sql.extract import extract_sql
 from lfkit.sql.issues import DETECTORS, INVALID_ISSUES, Issue, ParsedSQL, detect_issues, mentioned_issues, parse_query
-
-RewardFunction = Callable[..., list[float]]
 
 QUESTION_COLUMNS = ("question", "query")
 """Dataset columns read, in this order, as the question text (for ``missing_time_range``)."""
-
-
-# -- completion text ---------------------------------------------------------------------------
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):  # multimodal style: [{"type": "text", "text": ...}, ...]
-        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping) and isinstance(p.get("text"), str))
-    return ""
-
-
-def completion_text(completion: Any) -> str:
-    """The text of one completion: a string as is; for a message list, the assistant messages'
-    contents joined by newlines (every message's when none has role ``assistant``); else ``""``.
-
-    >>> completion_text([{"role": "assistant", "content": "SELECT 1"}])
-    'SELECT 1'
-    >>> completion_text(None)
-    ''
-    """
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Mapping):
-        completion = [completion]
-    if not isinstance(completion, Sequence):
-        return ""
-    messages = [m for m in completion if isinstance(m, Mapping)]
-    chosen = [m for m in messages if m.get("role") == "assistant"] or messages
-    return "\n".join(_content_text(m.get("content")) for m in chosen)
-
-
-def _prompt_text(prompt: Any) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, Sequence):
-        return "\n".join(_content_text(m.get("content")) for m in prompt if isinstance(m, Mapping))
-    return ""
 
 
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
@@ -96,33 +62,8 @@ def think_text(text: str) -> str | None:
     return text[opened.end() : close.start()] if opened else text[: close.start()]
 
 
-def _column(columns: Mapping[str, Any], names: Sequence[str], n: int) -> list[Any]:
-    """The first of ``names`` present in ``columns`` as a list of ``n`` values (None when absent)."""
-    for name in names:
-        value = columns.get(name)
-        if value is None:
-            continue
-        if isinstance(value, list | tuple) and len(value) == n:
-            return list(value)
-        if isinstance(value, str | int | float):  # one value for every completion (direct calls)
-            return [value] * n
-    return [None] * n
-
-
 def _question(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
-
-
-# -- cached analysis -------------------------------------------------------------------------
-# One completion is judged by several rewards, and a group's generations often repeat an
-# answer: extraction and parsing run once per distinct text (sqlglot parsing dominates the cost).
-_CACHE = 8192
-
-
-@lru_cache(maxsize=_CACHE)
-def answer_sql(text: str) -> str:
-    """:func:`lfkit.sql.extract.extract_sql` of a completion's text, cached."""
-    return extract_sql(text)
 
 
 @lru_cache(maxsize=1024)  # ~30 KiB per tree: enough for the distinct answers of one GRPO batch
@@ -162,14 +103,6 @@ def _classify(sql: str) -> str:
     return complexity_features(sql, parsed=_parsed(sql)).label
 
 
-def _named(name: str) -> Callable[[RewardFunction], RewardFunction]:
-    def rename(fn: RewardFunction) -> RewardFunction:
-        fn.__name__ = name  # what TRL logs; __qualname__ stays, so pickle still finds the function
-        return fn
-
-    return rename
-
-
 # -- format ------------------------------------------------------------------------------------
 _FORMAT = re.compile(r"\A\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*\Z", re.I | re.S)
 _ANSWER = re.compile(r"<answer>(?P<answer>.*?)</answer>", re.I | re.S)
@@ -200,7 +133,7 @@ def format_score(text: str, prompt: str = "") -> float:
     return 0.0
 
 
-@_named("format")
+@register_reward("format")
 def format_reward(prompts: Sequence[Any] | None, completions: Sequence[Any], **columns: Any) -> list[float]:
     """Think/answer structure, :func:`format_score` per completion.
 
@@ -230,7 +163,7 @@ def predicted_type(text: str) -> str | None:
     return _classify(sql) if sql else None
 
 
-@_named("type")
+@register_reward("type")
 def type_reward(prompts: Sequence[Any] | None, completions: Sequence[Any], **columns: Any) -> list[float]:
     """1.0 when :func:`predicted_type` equals the row's ``type`` column (``sql`` / ``多步推理`` or an
     English alias), else 0.0; a row without a known ``type`` scores 0.0.
@@ -304,7 +237,7 @@ def thinking_score(text: str) -> float:
     return sum(parts.values()) / len(parts)
 
 
-@_named("thinking")
+@register_reward("thinking")
 def thinking_reward(prompts: Sequence[Any] | None, completions: Sequence[Any], **columns: Any) -> list[float]:
     """Quality of the ``<think>`` part: :func:`thinking_score` per completion.
 
@@ -342,7 +275,7 @@ def self_assessment_score(text: str, question: str | None = None) -> float:
     return len(detected & mentioned) / len(detected | mentioned)
 
 
-@_named("self_assessment")
+@register_reward("self_assessment")
 def self_assessment_reward(prompts: Sequence[Any] | None, completions: Sequence[Any], **columns: Any) -> list[float]:
     """Does the reasoning name the issues the SQL really has: :func:`self_assessment_score`.
 
@@ -374,7 +307,7 @@ def sql_structure_score(sql: str, question: str | None = None) -> float:
     return round(1.0 - min(1.0, sum(i.severity for i in issues)), 10)
 
 
-@_named("sql_structure")
+@register_reward("sql_structure")
 def sql_structure_reward(prompts: Sequence[Any] | None, completions: Sequence[Any], **columns: Any) -> list[float]:
     """Validity and issue severity of the answer SQL: :func:`sql_structure_score` per completion
     (question from the ``question`` or ``query`` column when present)."""
@@ -386,13 +319,9 @@ def sql_structure_reward(prompts: Sequence[Any] | None, completions: Sequence[An
 
 
 PROCESS_REWARDS: dict[str, RewardFunction] = {
-    "format": format_reward,
-    "type": type_reward,
-    "thinking": thinking_reward,
-    "self_assessment": self_assessment_reward,
-    "sql_structure": sql_structure_reward,
+    name: reward.function for name, reward in REWARDS.items() if reward.import_path.startswith(__name__ + ".")
 }
-"""The reward functions of this module by name (their ``__name__``)."""
+"""The reward functions of this module by name (their ``__name__``), read from the registry."""
 
 __all__ = [
     "PROCESS_REWARDS",

@@ -27,6 +27,8 @@ _EXPORTS = {
     "extract_sql": "extract",
     "LABELS": "label",
     "REJECTABLE": "label",
+    "REJECT_KINDS": "label",
+    "parse_reject_kinds": "label",
     "Candidate": "label",
     "label_candidates": "label",
     "normalize_sql": "normalize",
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from lfkit.sql.compare import COMPARISONS, has_top_level_order_by, results_match, rows_match, soft_f1
     from lfkit.sql.execute import DatabaseFileError, ExecResult, check_database_file, execute_sql
     from lfkit.sql.extract import extract_sql
-    from lfkit.sql.label import LABELS, REJECTABLE, Candidate, label_candidates
+    from lfkit.sql.label import LABELS, REJECT_KINDS, REJECTABLE, Candidate, label_candidates, parse_reject_kinds
     from lfkit.sql.normalize import normalize_sql
     from lfkit.sql.pool import ExecPool
     from lfkit.sql.verify import Verdict, Verifier
@@ -58,6 +60,7 @@ __all__ = [
     "COMPARISONS",
     "LABELS",
     "REJECTABLE",
+    "REJECT_KINDS",
     "Candidate",
     "DatabaseFileError",
     "ExecPool",
@@ -70,6 +73,7 @@ __all__ = [
     "has_top_level_order_by",
     "label_candidates",
     "normalize_sql",
+    "parse_reject_kinds",
     "results_match",
     "rows_match",
     "soft_f1",

@@ -15,7 +15,7 @@ Labels (:data:`LABELS`), decided in this order:
 * ``timeout``   -- it ran out of time;
 * ``error``     -- it failed to run (or returned more rows than the cap).
 
-Only :data:`REJECTABLE` labels may become a rejected answer.
+Only :data:`REJECT_KINDS` labels may become a rejected answer (:data:`REJECTABLE` by default).
 
 >>> import sqlite3, tempfile, pathlib
 >>> from lfkit.sql import Verifier
@@ -35,17 +35,67 @@ Only :data:`REJECTABLE` labels may become a rejected answer.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from lfkit.errors import LfkitError
 from lfkit.sql.extract import extract_sql
 
 if TYPE_CHECKING:
     from lfkit.sql.verify import Verdict, Verifier
 
 LABELS = ("correct", "wrong", "error", "timeout", "no_sql", "malformed")
-REJECTABLE = frozenset({"wrong", "error", "timeout"})
+
+
+class RejectKindError(LfkitError, ValueError):
+    """A reject kind that is not one of :data:`REJECT_KINDS`."""
+
+
+@dataclass(frozen=True)
+class RejectKind:
+    """A label a rejected answer may have: whether it is rejected by default, and what it means."""
+
+    name: str
+    default: bool
+    help: str
+
+
+REJECT_KINDS: dict[str, RejectKind] = {
+    k.name: k
+    for k in (
+        RejectKind("wrong", True, "it ran and the result differs from gold's"),
+        RejectKind("error", True, "it failed to run"),
+        RejectKind("timeout", True, "it ran out of time"),
+        # off by default: such pairs teach the answer format, not SQL
+        RejectKind("no_sql", False, "nothing could be extracted; rejected as its raw text"),
+    )
+}
+"""The one list of reject kinds (every other spelling is derived from it): the labels a rejected
+answer may have, in this order. ``correct`` and ``malformed`` are never rejected."""
+
+REJECTABLE = frozenset(name for name, kind in REJECT_KINDS.items() if kind.default)
+"""The reject kinds used when none are named."""
+
+
+def parse_reject_kinds(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """``"wrong,error"`` (or a list) -> ``("wrong", "error")``; ``None``/empty -> ``None`` (the default set).
+
+    >>> parse_reject_kinds("wrong, no_sql")
+    ('wrong', 'no_sql')
+    >>> parse_reject_kinds("wrong,correct")
+    Traceback (most recent call last):
+    ...
+    lfkit.sql.label.RejectKindError: reject kind 'correct' is not one of wrong, error, timeout, no_sql
+    """
+    if value is None:
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    kinds = tuple(dict.fromkeys(k.strip() for k in parts if k.strip()))
+    for kind in kinds:
+        if kind not in REJECT_KINDS:
+            raise RejectKindError(f"reject kind {kind!r} is not one of {', '.join(REJECT_KINDS)}")
+    return kinds or None
 
 
 class GoldQuestion(Protocol):
@@ -135,4 +185,15 @@ def label_candidates(
     return out
 
 
-__all__ = ["LABELS", "REJECTABLE", "Candidate", "GoldQuestion", "label_candidates", "label_of"]
+__all__ = [
+    "LABELS",
+    "REJECTABLE",
+    "REJECT_KINDS",
+    "Candidate",
+    "GoldQuestion",
+    "RejectKind",
+    "RejectKindError",
+    "label_candidates",
+    "label_of",
+    "parse_reject_kinds",
+]

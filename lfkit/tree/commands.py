@@ -143,9 +143,9 @@ def build_cmd(**kwargs: Any) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the by-question split.")
 @click.option(
     "--rules",
-    default="family,correct_vs_wrong",
-    show_default=True,
-    help="Pair rules: family (ReSQLver's dpo_extractor), correct_vs_wrong (compare.py).",
+    default=None,
+    help="Comma-separated pair rules of lfkit.tree.pairs.PAIR_RULES (default: every registered rule; built in: "
+    "family = ReSQLver's dpo_extractor, correct_vs_wrong = compare.py).",
 )
 @click.option("--round", "round_", type=int, default=1, show_default=True, help="Iteration written to every row.")
 @click.option(
@@ -160,7 +160,7 @@ def pairs_cmd(
     test_output: str | None,
     test_fraction: float,
     seed: int,
-    rules: str,
+    rules: str | None,
     round_: int,
     resqlver_dir: str | None,
 ) -> None:
@@ -181,9 +181,9 @@ def pairs_cmd(
     from pathlib import Path
 
     from lfkit.tree.model import load_trees, read_tree_dicts
-    from lfkit.tree.pairs import build_pairs, pairs_settings, write_pairs
+    from lfkit.tree.pairs import PAIR_RULES, build_pairs, pairs_settings, write_pairs
 
-    rule_list = [r.strip() for r in rules.split(",") if r.strip()]
+    rule_list = [r.strip() for r in rules.split(",") if r.strip()] if rules else list(PAIR_RULES)
     trees = load_trees(tree_files)
     result = build_pairs(trees, test_fraction=test_fraction, seed=seed, rules=rule_list, round=round_)
     if test_output is None and test_fraction > 0:

@@ -40,10 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from lfkit.errors import LfkitError
+from lfkit.sql.label import REJECT_KINDS
 
 INF_DISTANCE = 999  # ReSQLver's "infinite" revision distance: no correct descendant
 INITIAL = "node_initial"  # the parent_id of every depth-1 node
-NODE_LABELS = ("correct", "wrong", "error", "timeout", "no_sql")
+NODE_LABELS = ("correct", *REJECT_KINDS)  # a node is answered: correct or a rejectable failure
 TREES_HEADER_KEYS = ("lfkit_journal", "lfkit_trees")  # first JSONL line of a tree shard
 
 

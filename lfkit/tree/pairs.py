@@ -1,6 +1,8 @@
 """Preference pairs from revision trees (``lfkit tree pairs``).
 
-Two rules, applied to every tree:
+Pair rules are a registry (:data:`PAIR_RULES`, :func:`register_pair_rule`): a rule is one
+function ``tree -> [(chosen node, rejected node), ...]``. Two are built in, applied to every
+tree in this order:
 
 * ``family`` (ReSQLver's ``tree/dpo_extractor.py``): for each node, its family is
   {parent, siblings, itself, children} (depth-1 nodes are siblings of each other); every
@@ -36,16 +38,16 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from lfkit.errors import LfkitError
 from lfkit.tree.model import RevisionTree, TreeNode
 
 SOURCE = "tree"
-RULES = ("family", "correct_vs_wrong")
 KINDS = ("correct_vs_wrong", "wrong_vs_wrong")
 RESQLVER_SHARD = "final_data_emerge_shard_{shard_id}.json"
 RESQLVER_TRAIN = "final_data_train.json"
@@ -63,6 +65,38 @@ class Pair:
         return "correct_vs_wrong" if self.chosen.is_correct else "wrong_vs_wrong"
 
 
+class PairRuleError(LfkitError, ValueError):
+    """An unknown pair rule was asked for, or a rule registration was refused."""
+
+
+PairRule = Callable[[RevisionTree], list[tuple[TreeNode, TreeNode]]]
+PAIR_RULES: dict[str, PairRule] = {}
+"""Pair rules by name, in the order their pairs are collected (the first pair found wins a duplicate)."""
+
+
+def register_pair_rule(name: str) -> Callable[[PairRule], PairRule]:
+    """Decorator registering ``fn(tree) -> [(chosen, rejected), ...]`` as pair rule ``name``.
+
+    A duplicate name is refused (:class:`PairRuleError`); pairs with an empty SQL on either
+    side are the rule's to skip.
+
+    >>> @register_pair_rule("deepest_first")
+    ... def _deepest(tree):
+    ...     return []
+    >>> list(PAIR_RULES)
+    ['family', 'correct_vs_wrong', 'deepest_first']
+    >>> del PAIR_RULES["deepest_first"]
+    """
+    if name in PAIR_RULES:
+        raise PairRuleError(f"pair rule {name!r} is already registered")
+
+    def decorate(fn: PairRule) -> PairRule:
+        PAIR_RULES[name] = fn
+        return fn
+
+    return decorate
+
+
 def _ordered(a: TreeNode, b: TreeNode) -> tuple[TreeNode, TreeNode] | None:
     if a.revision_distance < b.revision_distance:
         return a, b
@@ -71,6 +105,7 @@ def _ordered(a: TreeNode, b: TreeNode) -> tuple[TreeNode, TreeNode] | None:
     return None
 
 
+@register_pair_rule("family")
 def family_pairs(tree: RevisionTree) -> list[tuple[TreeNode, TreeNode]]:
     """ReSQLver's rule: (chosen, rejected) for every family pair whose distances differ.
 
@@ -97,6 +132,7 @@ def family_pairs(tree: RevisionTree) -> list[tuple[TreeNode, TreeNode]]:
     return out
 
 
+@register_pair_rule("correct_vs_wrong")
 def correct_wrong_pairs(tree: RevisionTree) -> list[tuple[TreeNode, TreeNode]]:
     """compare.py's candidates (same depth, parent-child) where exactly one is correct."""
     nodes = tree.nodes
@@ -117,13 +153,17 @@ def correct_wrong_pairs(tree: RevisionTree) -> list[tuple[TreeNode, TreeNode]]:
     return out
 
 
-def tree_pairs(tree: RevisionTree, rules: Sequence[str] = RULES) -> tuple[list[Pair], Counter]:
-    """The deduplicated pairs of one tree and counters (``duplicates``, ``same_sql``)."""
+def tree_pairs(tree: RevisionTree, rules: Sequence[str] | None = None) -> tuple[list[Pair], Counter]:
+    """The deduplicated pairs of one tree and counters (``duplicates``, ``same_sql``).
+
+    ``rules``: names from :data:`PAIR_RULES` (default: all), applied in registry order.
+    """
     from lfkit.sql import normalize_sql
 
-    unknown = set(rules) - set(RULES)
+    rules = list(PAIR_RULES) if rules is None else rules
+    unknown = set(rules) - set(PAIR_RULES)
     if unknown:
-        raise ValueError(f"unknown pair rule(s) {sorted(unknown)}; choose from {', '.join(RULES)}")
+        raise PairRuleError(f"unknown pair rule(s) {sorted(unknown)}; choose from {', '.join(PAIR_RULES)}")
     norm: dict[str, str] = {}
 
     def key(node: TreeNode) -> str:
@@ -132,10 +172,9 @@ def tree_pairs(tree: RevisionTree, rules: Sequence[str] = RULES) -> tuple[list[P
         return norm[node.node_id]
 
     found: list[tuple[TreeNode, TreeNode, str]] = []
-    if "family" in rules:
-        found += [(c, r, "family") for c, r in family_pairs(tree)]
-    if "correct_vs_wrong" in rules:
-        found += [(c, r, "correct_vs_wrong") for c, r in correct_wrong_pairs(tree)]
+    for name, rule in PAIR_RULES.items():
+        if name in rules:
+            found += [(c, r, name) for c, r in rule(tree)]
     counts: Counter = Counter()
     seen: set[tuple[str, str]] = set()
     out = []
@@ -239,7 +278,7 @@ class PairsResult:
             "test_pairs": len(self.test),
             "test_questions": len(self.test_questions),
             "by_kind": {k: kinds.get(k, 0) for k in KINDS},
-            "by_rule": {r: self.counts[f"rule_{r}"] for r in RULES},
+            "by_rule": {r: self.counts[f"rule_{r}"] for r in PAIR_RULES},
             "duplicates_dropped": self.counts["duplicates"],
             "same_sql_dropped": self.counts["same_sql"],
         }
@@ -249,7 +288,7 @@ def build_pairs(
     trees: Sequence[RevisionTree],
     test_fraction: float = 0.05,
     seed: int = 0,
-    rules: Sequence[str] = RULES,
+    rules: Sequence[str] | None = None,
     round: int = 1,
 ) -> PairsResult:
     """Pairs of every tree, split train/test by question."""
@@ -314,17 +353,20 @@ def write_pairs(
 
 __all__ = [
     "KINDS",
+    "PAIR_RULES",
     "RESQLVER_SHARD",
     "RESQLVER_TEST",
     "RESQLVER_TRAIN",
-    "RULES",
     "Pair",
+    "PairRule",
+    "PairRuleError",
     "PairsResult",
     "build_pairs",
     "correct_wrong_pairs",
     "family_pairs",
     "pairs_settings",
     "preference_row",
+    "register_pair_rule",
     "resqlver_row",
     "split_questions",
     "tree_pairs",
