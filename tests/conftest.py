@@ -31,6 +31,20 @@ def tiny_model() -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_model() -> Path:
+    """Path of the prepared ``smollm2-135m`` embedded model (SmolLM2-135M-Instruct, converted once).
+
+    The model for tests that need a real architecture the tiny model lacks (vLLM's CPU attention
+    takes head sizes of 32 and up; tiny's is 16).
+    """
+    from lfkit.models.embedded import prepare_model
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LFKIT_HOME", _SESSION_LFKIT_HOME)
+        return prepare_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Lahman demo corpus in BIRD layout (``lfkit data demo``), built once per test session.
 

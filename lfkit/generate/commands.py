@@ -35,8 +35,8 @@ def backend_options(fn: Callable) -> Callable:
             type=click.Choice(sorted(BACKENDS)),
             default="hf",
             show_default=True,
-            help="hf: transformers+peft (CPU/CUDA); vllm: offline vLLM (GPU, optional extra); "
-            "openai: an OpenAI-compatible server.",
+            help="hf: transformers+peft (CPU/CUDA); vllm: the vLLM engine, started for this command (CPU: "
+            "`make install-vllm`; GPU: vllm installed beside lfkit); openai: an OpenAI-compatible server.",
         ),
         click.option(
             "--base-model",
@@ -58,12 +58,14 @@ def backend_options(fn: Callable) -> Callable:
         click.option("--base-url", help="openai: server URL ending in /v1, e.g. http://127.0.0.1:8000/v1."),
         click.option("--api-key", envvar="OPENAI_API_KEY", help="openai: API key [env OPENAI_API_KEY]."),
         click.option(
-            "--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="openai: parallel requests."
+            "--concurrency",
+            type=click.IntRange(min=1),
+            help="openai: parallel requests (default 8); vllm: requests in flight, batched by the engine (default 64).",
         ),
         click.option(
             "--request-timeout",
             type=click.FloatRange(min=0, min_open=True),
-            help=f"openai: seconds one request may wait for its reply before it is retried (default: "
+            help=f"openai/vllm: seconds one request may wait for its reply before it is retried (default: "
             f"{DEFAULT_TIMEOUT:g}; {DEFAULT_MAX_RETRIES} retries, --backend-option max_retries=N). A request "
             f"still waiting is reported on stderr every {STALL_NOTICE:g} s.",
         ),

@@ -99,14 +99,18 @@ def backend_from_options(opts: dict[str, Any]) -> tuple[GenerationBackend, dict[
             )
         elif name == "vllm":
             kwargs.update(dtype=opts["dtype"], tensor_parallel_size=opts["tensor_parallel_size"])
+            if opts.get("request_timeout") is not None:
+                kwargs["request_timeout"] = opts["request_timeout"]
         elif name == "openai":
-            kwargs.update(concurrency=opts["concurrency"], api_key=opts["api_key"])
+            kwargs.update(api_key=opts["api_key"])
             if opts["base_url"]:
                 kwargs["base_url"] = opts["base_url"]
             if opts.get("request_timeout") is not None:
                 kwargs["timeout"] = opts["request_timeout"]
-        if name != "openai" and opts.get("request_timeout") is not None:
-            raise GenerationError("--request-timeout applies to --backend openai only")
+        if name == "hf" and opts.get("request_timeout") is not None:
+            raise GenerationError("--request-timeout applies to --backend openai and vllm only")
+        if name != "hf" and opts.get("concurrency") is not None:
+            kwargs["concurrency"] = opts["concurrency"]
         kwargs.update(opts["backend_extra"])
         backend = get_backend(name, **kwargs)
     except LfkitError:

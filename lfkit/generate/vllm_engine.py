@@ -43,7 +43,7 @@ VLLM_VENV = ".venv-vllm"
 INSTALL_HINT = "make install-vllm (a second virtualenv, .venv-vllm)"
 # vLLM accepts these values of --max-lora-rank only (vllm.config.lora.MaxLoRARanks).
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
-LOG_TAIL_LINES = 30
+LOG_TAIL_LINES = 60
 
 
 def _has_vllm(python: str) -> bool:
@@ -238,6 +238,11 @@ class VLLMEngine:
         lines = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(lines[-LOG_TAIL_LINES:])
 
+    def last_error(self) -> str | None:
+        """The last ``...Error: ...`` line of the server log (vLLM logs the engine's exception there)."""
+        errors = [line for line in self.log_tail().splitlines() if "Error: " in line]
+        return errors[-1].split("] ", 1)[-1].strip() if errors else None
+
     def close(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
@@ -268,8 +273,11 @@ class VLLMEngine:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def post(self, route: str, body: dict[str, Any], timeout: float = 3600.0) -> Any:
-        """POST JSON to the server; a failed request raises :class:`GenerationError` with the reply."""
+    def post(self, route: str, body: dict[str, Any], timeout: float = 3600.0, *, reply_json: bool = True) -> Any:
+        """POST JSON to the server and return its reply (parsed unless ``reply_json`` is False).
+
+        A failed request raises :class:`GenerationError` with the reply (and the engine's error from its log).
+        """
         if self.proc is None:
             self.start()
         request = urllib.request.Request(
@@ -280,11 +288,15 @@ class VLLMEngine:
                 text = reply.read().decode()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:800]
+            if exc.code >= 500:  # the reply says "see stack trace above": that is in the log
+                detail += f"; cause in {self.log_path}: {self.last_error() or 'see the log'}"
             raise GenerationError(f"vLLM engine {route}: HTTP {exc.code}: {detail}") from exc
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             alive = self.proc is not None and self.proc.poll() is None
             state = "" if alive else f"; the engine has exited (log: {self.log_path}):\n{self.log_tail()}"
             raise GenerationError(f"vLLM engine {route}: {exc}{state}") from exc
+        if not reply_json:
+            return text
         try:
             return json.loads(text) if text.strip() else None
         except json.JSONDecodeError as exc:
@@ -301,7 +313,7 @@ class VLLMEngine:
         if not self.enable_lora:
             raise GenerationError("this vLLM engine was started without LoRA support (enable_lora=False)")
         name = "lora-" + hashlib.sha1(path.encode()).hexdigest()[:12]
-        self.post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": path})
+        self.post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": path}, reply_json=False)
         self.adapters[name] = path
         return name
 
