@@ -2,7 +2,7 @@
 
 Run:  .venv/bin/python benchmarks/bench_sampling.py              (CPU: ~7 minutes on 2 cores)
       .venv/bin/python benchmarks/bench_sampling.py --ablation   (adds hf without prompt sharing)
-      .venv/bin/python benchmarks/bench_sampling.py --vllm       (GPU machine: adds vLLM vs hf)
+      (the vLLM engine against this hf backend: benchmarks/bench_vllm.py)
 
 Both sides sample the same ``n`` completions for the same prompts with the same model
 weights, prompt ids (LLaMA-Factory template via lfkit.generate) and sampling settings:
@@ -98,7 +98,6 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeat", type=int, default=2, help="runs per method; the best time counts")
     parser.add_argument("--ablation", action="store_true", help="also time hf without prompt sharing")
-    parser.add_argument("--vllm", action="store_true", help="also time the vllm backend (GPU machines)")
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args()
 
@@ -162,17 +161,6 @@ def main() -> int:
     results["speedup"] = round(hf_rate / loop_rate, 2)
     print(f"speedup (tokens/s): {results['speedup']:.2f}x  (target >= 3x on CPU)")
     del stock
-
-    if args.vllm:
-        backend.close()
-        vllm = get_backend("vllm", model=model, gpu_memory_utilization=0.5)
-        vllm.generate(chats[:2], warm)
-        vllm.stats.completion_tokens = 0
-        start = time.perf_counter()
-        vllm.generate(chats, cfg)
-        v_rate = report("vllm", "lfkit vllm:", vllm.stats.completion_tokens, time.perf_counter() - start)
-        results["vllm_vs_hf"] = round(v_rate / hf_rate, 2)
-        print(f"vllm vs hf: {results['vllm_vs_hf']:.2f}x")
 
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
