@@ -162,6 +162,8 @@ def transitions(names: Sequence[str], correct: Sequence[bool]) -> tuple[str | No
     ('dpo', 'sft')
     >>> transitions(["base", "sft"], [True, True])
     (None, None)
+    >>> transitions(["r0", "r1", "r2", "r3"], [False, True, False, True])  # the first of each
+    ('r1', 'r2')
     """
     fixed = broken = None
     for k in range(1, len(names)):

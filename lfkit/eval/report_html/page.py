@@ -330,7 +330,7 @@ def render_page(
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_t(csp(JS))}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp(JS)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_t(title)}</title><style>{CSS}</style></head>\n<body><main>"
         f'<h1 id="title">{_t(title)}</h1><p class="meta">{meta}</p>{_notes(data)}'
