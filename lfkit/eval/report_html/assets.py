@@ -28,8 +28,7 @@ table.grid thead th { background: var(--soft); font-weight: 600; text-align: cen
 table.grid tbody th { text-align: left; font-weight: 600; white-space: nowrap; }
 table.grid td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.ex { position: relative; min-width: 110px; }
-td.ex .bar { position: absolute; left: 0; top: 0; bottom: 0; background: #ddf4ff; z-index: 0; }
-td.ex span, td.ex small { position: relative; z-index: 1; }
+td.ex .bar { position: absolute; left: 0; bottom: 0; height: 3px; background: #54aeff; }
 td.ex small, .n { color: var(--muted); font-weight: normal; font-size: 12px; }
 td.best span { font-weight: 700; }
 .up { color: var(--ok); } .down { color: var(--bad); }
@@ -37,7 +36,7 @@ td.best span { font-weight: 700; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 figure { margin: 12px 0; } figure img { max-width: 100%; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 12px; }
-.figs { display: flex; flex-wrap: wrap; gap: 16px; } .figs figure { max-width: 640px; }
+.figs { display: flex; flex-wrap: wrap; gap: 16px; } .figs figure { max-width: 560px; }
 .note { background: var(--err-bg); border: 1px solid #d4a72c66; padding: 6px 10px; border-radius: 6px; }
 .controls { display: flex; flex-wrap: wrap; gap: 8px 16px; align-items: center; position: sticky; top: 0;
   background: var(--bg); padding: 8px 0; z-index: 5; border-bottom: 1px solid var(--line); }
@@ -156,9 +155,18 @@ JS = """
     });
     apply();
     bodies.forEach(function (tb) {
-      if ((expand && !tb.hidden) || open.indexOf(tb.dataset.qid) >= 0) { tb.classList.add("open"); }
+      if (expand && !tb.hidden) { tb.classList.add("open"); }
+      if (open.indexOf(tb.dataset.qid) >= 0) {  // a linked question: its revision tree open too
+        tb.classList.add("open");
+        var tree = tb.querySelector("details.tree");
+        if (tree) { tree.open = true; }
+      }
     });
-    if (open.length) { var first = $("q-" + open[0]); if (first) { first.scrollIntoView(); } }
+    var first = open.length ? $("q-" + open[0]) : null;
+    if (first && !first.hidden) {  // scroll only when its row is out of sight
+      var top = first.getBoundingClientRect().top;
+      if (top < 0 || top > window.innerHeight - 80) { first.scrollIntoView(); }
+    }
   }
 
   function key(tb, k) {
