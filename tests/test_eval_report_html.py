@@ -281,10 +281,16 @@ def _dump_dom(page: Path, fragment: str, tmp_path: Path) -> Dom:
     return Dom(done.stdout)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
-def test_page_in_chromium(run: dict[str, Path], tmp_path: Path) -> None:
-    page = tmp_path / "report.html"
-    png = tmp_path / "ex.png"
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def page(run: dict[str, Path]) -> Path:
+    """The page as `lfkit eval report` writes it for the three stages, with trees and an image."""
+    page = run["root"] / "page" / "report.html"
+    png = run["root"] / "ex.png"
     png.write_bytes(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + bytes(20))
     result = CliRunner().invoke(
         main,
@@ -293,7 +299,11 @@ def test_page_in_chromium(run: dict[str, Path], tmp_path: Path) -> None:
          "--title", "Report under test", "-o", str(page)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    return page
 
+
+@needs_chromium
+def test_page_in_chromium(page: Path, tmp_path: Path) -> None:
     dom = _dump_dom(page, "", tmp_path)
     assert "js" in (dom.html_attrs.get("class") or "").split()  # the page's own script ran ...
     assert dom.title == "Report under test" and "data-pwned" not in dom.html_attrs  # ... the answer's did not
@@ -319,3 +329,64 @@ def test_page_in_chromium(run: dict[str, Path], tmp_path: Path) -> None:
     order = [q["data-qid"] for q in dom.questions]
     assert order[:3] == ["3", "1", "5"] and sorted(order[3:]) == ["0", "2", "4", "6", "7"], order
     assert [q["data-qid"] for q in dom.questions if "open" in (q.get("class") or "").split()] == ["2"]
+
+
+# A page beside the report that loads it in a frame and drives it as a person would: clicks a row, picks
+# a filter, clicks a column header twice, clicks "expand all", types a search; then writes what it saw.
+HARNESS = """<!DOCTYPE html><html><body><pre id="out">not run</pre><iframe id="f" src="report.html"></iframe><script>
+document.getElementById("f").addEventListener("load", function () {
+  var d = this.contentDocument, w = this.contentWindow, out = [];
+  var ids = function (pred) {
+    return Array.prototype.filter.call(d.querySelectorAll("tbody.q"), pred).map(function (t) { return t.dataset.qid; });
+  };
+  var shown = function (t) { return !t.hidden; }, open = function (t) { return t.classList.contains("open"); };
+  var detail = function () { return w.getComputedStyle(d.querySelector("#q-2 tr.detail")).display; };
+  var pick = function (id, value, ev) {
+    var el = d.getElementById(id); el.value = value; el.dispatchEvent(new Event(ev));
+  };
+  out.push(["before", ids(open).join(","), detail()]);
+  d.querySelector("#q-2 tr.summary").click();
+  out.push(["clicked", ids(open).join(","), detail()]);
+  d.querySelector("#q-2 tr.summary").click();
+  out.push(["clicked again", ids(open).join(","), detail()]);
+  pick("f-change", "fixed", "change");
+  out.push(["fixed", ids(shown).join(","), w.location.hash, d.getElementById("shown").textContent]);
+  d.querySelector('th[data-sort="difficulty"]').click();
+  out.push(["sorted", ids(function () { return true; }).join(",")]);
+  d.querySelector('th[data-sort="difficulty"]').click();
+  out.push(["sorted again", ids(function () { return true; }).join(","), w.location.hash]);
+  d.getElementById("expand-all").click();
+  out.push(["expanded", ids(open).join(",")]);
+  pick("f-text", "yankees", "input");
+  out.push(["searched", ids(shown).join(",")]);
+  document.getElementById("out").textContent = JSON.stringify(out);
+});
+</script></body></html>
+"""
+
+
+@needs_chromium
+def test_page_clicks_in_chromium(page: Path, tmp_path: Path) -> None:
+    harness = page.parent / "harness.html"
+    harness.write_text(HARNESS)
+    cmd = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--allow-file-access-from-files",  # lets the harness reach into the framed file:// page
+        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--dump-dom", harness.as_uri(),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = Dom(done.stdout).pre
+    assert found and found[0] != "not run", done.stdout[:2000]
+    fixed = "0,2,3,6,7"
+    assert json.loads(found[0]) == [
+        ["before", "", "none"],
+        ["clicked", "2", "table-row"],  # a click on a row shows its details ...
+        ["clicked again", "", "none"],  # ... a second click hides them
+        ["fixed", fixed, "#change=fixed", "5 of 8 questions shown"],
+        ["sorted", "0,3,5,2,4,6,7,1"],  # simple, moderate, challenging; ties in file order
+        ["sorted again", "1,2,4,6,7,0,3,5", "#change=fixed&sort=-difficulty"],
+        ["expanded", "2,6,7,0,3"],  # the questions shown, in their sorted order
+        ["searched", "0"],  # "yankees": question 0 only, within the fixed ones
+    ]
