@@ -3,6 +3,7 @@ escaping) and the page as a person sees it in a real headless Chromium (Debian's
 
 from __future__ import annotations
 
+import base64
 import doctest
 import json
 import os
@@ -18,7 +19,14 @@ from click.testing import CliRunner
 import lfkit.eval.report_html.data
 from lfkit.cli import main
 from lfkit.eval import write_bird_predictions
-from lfkit.eval.report_html import ReportError, build_report_data, parse_stage, render_page, write_html_report
+from lfkit.eval.report_html import (
+    ReportError,
+    ReportTable,
+    build_report_data,
+    parse_stage,
+    render_page,
+    write_html_report,
+)
 from lfkit.io import write_rows
 from lfkit.sql.issues import detect_issues
 from lfkit.tree.model import INITIAL, RevisionTree
@@ -156,6 +164,16 @@ def test_page_escapes_model_output(data) -> None:
     assert "&lt;/details&gt;&lt;script&gt;document.title=&#x27;tree&#x27;" in page
     assert "<title>&lt;b&gt;t&lt;/b&gt;</title>" in page
     assert "content=\"default-src 'none'; img-src data:;" in page  # nothing loads from anywhere
+
+
+def test_images_and_extra_tables(data, tmp_path: Path) -> None:
+    png = tmp_path / "loss.png"
+    png.write_bytes(bytes.fromhex("89504e470d0a1a0a") + b"rest of the file")
+    table = ReportTable("RM <accuracy>", ["kind", "pairs", "acc %"], [["tree</td>", 12, 66.7]])
+    page = render_page(data, images=[png], extra_tables=[table])
+    assert f'<img src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}" alt="loss.png">' in page
+    assert "<caption>RM &lt;accuracy&gt;</caption>" in page
+    assert '<td>tree&lt;/td&gt;</td><td class="num">12</td><td class="num">66.7</td>' in page
 
 
 def test_bad_inputs(run: dict[str, Path], tmp_path: Path) -> None:
