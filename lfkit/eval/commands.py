@@ -308,3 +308,121 @@ def select(
     )  # fmt: skip
     render_select(report)
     click.echo(f"report written to {out}; plot {report.get('plot')}")
+
+
+def _stage_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[tuple[str, Path]]:
+    from lfkit.eval.report_html import ReportError, parse_stage
+
+    out = []
+    for spec in value:
+        try:
+            name, path = parse_stage(spec)
+        except ReportError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+        if not path.is_file():
+            raise click.BadParameter(f"stage {name!r}: predictions file {path} not found", ctx=ctx, param=param)
+        out.append((name, path))
+    return out
+
+
+@eval_group.command("report")
+@click.option(
+    "--stage",
+    "-s",
+    "stages",
+    multiple=True,
+    required=True,
+    callback=_stage_option,
+    metavar="NAME=PREDICTIONS",
+    help="A stage's name and its predictions file (BIRD predict_dev.json or JSONL rows {question_id, sql}). "
+    "Repeat it in pipeline order: fixed/broke compare each stage with the one before.",
+)
+@click.option(
+    "--gold",
+    "-g",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="BIRD dev.json (its question and evidence are shown), or dev_gold.sql with --difficulties.",
+)
+@click.option(
+    "--db-root",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder holding <db_id>/<db_id>.sqlite (BIRD's dev_databases).",
+)
+@click.option(
+    "--trees",
+    type=click.Path(exists=True, path_type=Path),
+    help="Revision trees (`lfkit tree build` output folder, all_trees.json, or a JSON/JSONL tree file): each "
+    "question with a tree (same id, database and gold SQL) shows its revision path.",
+)
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A PNG to embed in the page (repeatable), e.g. report/ex_by_stage.png.",
+)
+@click.option("--title", default="lfkit report", show_default=True, help="The page's title.")
+@click.option(
+    "--difficulties",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="dev.json giving the difficulty (and question text) of each line when --gold is dev_gold.sql.",
+)
+@click.option("--comparison", type=click.Choice(COMPARISONS), default="bird", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds per query.")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="SQL worker processes (0 = in-process).")
+@click.option(
+    "--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The HTML file to write."
+)
+def report(
+    stages: list[tuple[str, Path]],
+    gold: Path,
+    db_root: Path,
+    trees: Path | None,
+    images: tuple[Path, ...],
+    title: str,
+    difficulties: Path | None,
+    comparison: str,
+    timeout: float,
+    workers: int | None,
+    out: Path,
+) -> None:
+    """Write one static HTML page comparing stages' predictions, question by question.
+
+    Each stage's predictions are scored exactly as `lfkit eval score` scores them. The page
+    shows EX by stage and difficulty (with how many questions each stage fixed and broke),
+    answers by label, the SQL issue detectors that fire, and a table of every question:
+    click a row for the question, evidence, gold SQL, each stage's answer with its label
+    (correct / wrong / error / timeout / no_sql / missing) and issues, and, with --trees,
+    its revision tree with the path to the first correct node. Filter by difficulty, by
+    change between stages (fixed, broke, ...), by label in a stage, or by text; sort by a
+    column. Filters live in the address: open report.html#changed to see only the
+    questions whose correctness changed (also #change=fixed&difficulty=simple,
+    #label=wrong&stage=0, #q=ID, #expand).
+
+    The file is self-contained (inline CSS and script, images as data: URIs) and loads
+    nothing from the network; model output is escaped, so it is shown, never run.
+
+    \b
+    Examples:
+      lfkit eval report -s base=out/base/predict_dev.json -s sft=out/sft/predict_dev.json \\
+                        -s dpo=out/dpo/predict_dev.json -g corpus/dev.json \\
+                        --db-root corpus/dev_databases -o report.html
+      lfkit eval report -s sft=sft.json -s round1=r1.json -g corpus/dev.json \\
+                        --db-root corpus/dev_databases --trees trees_out \\
+                        --image report/ex_by_stage.png --title "DPO round 1" -o report.html
+    """
+    from lfkit.errors import LfkitError
+    from lfkit.eval.report_html import write_html_report
+
+    try:
+        path = write_html_report(
+            out, stages, gold, db_root, title=title, trees=trees, images=images, difficulties=difficulties,
+            comparison=comparison, timeout=timeout, workers=workers,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError) as exc:  # plain errors: a missing database, a bad option value
+        if isinstance(exc, LfkitError):
+            raise
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"report written to {path} ({len(stages)} stages); open it in a browser")

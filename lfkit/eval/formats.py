@@ -90,7 +90,8 @@ def read_gold(path: str | os.PathLike[str], difficulties: str | os.PathLike[str]
     """Gold questions from ``dev.json``-style rows or ``dev_gold.sql`` (difficulties from ``difficulties``).
 
     Ids are kept as the file gives them (a bare ``dev_gold.sql``: the line's position);
-    ``index`` is the position in the file; ``db_path`` is None (scoring resolves it).
+    ``index`` is the position in the file; ``db_path`` is None (scoring resolves it);
+    ``question``/``evidence`` are the row's (from ``difficulties`` for ``dev_gold.sql``; else "").
     """
     path = Path(path)
     if not path.is_file():
@@ -108,9 +109,12 @@ def read_gold(path: str | os.PathLike[str], difficulties: str | os.PathLike[str]
                     raise DataFileError(f"{difficulties}: row {i}: db_id '{item.db_id}' but {path} has '{db_id}'")
             diffs = [m.difficulty for m in meta]
             qids = [m.question_id for m in meta]
+            texts = [(m.question, m.evidence) for m in meta]
+        else:
+            texts = [("", "")] * len(pairs)
         return [
-            Question(qid, db_id, gold_sql=sql, difficulty=diff, index=i)
-            for i, (qid, (sql, db_id), diff) in enumerate(zip(qids, pairs, diffs, strict=True))
+            Question(qid, db_id, question=text, evidence=evidence, gold_sql=sql, difficulty=diff, index=i)
+            for i, (qid, (sql, db_id), diff, (text, evidence)) in enumerate(zip(qids, pairs, diffs, texts, strict=True))
         ]
     items = []
     seen: set[str] = set()
@@ -128,7 +132,11 @@ def read_gold(path: str | os.PathLike[str], difficulties: str | os.PathLike[str]
         if not sql:
             raise DataFileError(f"{path}: row {i}: field 'SQL' is empty")
         difficulty = row.get("difficulty") or UNKNOWN_DIFFICULTY
-        items.append(Question(qid, db_id, gold_sql=sql, difficulty=str(difficulty), index=i))
+        # the question's text travels along for reports (lfkit eval report); it plays no part in scoring
+        text, evidence = (row.get(k) if isinstance(row.get(k), str) else "" for k in ("question", "evidence"))
+        items.append(
+            Question(qid, db_id, question=text, evidence=evidence, gold_sql=sql, difficulty=str(difficulty), index=i)
+        )
     return items
 
 
