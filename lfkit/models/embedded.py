@@ -157,8 +157,16 @@ _TRUE = {"1", "on", "yes", "true"}
 
 
 def is_local_model(model: str | os.PathLike[str]) -> bool:
-    """A folder that exists or an embedded model name: it never needs the hub."""
-    return Path(str(model)).exists() or str(model) in EMBEDDED_MODELS
+    """A folder (one that exists, or a path no hub id can be: absolute, ``./``, ``~``, two or more
+    slashes -- a run's own output, not yet written) or an embedded model name: it never needs the hub.
+
+    >>> [is_local_model(m) for m in ("Qwen/Qwen3-1.7B", "/runs/models/round0", "tiny", "./merged")]
+    [False, True, True, True]
+    """
+    text = str(model)
+    if Path(text).exists() or text in EMBEDDED_MODELS:
+        return True
+    return text.startswith(("/", ".", "~")) or text.count("/") > 1
 
 
 def offline_default(model: str | os.PathLike[str], env: MutableMapping[str, str]) -> None:
