@@ -27,7 +27,7 @@ import yaml
 from lfkit.children import folder_lock, start_guarded
 from lfkit.errors import LfkitError
 from lfkit.io import iter_jsonl
-from lfkit.models.embedded import offline_default
+from lfkit.models.embedded import check_hub_model, offline_default
 from lfkit.recipes.validate import recipe_command
 
 LOG_TAIL_LINES = 25
@@ -181,6 +181,8 @@ def run_llamafactory(
     trainer_log = output_dir / "trainer_log.jsonl"
     trainer_log.unlink(missing_ok=True)  # a previous run's records would feed the bar and the results
     argv, env = llamafactory_command(recipe)
+    if config.get("model_name_or_path"):  # an uncached hub id while offline: one line now, not LF's traceback
+        check_hub_model(str(config["model_name_or_path"]), env)
     start = time.perf_counter()
     # The lock (inherited by the guard) lasts until the last process of this run is gone.
     with folder_lock(output_dir, f"llamafactory-cli {command} {recipe}") as lock, log_path.open("w") as fh:
