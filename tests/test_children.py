@@ -23,7 +23,7 @@ from lfkit.children import FolderInUseError, folder_lock, start_guarded
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _wait_for(predicate, seconds: float, what: str):  # noqa: ANN001, ANN202
+def _wait_for(predicate, seconds: float, what: str):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = predicate()
@@ -52,7 +52,7 @@ def _start_lfkit(code: str, tmp_path: Path, env: dict[str, str] | None = None) -
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "lfkit.err", "w"),  # noqa: SIM115 -- closed with the process
+        stderr=open(tmp_path / "lfkit.err", "w"),
         start_new_session=True,
     )
 
@@ -102,10 +102,9 @@ def test_guard_returns_the_work_exit_status_and_terminate_stops_it(tmp_path: Pat
 
 def test_folder_in_use_is_refused_with_the_holder_pid(tmp_path: Path) -> None:
     out = tmp_path / "saves" / "sft"
-    with folder_lock(out, "first run"):
-        with pytest.raises(FolderInUseError, match=rf"in use by another run \(pid {os.getpid()}: first run\)"):
-            with folder_lock(out, "second run"):
-                pass
+    first = rf"in use by another run \(pid {os.getpid()}: first run\)"
+    with folder_lock(out, "first run"), pytest.raises(FolderInUseError, match=first), folder_lock(out, "second run"):
+        pass
     with folder_lock(out, "third run"):  # released when the first run ended
         pass
 
@@ -124,9 +123,8 @@ def test_lock_outlives_lfkit_until_its_child_is_gone(tmp_path: Path) -> None:
     )
     try:
         tree = _wait_for(lambda: len(c := psutil.Process(lfkit.pid).children(recursive=True)) >= 2 and c, 30, "sleep")
-        with pytest.raises(FolderInUseError, match=rf"pid {lfkit.pid}: holder"):
-            with folder_lock(out, "re-run"):
-                pass
+        with pytest.raises(FolderInUseError, match=rf"pid {lfkit.pid}: holder"), folder_lock(out, "re-run"):
+            pass
         lfkit.send_signal(signal.SIGKILL)
         lfkit.wait()
         _wait_for(lambda: not _alive([p.pid for p in tree]), 15, "the guarded sleep to exit")

@@ -39,11 +39,11 @@ def start(cmd: list[str]) -> subprocess.Popen:
 
 
 def finish(proc: subprocess.Popen) -> None:
-    out, err = proc.communicate(timeout=900)
+    _out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err.decode()[-3000:]
 
 
-def run_sharded_with_a_kill(cmd, journal, victim: int = 1) -> None:  # noqa: ANN001
+def run_sharded_with_a_kill(cmd, journal, victim: int = 1) -> None:
     """Both shards at once; shard ``victim`` SIGKILLed after its first journal record, then re-run."""
     procs = {k: start(cmd(k)) for k in (0, 1)}
     deadline = time.monotonic() + 600
