@@ -179,13 +179,14 @@ def run_llamafactory(
     title = title or recipe.stem
     log_path.parent.mkdir(parents=True, exist_ok=True)
     trainer_log = output_dir / "trainer_log.jsonl"
-    trainer_log.unlink(missing_ok=True)  # a previous run's records would feed the bar and the results
     argv, env = llamafactory_command(recipe)
     if config.get("model_name_or_path"):  # an uncached hub id while offline: one line now, not LF's traceback
         check_hub_model(str(config["model_name_or_path"]), env)
     start = time.perf_counter()
-    # The lock (inherited by the guard) lasts until the last process of this run is gone.
+    # The lock (inherited by the guard) lasts until the last process of this run is gone; taken before
+    # anything in the folder is touched, so a refused re-run changes nothing of the live run's.
     with folder_lock(output_dir, f"llamafactory-cli {command} {recipe}") as lock, log_path.open("w") as fh:
+        trainer_log.unlink(missing_ok=True)  # a previous run's records would feed the bar and the results
         # Under a guard: SIGKILL of lfkit takes llamafactory-cli and its torchrun workers down too.
         proc = start_guarded(argv, pass_fds=(lock,), stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         try:

@@ -169,6 +169,7 @@ def test_sigkill_of_lfkit_stops_llamafactory_training(tiny_model: Path, demo_dat
             timeout=120,
         )
         assert again.returncode != 0 and f"in use by another run (pid {lfkit.pid}" in again.stderr
+        assert trainer_log.stat().st_size > 0  # the refused run touched nothing of the live one's
 
         lfkit.send_signal(signal.SIGKILL)
         lfkit.wait()
