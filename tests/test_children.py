@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -42,6 +43,12 @@ def _alive(pids: list[int]) -> list[int]:
         except psutil.NoSuchProcess:
             pass
     return alive
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _start_lfkit(code: str, tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -136,7 +143,10 @@ def test_lock_outlives_lfkit_until_its_child_is_gone(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_of_lfkit_stops_llamafactory_training(tiny_model: Path, demo_datasets: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("torchrun", [False, True], ids=["one-process", "torchrun-x2"])
+def test_sigkill_of_lfkit_stops_llamafactory_training(
+    torchrun: bool, tiny_model: Path, demo_datasets: Path, tmp_path: Path
+) -> None:
     from lfkit.recipes import render_recipe, write_recipe
 
     # long enough to be killed mid-run: many steps of the tiny model
@@ -150,11 +160,14 @@ def test_sigkill_of_lfkit_stops_llamafactory_training(tiny_model: Path, demo_dat
     # a device setting of the user's own reaches the trainer unchanged (issue 26; no GPU here, so harmless)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "7", "OMP_NUM_THREADS": "1"}
     env.pop("HF_HUB_OFFLINE", None)
+    if torchrun:  # llamafactory-cli -> torchrun -> 2 workers: the whole tree must go
+        env.update(FORCE_TORCHRUN="1", NPROC_PER_NODE="2", MASTER_PORT=str(_free_port()))
     lfkit = _start_lfkit(runner, tmp_path, env)
     try:
         trainer_log = tmp_path / "sft" / "trainer_log.jsonl"
         _wait_for(lambda: trainer_log.exists() and trainer_log.stat().st_size > 0, 300, "training steps")
         tree = psutil.Process(lfkit.pid).children(recursive=True)
+        assert len(tree) == (5 if torchrun else 2)  # guard, llamafactory-cli[, torchrun, 2 workers]
         trainer = next(p for p in tree if "llamafactory-cli" in " ".join(p.cmdline()))
         trainer_env = trainer.environ()
         assert trainer_env["CUDA_VISIBLE_DEVICES"] == "7"
