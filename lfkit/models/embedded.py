@@ -178,10 +178,17 @@ def offline_default(model: str | os.PathLike[str], env: MutableMapping[str, str]
         env.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def hub_offline(env: Mapping[str, str] | None = None) -> bool:
-    """Whether ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) forbids the hub, as huggingface_hub reads it."""
+def hub_offline(env: Mapping[str, str] | None = None) -> str | None:
+    """The setting that forbids the hub (``HF_HUB_OFFLINE``, else ``TRANSFORMERS_OFFLINE``), read as
+    huggingface_hub reads it; None when the hub is allowed.
+
+    >>> hub_offline({"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "true"}), hub_offline({})
+    ('TRANSFORMERS_OFFLINE', None)
+    """
     env = os.environ if env is None else env
-    return any(env.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return next(
+        (k for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if env.get(k, "").strip().lower() in _TRUE), None
+    )
 
 
 def hub_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -200,7 +207,8 @@ def check_hub_model(model: str, env: Mapping[str, str] | None = None) -> None:
     Cached means the standard layout ``<cache>/models--org--name/snapshots/<rev>/config.json``
     with ``refs/main`` naming the revision (what ``huggingface_hub`` downloads write).
     """
-    if is_local_model(model) or not hub_offline(env):
+    setting = hub_offline(env)
+    if is_local_model(model) or setting is None:
         return
     from huggingface_hub import try_to_load_from_cache
 
@@ -210,10 +218,9 @@ def check_hub_model(model: str, env: Mapping[str, str] | None = None) -> None:
     except ValueError:  # not a valid repo id either: not ours to judge (a served model name, a typo'd path)
         return
     if not isinstance(found, str):
-        setting = "HF_HUB_OFFLINE" if (env or os.environ).get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
         raise ModelError(
             f"model {model!r} is not a local folder and not in the Hugging Face cache {cache}, "
-            f"and {setting}=1 forbids downloading it: unset {setting}, or give a model folder"
+            f"and {setting}={(os.environ if env is None else env)[setting]} forbids downloading it: unset {setting}, or give a model folder"
         )
 
 
