@@ -218,9 +218,10 @@ def check_hub_model(model: str, env: Mapping[str, str] | None = None) -> None:
     except ValueError:  # not a valid repo id either: not ours to judge (a served model name, a typo'd path)
         return
     if not isinstance(found, str):
+        value = (os.environ if env is None else env)[setting]
         raise ModelError(
             f"model {model!r} is not a local folder and not in the Hugging Face cache {cache}, "
-            f"and {setting}={(os.environ if env is None else env)[setting]} forbids downloading it: unset {setting}, or give a model folder"
+            f"and {setting}={value} forbids downloading it: unset {setting}, or give a model folder"
         )
 
 
