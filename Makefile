@@ -91,7 +91,11 @@ TREE_SAMPLES ?= 2
 TREES ?= $(DATA)/trees
 .PHONY: sft dpo rm tree
 
-LF_ENV := HF_HUB_OFFLINE=1 DISABLE_VERSION_CHECK=1 WANDB_DISABLED=true
+# The embedded CPU presets pin the CPU (GPUs only via LFKIT_DEMO_CUDA, as `lfkit demo`) and the offline hub;
+# any other preset runs with your devices and hub settings as you set them.
+CPU_PRESETS := smollm2-135m tiny
+LF_ENV := DISABLE_VERSION_CHECK=1 WANDB_DISABLED=true \
+	$(if $(filter $(PRESET),$(CPU_PRESETS)),CUDA_VISIBLE_DEVICES="$${LFKIT_DEMO_CUDA:-}" HF_HUB_OFFLINE=1)
 LF_TRAIN := $(LF_ENV) $(BIN)/llamafactory-cli train
 # $(call RENDER,stage,dataset,extra args): render + validate the recipe into $(OUT)/<stage>.yaml
 RENDER = $(LF_ENV) $(LFKIT) render $(1) --preset $(PRESET) --dataset $(2) --dataset-dir $(DATA) \

@@ -9,11 +9,13 @@
 #   2. tree        lfkit tree build --backend vllm on demo train questions, then lfkit tree verify
 #   3. sft         llamafactory-cli train: a few SFT steps of the rendered recipe on the GPU
 #   4. grpo        lfkit grpo train, 5 steps from that SFT adapter, vLLM colocate
+#   5. sft_2gpu    only when `nvidia-smi -L` lists 2+ GPUs: step 3's recipe on GPU_PAIR (default 0,1) through
+#                  the rendered launch.sh (LLaMA-Factory's torchrun, 2 processes), its loss curve next to step 3's
 # Prints one table and writes gpu_check.json (and every step's log) to $OUT (default: gpu_check_out/).
 # Without a CUDA GPU (or without vLLM) it stops at once with exit status 2 and says why.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 VENV=${VENV:-.venv}
 PY=$VENV/bin/python
 LFKIT=$VENV/bin/lfkit
@@ -24,6 +26,8 @@ WORK=${WORK:-$(mktemp -d -t lfkit-gpu-check-XXXXXX)}
 SFT_STEPS=${SFT_STEPS:-10}
 GRPO_STEPS=${GRPO_STEPS:-5}
 TREE_QUESTIONS=${TREE_QUESTIONS:-32}
+GPU_PAIR=${GPU_PAIR:-0,1}  # step 5's two GPUs
+# Embedded models only, so the check pins the offline hub itself; one GPU unless you chose devices.
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DISABLE_VERSION_CHECK=1 WANDB_DISABLED=true
 export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}  # one GPU
 
@@ -101,6 +105,28 @@ else
   STEPS+=("grpo|skipped (no SFT adapter)|0")
 fi
 
+# ---- 5. two GPUs: step 3's recipe through the rendered launch.sh (torchrun, 2 processes, NCCL)
+two_gpu_sft() {
+  "$LFKIT" render launch --preset "$MODEL" -o "$WORK/launch.sh" || return 1
+  local port
+  port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # per-device batch halved: the same global batch as step 3's one process, so the losses compare
+  local batch
+  batch=$("$PY" -c 'import sys, yaml; print(max(1, yaml.safe_load(open(sys.argv[1]))["per_device_train_batch_size"] // 2))' \
+    "$WORK/sft.yaml") || return 1
+  PATH="$(dirname "$LF"):$PATH" CUDA_VISIBLE_DEVICES="$GPU_PAIR" NPROC_PER_NODE=2 MASTER_PORT="$port" \
+    bash "$WORK/launch.sh" "$WORK/sft.yaml" output_dir="$WORK/saves/sft_2gpu" per_device_train_batch_size="$batch" &&
+    test -f "$WORK/saves/sft_2gpu/adapter_model.safetensors"
+}
+GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+if [ "${GPUS:-0}" -ge 2 ] && [ -f "$WORK/sft.yaml" ]; then
+  export -f two_gpu_sft
+  export LFKIT PY LF WORK MODEL GPU_PAIR
+  run_step sft_2gpu 240 bash -c two_gpu_sft
+else
+  STEPS+=("sft_2gpu|skipped (${GPUS:-0} GPU(s) listed)|0")
+fi
+
 # ---- one table + gpu_check.json
 STEPS_TEXT=$(printf '%s\n' "${STEPS[@]}") "$PY" - "$RESULTS" "$MODEL" "$WORK" <<'EOF'
 import json, os, subprocess, sys
@@ -125,8 +151,8 @@ def detail(name):
         v = load("tree_verify.json") or {}
         return (f"{t.get('trees')} trees, {t.get('nodes')} nodes, {t.get('generate_calls')} generate calls, "
                 f"rescued {t.get('rescued_by_revision')}, verify ok {v.get('ok')}")
-    if name == "sft":
-        state = work / "saves" / "sft" / "trainer_state.json"
+    if name in ("sft", "sft_2gpu"):
+        state = work / "saves" / name / "trainer_state.json"
         if state.is_file():
             s = json.loads(state.read_text())
             losses = [r["loss"] for r in s.get("log_history", []) if "loss" in r]
@@ -149,7 +175,7 @@ report = {"model": model, "gpu": gpu, "steps": rows, "sampling": load("sampling.
           "tree": load("tree_build.json"), "grpo": load("grpo_summary.json")}
 (results / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
 print(f"\nlfkit GPU check: {model} on {gpu or 'unknown GPU'}")
-print(f"{'step':<10} {'status':<26} {'seconds':>7}  detail")
+print(f"{'step':<10} {'status':<26} {'seconds':>7}  detail")  # sft_2gpu: its losses should track sft's
 for r in rows:
     print(f"{r['step']:<10} {r['status']:<26} {r['seconds']:>7}  {r['detail']}")
 print(f"wrote {results / 'gpu_check.json'} (logs beside it)")

@@ -1,10 +1,11 @@
 """Run a LLaMA-Factory recipe with ``llamafactory-cli`` and read back what it wrote.
 
-:func:`run_llamafactory` is the one place lfkit starts LLaMA-Factory: offline environment,
-the whole output in a log file, a progress bar fed by LF's ``trainer_log.jsonl``, and a
-:class:`TrainResult` read from LF's own ``trainer_state.json`` / ``train_results.json``
-(never parsed from the log). A failed run raises :class:`TrainError` naming the recipe and
-the log, with the log's last lines.
+:func:`run_llamafactory` is the one place lfkit starts LLaMA-Factory: the user's environment
+(devices, hub, cache as set; :func:`llamafactory_env`), under a guard that dies with lfkit and a
+lock on the output folder (:mod:`lfkit.children`), the whole output in a log file, a progress
+bar fed by LF's ``trainer_log.jsonl``, and a :class:`TrainResult` read from LF's own
+``trainer_state.json`` / ``train_results.json`` (never parsed from the log). A failed run
+raises :class:`TrainError` naming the recipe and the log, with the log's last lines.
 
 :func:`merge_adapter` is the one function that writes a LoRA-merged model folder (see
 docs/DESIGN.md, "One merge path").
@@ -12,22 +13,25 @@ docs/DESIGN.md, "One merge path").
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lfkit.children import folder_lock, start_guarded
 from lfkit.errors import LfkitError
 from lfkit.io import iter_jsonl
+from lfkit.jobs import file_sha256
+from lfkit.models.embedded import check_hub_model, offline_default
 from lfkit.recipes.validate import recipe_command
 
 LOG_TAIL_LINES = 25
@@ -71,22 +75,56 @@ class TrainResult:
         return logged[-1].get("rewards/accuracies") if logged else None
 
 
-def llamafactory_env() -> dict[str, str]:
-    """The environment ``llamafactory-cli`` runs in: this one, offline, no telemetry.
+# Shown by `lfkit iterate --dry-run` and in a failed run's message: what decides devices, hub and cache.
+REPORTED_ENV = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "HF_HOME", "HF_HUB_CACHE", "FORCE_TORCHRUN", "NNODES")
 
-    CUDA is hidden unless ``LFKIT_DEMO_CUDA`` names the devices: lfkit's runs are specified for the CPU.
+
+def llamafactory_env(model: str | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment ``llamafactory-cli`` runs in: the user's (``base``, default ``os.environ``).
+
+    Devices (``CUDA_VISIBLE_DEVICES``), hub and cache settings (``HF_HUB_OFFLINE``, ``HF_HOME``)
+    pass through as the user set them. Added: no version check (lfkit pins the versions it
+    supports), and unless the user said otherwise no telemetry and, when ``model`` is a local
+    folder or an embedded model (it never needs the hub), ``HF_HUB_OFFLINE=1``. Only the CPU
+    demo hides GPUs (:func:`pin_demo_environment`).
+
+    >>> env = llamafactory_env("Qwen/Qwen3-Coder-30B-A3B-Instruct", {"CUDA_VISIBLE_DEVICES": "0,1"})
+    >>> env["CUDA_VISIBLE_DEVICES"], "HF_HUB_OFFLINE" in env
+    ('0,1', False)
     """
-    env = dict(os.environ)
-    env.update(
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        DISABLE_VERSION_CHECK="1",
-        WANDB_DISABLED="true",
-        TOKENIZERS_PARALLELISM="false",
-        CUDA_VISIBLE_DEVICES=env.get("LFKIT_DEMO_CUDA", ""),
-    )
+    env = dict(os.environ if base is None else base)
+    env["DISABLE_VERSION_CHECK"] = "1"
+    env.setdefault("WANDB_DISABLED", "true")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if model is not None:
+        offline_default(model, env)
     return env
+
+
+def llamafactory_command(recipe: str | Path) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment :func:`run_llamafactory` starts for ``recipe``."""
+    recipe = Path(recipe)
+    config = yaml.safe_load(recipe.read_text())
+    return [llamafactory_cli(), recipe_command(config), str(recipe)], llamafactory_env(config.get("model_name_or_path"))
+
+
+def describe_env(env: Mapping[str, str]) -> str:
+    """``KEY=value`` for each of :data:`REPORTED_ENV` that is set, ``KEY unset`` for the others.
+
+    >>> describe_env({"CUDA_VISIBLE_DEVICES": "0,1"})
+    'CUDA_VISIBLE_DEVICES=0,1 HF_HUB_OFFLINE unset HF_HOME unset HF_HUB_CACHE unset FORCE_TORCHRUN unset NNODES unset'
+    """
+    return " ".join(f"{k}={shlex.quote(env[k])}" if k in env else f"{k} unset" for k in REPORTED_ENV)
+
+
+def pin_demo_environment() -> None:
+    """The embedded CPU demo's pins, set in this process (so its children and TRL see them).
+
+    GPUs hidden unless ``LFKIT_DEMO_CUDA`` names devices (its timings and figures are the
+    CPU's), the hub offline (its models are embedded). Called where the demo starts.
+    """
+    os.environ["CUDA_VISIBLE_DEVICES"] = os.environ.get("LFKIT_DEMO_CUDA", "")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def llamafactory_cli() -> str:
@@ -133,7 +171,9 @@ def run_llamafactory(
     stdout and stderr go to ``log_path``. A relative ``output_dir`` in the recipe is read
     against ``cwd`` (the directory LF runs in; default: the current one). Raises
     :class:`TrainError` when the command is missing, exits non-zero, or a training run
-    leaves no ``trainer_state.json``. Ctrl-C stops LLaMA-Factory, then propagates.
+    leaves no ``trainer_state.json``; :class:`~lfkit.children.FolderInUseError` when another
+    live run trains into the same folder. Ctrl-C stops LLaMA-Factory, then propagates; so does
+    the death of this process, however it dies (:func:`lfkit.children.start_guarded`).
     """
     recipe, log_path = Path(recipe), Path(log_path)
     config = yaml.safe_load(recipe.read_text())
@@ -143,16 +183,16 @@ def run_llamafactory(
     title = title or recipe.stem
     log_path.parent.mkdir(parents=True, exist_ok=True)
     trainer_log = output_dir / "trainer_log.jsonl"
-    trainer_log.unlink(missing_ok=True)  # a previous run's records would feed the bar and the results
+    argv, env = llamafactory_command(recipe)
+    if config.get("model_name_or_path"):  # an uncached hub id while offline: one line now, not LF's traceback
+        check_hub_model(str(config["model_name_or_path"]), env)
     start = time.perf_counter()
-    with log_path.open("w") as fh:
-        proc = subprocess.Popen(
-            [llamafactory_cli(), command, str(recipe)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=llamafactory_env(),
-            cwd=cwd,
-        )
+    # The lock (inherited by the guard) lasts until the last process of this run is gone; taken before
+    # anything in the folder is touched, so a refused re-run changes nothing of the live run's.
+    with folder_lock(output_dir, f"llamafactory-cli {command} {recipe}") as lock, log_path.open("w") as fh:
+        trainer_log.unlink(missing_ok=True)  # a previous run's records would feed the bar and the results
+        # Under a guard: SIGKILL of lfkit takes llamafactory-cli and its torchrun workers down too.
+        proc = start_guarded(argv, pass_fds=(lock,), stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         try:
             _wait(proc, trainer_log, f"{title} (llamafactory-cli {command})", progress)
         except KeyboardInterrupt:
@@ -185,15 +225,6 @@ def run_llamafactory(
 MERGE_MARKER = "lfkit_merge.json"
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def adapter_weights(adapter: str | os.PathLike[str]) -> Path:
     """The weights file of a PEFT LoRA folder; :class:`TrainError` when it has none."""
     for name in ("adapter_model.safetensors", "adapter_model.bin"):
@@ -216,7 +247,7 @@ def merge_marker(
     return {
         "base_model": str(resolve_model(base_model)),
         "adapters": [
-            {"path": str(a.resolve()), "sha256": file_digest(adapter_weights(a))} for a in _adapter_list(adapters)
+            {"path": str(a.resolve()), "sha256": file_sha256(adapter_weights(a))} for a in _adapter_list(adapters)
         ],
     }
 
@@ -265,13 +296,16 @@ def merge_adapter(
 
 __all__ = [
     "MERGE_MARKER",
+    "REPORTED_ENV",
     "TrainError",
     "TrainResult",
     "adapter_weights",
-    "file_digest",
+    "describe_env",
     "llamafactory_cli",
+    "llamafactory_command",
     "llamafactory_env",
     "merge_adapter",
     "merge_marker",
+    "pin_demo_environment",
     "run_llamafactory",
 ]

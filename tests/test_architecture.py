@@ -38,7 +38,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "lfkit"
 
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "resources", "progress", "io", "sql", "registry", "models"}),
+    frozenset({"errors", "resources", "progress", "io", "children", "sql", "registry", "models"}),
     frozenset({"data", "generate", "jobs"}),
     frozenset({"recipes", "prefs", "eval", "tree", "reward", "train"}),
     frozenset({"grpo", "pipeline"}),

@@ -19,7 +19,7 @@ FAST = {"max_steps": 2, "cutoff_len": 256, "per_device_train_batch_size": 1, "lo
 
 @pytest.fixture(autouse=True)
 def _two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    # run_llamafactory's offline, CPU-only environment starts from ours: CI's two threads
+    # run_llamafactory's environment is ours: CI's two threads
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
 
 

@@ -26,13 +26,12 @@ def _resolve_tokenizer(name_or_path: str) -> Path:
     """A tokenizer folder, or the name of an embedded model (prepared on first use)."""
     from lfkit.models.embedded import EMBEDDED_MODELS, resolve_model
 
-    path = Path(resolve_model(name_or_path))
-    if not path.exists():
+    if not (Path(name_or_path).exists() or name_or_path in EMBEDDED_MODELS):  # before resolve_model's hub check
         raise click.BadParameter(
             f"'{name_or_path}' is neither a folder nor an embedded model ({', '.join(EMBEDDED_MODELS)})",
             param_hint="--tokenizer",
         )
-    return path
+    return Path(resolve_model(name_or_path))
 
 
 @click.group()

@@ -10,11 +10,10 @@ engines do, and (tested) the prompt part of its SFT preprocessing of the same ro
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from lfkit.generate.base import Chat, GenerationError, validate_chat
-from lfkit.models.embedded import read_marker
+from lfkit.models.embedded import offline_default, read_marker
 from lfkit.models.presets import load_preset
 
 
@@ -45,8 +44,7 @@ def resolve_template(
 
 def offline_if_local(model: str) -> None:
     # A local folder never needs the hub; without this transformers may still probe it.
-    if Path(model).exists():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline_default(model, os.environ)
 
 
 class PromptEncoder:

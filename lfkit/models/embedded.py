@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,12 @@ __all__ = [
     "MARKER",
     "EmbeddedModel",
     "ModelError",
+    "check_hub_model",
+    "hub_cache_dir",
+    "hub_offline",
+    "is_local_model",
     "model_dir",
+    "offline_default",
     "prepare_model",
     "prepared_models",
     "read_marker",
@@ -134,13 +139,90 @@ def read_marker(folder: str | os.PathLike[str]) -> dict | None:
 
 def resolve_model(model: str | os.PathLike[str]) -> str:
     """A local folder as is; an embedded model name (``tiny``, ``smollm2-135m``) prepared
-    in the lfkit cache; anything else (a hub id, a served model name) unchanged."""
+    in the lfkit cache; anything else (a hub id) unchanged, after :func:`check_hub_model`:
+    while the hub is offline, an id that is not in the Hugging Face cache is refused here
+    with one line, not a traceback from transformers."""
     text = str(model)
     if Path(text).exists():
         return text
     if text in EMBEDDED_MODELS:
         return str(prepare_model(text))
+    check_hub_model(text)
     return text
+
+
+# ---------------------------------------------------------------- hub ids and the hub setting
+
+_TRUE = {"1", "on", "yes", "true"}
+
+
+def is_local_model(model: str | os.PathLike[str]) -> bool:
+    """A folder (one that exists, or a path no hub id can be: absolute, ``./``, ``~``, two or more
+    slashes -- a run's own output, not yet written) or an embedded model name: it never needs the hub.
+
+    >>> [is_local_model(m) for m in ("Qwen/Qwen3-1.7B", "/runs/models/round0", "tiny", "./merged")]
+    [False, True, True, True]
+    """
+    text = str(model)
+    if Path(text).exists() or text in EMBEDDED_MODELS:
+        return True
+    return text.startswith(("/", ".", "~")) or text.count("/") > 1
+
+
+def offline_default(model: str | os.PathLike[str], env: MutableMapping[str, str]) -> None:
+    """``HF_HUB_OFFLINE=1`` in ``env`` unless set there, when ``model`` is local (:func:`is_local_model`).
+
+    A hub id keeps the hub as the user has it: online unless they said offline.
+    """
+    if is_local_model(model):
+        env.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def hub_offline(env: Mapping[str, str] | None = None) -> str | None:
+    """The setting that forbids the hub (``HF_HUB_OFFLINE``, else ``TRANSFORMERS_OFFLINE``), read as
+    huggingface_hub reads it; None when the hub is allowed.
+
+    >>> hub_offline({"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "true"}), hub_offline({})
+    ('TRANSFORMERS_OFFLINE', None)
+    """
+    env = os.environ if env is None else env
+    return next(
+        (k for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if env.get(k, "").strip().lower() in _TRUE), None
+    )
+
+
+def hub_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The Hugging Face hub cache: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/huggingface/hub``
+    (read from ``env`` now, not when huggingface_hub was imported)."""
+    env = os.environ if env is None else env
+    if env.get("HF_HUB_CACHE"):
+        return Path(env["HF_HUB_CACHE"]).expanduser()
+    home = env.get("HF_HOME") or str(Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def check_hub_model(model: str, env: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`ModelError` when ``model`` is a hub id, the hub is offline and the id is not cached.
+
+    Cached means the standard layout ``<cache>/models--org--name/snapshots/<rev>/config.json``
+    with ``refs/main`` naming the revision (what ``huggingface_hub`` downloads write).
+    """
+    setting = hub_offline(env)
+    if is_local_model(model) or setting is None:
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = hub_cache_dir(env)
+    try:
+        found = try_to_load_from_cache(model, "config.json", cache_dir=cache)
+    except ValueError:  # not a valid repo id either: not ours to judge (a served model name, a typo'd path)
+        return
+    if not isinstance(found, str):
+        value = (os.environ if env is None else env)[setting]
+        raise ModelError(
+            f"model {model!r} is not a local folder and not in the Hugging Face cache {cache}, "
+            f"and {setting}={value} forbids downloading it: unset {setting}, or give a model folder"
+        )
 
 
 def prepared_models() -> list[dict]:

@@ -92,7 +92,9 @@ def demo(
     """
     from lfkit.pipeline.config import demo_config
     from lfkit.pipeline.demo import run_demo
+    from lfkit.train import pin_demo_environment
 
+    pin_demo_environment()  # the embedded CPU demo pins CPU + offline here, where it starts (issue 26)
     if quick:
         model = "tiny"
     if full:

@@ -577,6 +577,7 @@ def dry_run(cfg: IterateConfig) -> dict[str, Any]:
     from lfkit.models.presets import load_preset
     from lfkit.recipes import write_recipe
     from lfkit.recipes.render import dump_recipe
+    from lfkit.train import describe_env, llamafactory_env
 
     layout = IterateLayout(cfg.out)
     plan = Plan(cfg, layout, load_preset(cfg.preset, resolve=False))
@@ -596,7 +597,9 @@ def dry_run(cfg: IterateConfig) -> dict[str, Any]:
     def show(config: dict[str, Any], path: Path, command: str) -> None:
         write_recipe(config, path)
         recipes.append(str(path))
-        lines.extend([f"{command} {path}", f"# --- {path}", dump_recipe(config).rstrip(), "# ---"])
+        env = describe_env(llamafactory_env(config.get("model_name_or_path")))  # as run_llamafactory runs it
+        lines.extend([f"# environment: {env}", f"{command} {path}", f"# --- {path}", dump_recipe(config).rstrip()])
+        lines.append("# ---")
 
     for k in range(1, cfg.rounds + 1):
         lines.append(f"\n# ===== round {k}: sample with round {k - 1}, DPO with round {k - 1} as start and reference")

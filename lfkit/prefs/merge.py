@@ -3,7 +3,8 @@ the generic merge is lfkit.jobs.merge_row_files).
 
 Every input must hold the same kind of rows (preference rows with chosen/rejected, or
 SFT rows with output). Rows are deduplicated -- preference rows by question and the
-normalised SQL of both answers for ``rejects`` rows (by exact text for others), SFT rows
+normalised SQL of both answers for ``rejects`` rows (by text for an answer with no SQL, and
+for others), SFT rows
 by question and output -- and ordered by question_id, so the result does not depend on
 the order the shard files are given in.
 """
@@ -38,7 +39,12 @@ def _dedup_key(kind: str, row: dict[str, Any]) -> tuple:
     if kind == "sft":
         return (qid, row["output"])
     if row.get("source") == "rejects":  # answers are single SQL blocks: compare the queries
-        return (qid, normalize_sql(extract_sql(row["chosen"])), normalize_sql(extract_sql(row["rejected"])))
+        # ... except a no_sql reject (--reject-no-sql), which rejects builds deduplicated by its text
+        def side(text: str) -> str:
+            sql = extract_sql(text)
+            return normalize_sql(sql) if sql else text.strip()
+
+        return (qid, side(row["chosen"]), side(row["rejected"]))
     return (qid, row["chosen"], row["rejected"])
 
 
