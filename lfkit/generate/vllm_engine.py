@@ -12,18 +12,17 @@ Start-up costs about a minute on two CPU cores (three processes import torch and
 why a pipeline holds one :class:`VLLMEngine` open across its stages (:class:`EnginePool`) and
 swaps LoRA adapters at run time (``/v1/load_lora_adapter``) instead of restarting.
 
-The server dies with lfkit: it runs in its own process group with ``PR_SET_PDEATHSIG``, and
-:meth:`VLLMEngine.close` ends the group (the engine-core process included).
+The server dies with lfkit: it runs under :func:`lfkit.children.start_guarded` (a guard that takes
+it and its engine-core process down when lfkit dies, even by SIGKILL), and
+:meth:`VLLMEngine.close` stops it the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from lfkit.children import GRACE_S, start_guarded
 from lfkit.generate.base import GenerationError
 
 # The engine lfkit pins for CPU machines (`make install` puts it in .venv-vllm); GPU machines use
@@ -98,16 +98,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when lfkit dies (Linux), even by SIGKILL."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except OSError:  # not Linux: close() still ends the server
-        pass
 
 
 class VLLMEngine:
@@ -195,14 +185,8 @@ class VLLMEngine:
         say(f"Starting the vLLM engine for {self.model} (log: {self.log_path}) ...")
         start = time.perf_counter()
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.environment(),
-                start_new_session=True,  # its own group: close() ends the engine-core process too
-                preexec_fn=_die_with_parent,
+            self.proc = start_guarded(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.environment()
             )
         try:
             self._wait_ready()
@@ -247,19 +231,12 @@ class VLLMEngine:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # the group may outlive its leader for a moment (engine core shutting down)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        proc.terminate()  # the guard stops the server's whole process tree (SIGKILL after its grace)
+        try:
+            proc.wait(timeout=GRACE_S + 20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     def __enter__(self) -> VLLMEngine:
         return self.start()
