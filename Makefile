@@ -75,7 +75,8 @@ TREES ?= $(DATA)/trees
 .PHONY: sft dpo rm tree
 
 LF_ENV := HF_HUB_OFFLINE=1 DISABLE_VERSION_CHECK=1 WANDB_DISABLED=true
-LF_TRAIN := $(LF_ENV) $(BIN)/llamafactory-cli train
+# lfkit's one LLaMA-Factory runner (llamafactory-cli train|export, offline; every GPU of CUDA_VISIBLE_DEVICES)
+LF_TRAIN := $(LFKIT) train
 # $(call RENDER,stage,dataset,extra args): render + validate the recipe into $(OUT)/<stage>.yaml
 RENDER = $(LF_ENV) $(LFKIT) render $(1) --preset $(PRESET) --dataset $(2) --dataset-dir $(DATA) \
 	--output-dir $(OUT)/$(1) $(if $(MAX_STEPS),--set max_steps=$(MAX_STEPS)) $(SETS) $(3) -o $(OUT)/$(1).yaml

@@ -182,15 +182,28 @@ def iterate(out: Path, **options: Any) -> None:
 @click.command("train")
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--log", type=click.Path(dir_okay=False, path_type=Path), help="Log file [default: RECIPE with .log].")
-def train(recipe: Path, log: Path | None) -> None:
+@click.option(
+    "--cuda",
+    help="CUDA devices LLaMA-Factory may use, e.g. 0,1 ('' = CPU) [default: CUDA_VISIBLE_DEVICES, else every GPU].",
+)
+def train(recipe: Path, log: Path | None, cuda: str | None) -> None:
     """Run LLaMA-Factory on RECIPE (train, or export when it has export_dir), offline, with a progress bar.
 
     \b
-    The one LLaMA-Factory runner of lfkit (lfkit.train.run_llamafactory): what the pipelines call.
-    Prints the steps and the first/last loss of a training run.
+    The one LLaMA-Factory runner of lfkit (lfkit.train.run_llamafactory), the one the pipelines call;
+    the Makefile's sft / dpo / rm targets call it. Prints the steps and the first and last loss.
     """
+    import os
+
     from lfkit.train import run_llamafactory
 
+    if cuda is None:
+        cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if cuda is None:
+        import torch
+
+        cuda = ",".join(str(i) for i in range(torch.cuda.device_count()))
+    os.environ["LFKIT_DEMO_CUDA"] = cuda  # run_llamafactory hides every device not named here
     result = run_llamafactory(recipe, log or recipe.with_suffix(".log"))
     losses = result.losses
     loss = f", loss {losses[0][1]} -> {losses[-1][1]}" if losses else ""
