@@ -145,3 +145,15 @@ def test_other_settings_are_refused_naming_the_keys(tmp_path: Path) -> None:
 
     check_settings(layout, {**settings, "lr": 0.1}, force=True)  # --force: the new settings stick
     assert json.loads(layout.settings.read_text()) == {**settings, "lr": 0.1}
+
+
+def test_pipeline_doctests() -> None:
+    import doctest
+
+    import lfkit.pipeline.iterate
+    import lfkit.pipeline.stages
+    import lfkit.pipeline.steps
+
+    for module in (lfkit.pipeline.stages, lfkit.pipeline.steps, lfkit.pipeline.iterate):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
