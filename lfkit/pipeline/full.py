@@ -47,6 +47,7 @@ from lfkit.pipeline.results import (
     TreesResult,
 )
 from lfkit.pipeline.stages import StageRunner, check_settings
+from lfkit.pipeline.steps import RunContext
 
 console = Console()
 
@@ -159,7 +160,7 @@ def run_full(cfg: FullConfig) -> dict[str, Any]:
     return report
 
 
-def after_rounds(cfg: FullConfig, run: Any, runner: StageRunner, best: ModelRef, last_round: int) -> None:
+def after_rounds(cfg: FullConfig, run: RunContext, runner: StageRunner, best: ModelRef, last_round: int) -> None:
     """Stages 5-11 from the best policy: trees, reward model (data, training, held-out eval), best-of-N, GRPO."""
     from lfkit.data.sft import SFTOptions, build_sft
     from lfkit.pipeline.steps import SEED_OFFSETS, StageFailed, rejects_config, stage_eval, stage_sample, stage_train

@@ -17,6 +17,7 @@ from lfkit.pipeline.layout import RunLayout
 from lfkit.pipeline.results import (
     BonSampleResult,
     BonSelectResult,
+    CorpusResult,
     EvalResult,
     GrpoResult,
     PrefsResult,
@@ -192,8 +193,6 @@ def plot_loss(training: dict[str, dict[str, Any]], path: Path) -> None:
 
 
 def write_report(cfg: DemoConfig, layout: RunLayout, runner: StageRunner) -> dict[str, Any]:
-    from lfkit.pipeline.results import CorpusResult
-
     stages = eval_rows(runner)
     training = {s: t.to_json() for s in ("sft", "dpo") if (t := runner.get(s, TrainResult)) is not None}
     corpus, prefs = runner.get("corpus", CorpusResult), runner.get("prefs", PrefsResult)

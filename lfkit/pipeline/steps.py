@@ -16,13 +16,16 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lfkit.errors import LfkitError
 from lfkit.pipeline.config import DemoConfig, SamplingSettings
 from lfkit.pipeline.engine import Generation, make_backend
 from lfkit.pipeline.layout import RunLayout
 from lfkit.pipeline.results import CorpusResult, EvalResult, MergeResult, ModelRef, PrefsResult, TrainResult
+
+if TYPE_CHECKING:
+    from lfkit.prefs.rejects import RejectsConfig
 
 SFT_DATASET = "lfkit_demo_sft"
 DPO_DATASET = "lfkit_demo_dpo"
@@ -252,7 +255,7 @@ def rejects_config(
     round: int = 1,
     pairing: str = "hardest",
     model_info: dict[str, Any] | None = None,
-) -> Any:
+) -> RejectsConfig:
     """The one preference-sampling set-up: ``num_candidates`` answers per question at ``temperature``,
     top_p :data:`PREF_TOP_P`, labelled by execution, the hardest ``pairs_per_question`` pairs kept
     (``pairing="all"`` with ``pairs_per_question=0``: every pair, as held-out test pairs are made)."""
@@ -280,7 +283,7 @@ def rejects_config(
     )
 
 
-def stage_sample(run: RunContext, job: Any, policy: ModelRef, *, register_as: str | None) -> PrefsResult:
+def stage_sample(run: RunContext, job: RejectsConfig, policy: ModelRef, *, register_as: str | None) -> PrefsResult:
     """Sample, label and pair with ``policy`` (``job``: :func:`rejects_config`); register the pairs as
     ``register_as``. No pair: the result says why in ``empty`` and nothing is registered."""
     from lfkit.io import read_rows
