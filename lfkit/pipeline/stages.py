@@ -42,7 +42,7 @@ class StageError(LfkitError):
 class Layout:
     """The generic part of a pipeline's output folder: ``root/stages/*.json`` and ``root/settings.json``.
 
-    Pipelines subclass it with properties for their own artefacts (see ``DemoLayout``).
+    Pipelines subclass it with properties for their own artefacts (see ``lfkit.pipeline.layout.RunLayout``).
     """
 
     root: Path
