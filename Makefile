@@ -96,7 +96,8 @@ TREES ?= $(DATA)/trees
 CPU_PRESETS := smollm2-135m tiny
 LF_ENV := DISABLE_VERSION_CHECK=1 WANDB_DISABLED=true \
 	$(if $(filter $(PRESET),$(CPU_PRESETS)),CUDA_VISIBLE_DEVICES="$${LFKIT_DEMO_CUDA:-}" HF_HUB_OFFLINE=1)
-LF_TRAIN := $(LF_ENV) $(BIN)/llamafactory-cli train
+# lfkit's one LLaMA-Factory runner (llamafactory-cli train|export under a guard, a lock on the output folder)
+LF_TRAIN := $(LF_ENV) $(LFKIT) train
 # $(call RENDER,stage,dataset,extra args): render + validate the recipe into $(OUT)/<stage>.yaml
 RENDER = $(LF_ENV) $(LFKIT) render $(1) --preset $(PRESET) --dataset $(2) --dataset-dir $(DATA) \
 	--output-dir $(OUT)/$(1) $(if $(MAX_STEPS),--set max_steps=$(MAX_STEPS)) $(SETS) $(3) -o $(OUT)/$(1).yaml

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lfkit.pipeline.config import DemoConfig, DemoLayout, demo_config, demo_settings
-from lfkit.pipeline.stages import StageRunner, check_settings
+from lfkit.pipeline.config import DemoConfig, demo_config, demo_settings
+from lfkit.pipeline.layout import RunLayout
+from lfkit.pipeline.stages import StageResult, StageRunner, check_settings
 
 ROOT = Path("levers_out")
 
@@ -49,21 +50,19 @@ def seed_config(seed: int, root: Path) -> DemoConfig:
     return demo_config(MODEL, seed=seed, out=root / f"seed{seed}")
 
 
-def run_sft(seed: int, root: Path) -> dict[str, Any]:
-    """The demo's corpus, SFT and SFT evaluation for ``seed`` (cached like ``lfkit demo``)."""
-    from lfkit.pipeline.demo import SFT_DATASET, stage_corpus, stage_eval, stage_train
+def run_sft(seed: int, root: Path) -> Any:
+    """The demo's corpus, base eval, SFT and SFT evaluation for ``seed`` (``lfkit demo``'s own stages, cached)."""
+    from lfkit.pipeline.demo import demo_context
+    from lfkit.pipeline.demo import run_sft as demo_sft
+    from lfkit.pipeline.results import EvalResult
 
     cfg = seed_config(seed, root)
-    layout = DemoLayout(cfg.out)
+    layout = RunLayout(cfg.out)
     layout.root.mkdir(parents=True, exist_ok=True)
     check_settings(layout, demo_settings(cfg))
     runner = StageRunner(layout)
-    sft_overrides = {"learning_rate": cfg.sft_lr, "num_train_epochs": cfg.sft_epochs}
-    runner.run("corpus", f"seed {seed}: corpus", lambda: stage_corpus(cfg, layout))
-    runner.run("sft", f"seed {seed}: SFT", lambda: stage_train(cfg, layout, "sft", SFT_DATASET, sft_overrides, []))
-    return runner.run(
-        "eval_sft", f"seed {seed}: eval SFT", lambda: stage_eval(cfg, layout, "eval_sft", [layout.adapter("sft")])
-    )
+    demo_sft(demo_context(cfg, layout), runner, cfg)
+    return runner.get("eval_sft", EvalResult)
 
 
 # The recorded demo's DPO is the first row; the others change one thing (or a few) against it.
@@ -146,7 +145,7 @@ LEVERS: dict[str, Lever] = {
 POOL_QUESTIONS = 48
 
 
-class LeverLayout(DemoLayout):
+class LeverLayout(RunLayout):
     """A lever's own data/recipes/saves/report, reading its seed's corpus."""
 
     def __init__(self, root: Path, corpus: Path) -> None:
@@ -158,9 +157,10 @@ class LeverLayout(DemoLayout):
         return self._corpus
 
 
-def pool_config(cfg: DemoConfig, layout: DemoLayout, lever: Lever, output: Path) -> Any:
+def pool_config(cfg: DemoConfig, layout: RunLayout, lever: Lever, output: Path) -> Any:
     """The demo's prefs sampling settings on the pool's questions; pairing options from the lever."""
     from lfkit.data.bird import split_db_root
+    from lfkit.pipeline.steps import PREF_TOP_P, prefs_seed
     from lfkit.prefs.rejects import RejectsConfig
 
     return RejectsConfig(
@@ -169,9 +169,9 @@ def pool_config(cfg: DemoConfig, layout: DemoLayout, lever: Lever, output: Path)
         output=str(output),
         journal=str(layout.root / "levers" / "pool.candidates.jsonl"),  # one sampling shared by every lever
         num_samples=cfg.num_candidates,
-        seed=cfg.seed + 1234,
-        temperature=cfg.sample_temperature,
-        top_p=0.95,
+        seed=prefs_seed(cfg.seed),
+        temperature=cfg.temperature,
+        top_p=PREF_TOP_P,
         max_new_tokens=cfg.max_new_tokens,
         max_samples=POOL_QUESTIONS,
         batch_size=max(1, cfg.batch_size // cfg.num_candidates),
@@ -183,17 +183,28 @@ def pool_config(cfg: DemoConfig, layout: DemoLayout, lever: Lever, output: Path)
     )
 
 
-def lever_pairs(cfg: DemoConfig, layout: DemoLayout, lever: Lever, lv: LeverLayout) -> dict[str, Any]:
+@dataclass
+class LeverPairs(StageResult):
+    """A lever's pairs, written from the seed's shared candidate pool."""
+
+    pool_labels: dict[str, int]
+    pairs: int
+    on_policy_chosen: int
+    by_reject_kind: dict[str, int]
+
+
+def lever_pairs(cfg: DemoConfig, layout: RunLayout, lever: Lever, lv: LeverLayout) -> LeverPairs:
     from lfkit.io import read_rows, write_rows
-    from lfkit.pipeline.demo import make_backend
+    from lfkit.pipeline.demo import demo_context
+    from lfkit.pipeline.engine import make_backend
+    from lfkit.pipeline.results import ModelRef
     from lfkit.prefs.rejects import build_rejects
     from lfkit.registry import register_dataset
 
-    backend = make_backend(cfg, [layout.adapter("sft")])  # used only for questions the journal lacks
-    try:
+    run = demo_context(cfg, layout)
+    sft = ModelRef(run.preset["model_name_or_path"], (str(layout.adapter("sft")),))
+    with make_backend(run.gen, sft) as backend:  # used only for questions the journal lacks
         summary = build_rejects(pool_config(cfg, layout, lever, lv.pref_data), backend, progress=True)
-    finally:
-        backend.close()
     keep = {str(r.get("question_id", i)) for i, r in enumerate(read_rows(layout.sft_data)[: lever.questions])}
     rows = [r for r in read_rows(lv.pref_data) if str(r["question_id"]) in keep]
     write_rows(lv.pref_data, rows)
@@ -201,37 +212,60 @@ def lever_pairs(cfg: DemoConfig, layout: DemoLayout, lever: Lever, lv: LeverLayo
     kinds: dict[str, int] = {}
     for r in rows:
         kinds[r["reject_kind"]] = kinds.get(r["reject_kind"], 0) + 1
-    return {
-        "pool_labels": dict(summary.labels),
-        "pairs": len(rows),
-        "on_policy_chosen": sum(r["chosen_source"] == "on-policy" for r in rows),
-        "by_reject_kind": kinds,
-    }
+    return LeverPairs(
+        pool_labels=dict(summary.labels),
+        pairs=len(rows),
+        on_policy_chosen=sum(r["chosen_source"] == "on-policy" for r in rows),
+        by_reject_kind=kinds,
+    )
 
 
 def run_lever(seed: int, root: Path, lever: Lever) -> dict[str, Any]:
-    from lfkit.pipeline.demo import stage_eval, stage_train
+    from dataclasses import replace
+
+    from lfkit.pipeline.demo import demo_context
+    from lfkit.pipeline.results import EvalResult, ModelRef, TrainResult
+    from lfkit.pipeline.steps import stage_eval, stage_train
 
     cfg = seed_config(seed, root)
-    layout = DemoLayout(cfg.out)
+    layout = RunLayout(cfg.out)
     if not (layout.stages / "eval_sft.json").exists():
         raise SystemExit(f"seed {seed}: no SFT yet; run `python benchmarks/dpo_levers.py sft --seeds {seed}` first")
     lv = LeverLayout(layout.root / "levers" / lever.name, layout.corpus)
     lv.root.mkdir(parents=True, exist_ok=True)
     check_settings(lv, {"lever": lever.__dict__ | {"reject_kinds": list(lever.reject_kinds)}, "seed": seed})
     runner = StageRunner(lv)
-    pairs = runner.run("prefs", f"seed {seed} {lever.name}: pairs", lambda: lever_pairs(cfg, layout, lever, lv))
-    if pairs["pairs"] == 0:
+    title = f"seed {seed} {lever.name}"
+    pairs = runner.run("prefs", f"{title}: pairs", lambda: lever_pairs(cfg, layout, lever, lv), LeverPairs)
+    if pairs.pairs == 0:
         return {"lever": lever.name, "seed": seed, "pairs": 0}
-    sft = layout.adapter("sft")
+    run = replace(demo_context(cfg, layout), layout=lv)  # the lever's own files, the seed's corpus
+    sft = ModelRef(run.preset["model_name_or_path"], (str(layout.adapter("sft").resolve()),))
     train = {"num_train_epochs": 1.0, **lever.train}
     dpo = runner.run(
-        "dpo", f"seed {seed} {lever.name}: DPO", lambda: stage_train(cfg, lv, "dpo", "lever_dpo", train, [sft])
+        "dpo",
+        f"{title}: DPO",
+        lambda: stage_train(
+            run,
+            "dpo",
+            "lever_dpo",
+            train,
+            start=sft,
+            output_dir=lv.adapter("dpo"),
+            recipe=lv.recipes / "dpo.yaml",
+            log=lv.logs / "dpo.log",
+            title="DPO",
+        ),
+        TrainResult,
     )
+    model = ModelRef(sft.base, (*sft.adapters, str(lv.adapter("dpo").resolve())))
     ev = runner.run(
-        "eval_dpo", f"seed {seed} {lever.name}: eval", lambda: stage_eval(cfg, lv, "eval_dpo", [sft, lv.adapter("dpo")])
+        "eval_dpo",
+        f"{title}: eval",
+        lambda: stage_eval(run, model, lv.predictions("dpo"), f"{title}: dev predictions"),
+        EvalResult,
     )
-    return {"lever": lever.name, "seed": seed, "pairs": pairs["pairs"], "steps": dpo["steps"], "ex": ev["ex"]}
+    return {"lever": lever.name, "seed": seed, "pairs": pairs.pairs, "steps": dpo.steps, "ex": ev.ex}
 
 
 def table(root: Path, seeds: list[int]) -> str:
@@ -281,7 +315,7 @@ def main() -> None:
     POOL_QUESTIONS = max(LEVERS[n].questions for n in names)
     if args.phase == "sft":
         for seed in args.seeds:
-            print(json.dumps({"seed": seed, "sft_ex": run_sft(seed, args.root)["ex"]}))
+            print(json.dumps({"seed": seed, "sft_ex": run_sft(seed, args.root).ex}))
     elif args.phase == "run":
         for name in names:  # lever-major: every lever gets its seeds before the next one starts
             for seed in args.seeds:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lfkit.pipeline.commands:iterate",
         "Iterative DPO: sample, label, DPO from the previous round, evaluate.",
     ),
+    "train": ("lfkit.pipeline.commands:train", "Run LLaMA-Factory on a recipe (train, or export), offline."),
 }
 
 

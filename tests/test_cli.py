@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lfkit.pipeline.config import DemoLayout, demo_config, demo_settings
+from lfkit.pipeline.config import demo_config, demo_settings
+from lfkit.pipeline.layout import RunLayout
 
 
 def _lfkit(*args: str, debug: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,7 +31,7 @@ def _one_error_line(run: subprocess.CompletedProcess[str]) -> str:
 
 def _old_demo_run(out: Path) -> None:
     """``out`` as a tiny demo run with default settings leaves it after its first stage."""
-    layout = DemoLayout(out)
+    layout = RunLayout(out)
     layout.stages.mkdir(parents=True)
     (layout.stages / "corpus.json").write_text("{}")
     layout.settings.write_text(json.dumps(demo_settings(demo_config("tiny", out=out))))

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lfkit.errors import LfkitError
-from lfkit.pipeline.config import DemoConfig, DemoLayout, demo_config, demo_settings
+from lfkit.pipeline.config import PROFILES, DemoConfig, demo_config, demo_settings
+from lfkit.pipeline.layout import RunLayout
 from lfkit.pipeline.report import verdict
 from lfkit.pipeline.stages import StageError, check_settings
 from lfkit.recipes.render import lora_target_last_layers
@@ -31,13 +33,42 @@ def test_demo_settings_decide_resuming(tmp_path: Path) -> None:
     assert demo_settings(demo_config("tiny", out=tmp_path / "a")) == demo_settings(
         demo_config("tiny", out=tmp_path / "b", force=True)
     )
-    layout = DemoLayout(tmp_path)
+    layout = RunLayout(tmp_path)
     check_settings(layout, demo_settings(demo_config("tiny", out=tmp_path)))
     layout.stages.mkdir(parents=True)
     (layout.stages / "corpus.json").write_text("{}")
     check_settings(layout, demo_settings(demo_config("tiny", out=tmp_path)))  # same settings: resumes
     with pytest.raises(StageError, match=r"other settings \(dpo_lr .* -> 0\.5\).*--force"):
         check_settings(layout, demo_settings(demo_config("tiny", out=tmp_path, dpo_lr=0.5)))
+
+
+def test_demo_defaults_are_what_the_demo_runs(tmp_path: Path) -> None:
+    # the default model's profile overrides nothing: the dataclass defaults ARE the demo's settings
+    assert PROFILES["smollm2-135m"] == {}
+    cfg = DemoConfig(out=tmp_path)
+    assert (cfg.n_dev, cfg.dpo_lr, cfg.max_new_tokens, cfg.n_sft, cfg.lora_last_layers) == (64, 2e-4, 128, 160, 8)
+    assert demo_config("smollm2-135m", out=tmp_path) == cfg
+    # a profile is a few overrides; an option given on the command line wins over it
+    tiny = demo_config("tiny", out=tmp_path, dpo_lr=1e-4)
+    assert tiny.dpo_lr == 1e-4 and tiny.n_sft == PROFILES["tiny"]["n_sft"] and tiny.pref_beta == cfg.pref_beta
+
+
+def test_demo_options_come_from_the_fields(tmp_path: Path) -> None:
+    from dataclasses import fields
+
+    from click.testing import CliRunner
+
+    from lfkit.cli import main
+
+    help_text = "".join(CliRunner().invoke(main, ["demo", "--help"]).output.split())  # no wrapping
+    for f in fields(DemoConfig):
+        if f.name not in ("model", "out"):
+            assert f"--{f.name.replace('_', '-')}" in help_text, f.name
+            assert "".join(f.metadata["help"].split()) in help_text, f.name
+    # an option of the full run alone is refused without --full, naming it, before anything is written
+    result = CliRunner().invoke(main, ["demo", "--quick", "--rm-steps", "3", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--rm-steps need(s) --full" in result.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_lora_target_names_only_the_last_layers(tiny_model: Path) -> None:
@@ -69,25 +100,50 @@ def test_demo_tiny_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     report = json.loads((out / "report.json").read_text())
+    cfg = demo_config("tiny", out=out)
     assert [s["name"] for s in report["stages"]] == ["base", "sft", "dpo"]
-    assert (out / "report.md").read_text().count("| base |") == 1
-    for name in ("ex_by_stage.png", "loss.png"):
-        assert (out / "report" / name).stat().st_size > 1000
-    for recipe in ("sft.yaml", "dpo.yaml"):
-        assert (out / "recipes" / recipe).exists()
-    assert (out / "saves" / "sft" / "adapter_model.safetensors").exists()
-    assert (out / "saves" / "dpo" / "adapter_model.safetensors").exists()
+    markdown = (out / "report.md").read_text()
+    for s in report["stages"]:  # the table shows each stage's own EX
+        assert markdown.count(f"| {s['name']} | {s['ex']:.1f} |") == 1
+    # The recipes are the profile's: its learning rates and DPO values, the demo's cutoff and seed.
+    sft_recipe = yaml.safe_load((out / "recipes" / "sft.yaml").read_text())
+    dpo_recipe = yaml.safe_load((out / "recipes" / "dpo.yaml").read_text())
+    assert (sft_recipe["learning_rate"], dpo_recipe["learning_rate"]) == (cfg.sft_lr, cfg.dpo_lr)
+    assert (dpo_recipe["pref_beta"], dpo_recipe["pref_loss"], dpo_recipe["pref_ftx"]) == (
+        cfg.pref_beta,
+        cfg.pref_loss,
+        cfg.pref_ftx,
+    )
+    assert sft_recipe["cutoff_len"] == dpo_recipe["cutoff_len"] == cfg.cutoff_len and dpo_recipe["seed"] == cfg.seed
+    assert sft_recipe["output_dir"] == str((out / "saves" / "sft").resolve())
     # DPO continued from the SFT adapter (a new adapter on top of the merged SFT model)
-    dpo_recipe = (out / "recipes" / "dpo.yaml").read_text()
-    assert str((out / "saves" / "sft").resolve()) in dpo_recipe and "create_new_adapter: true" in dpo_recipe
+    assert dpo_recipe["adapter_name_or_path"] == str((out / "saves" / "sft").resolve())
+    assert dpo_recipe["create_new_adapter"] is True
+    # Training moved both adapters: LoRA's B matrices start at zero, so a trained adapter has non-zero ones.
+    from safetensors.torch import load_file
+
+    for stage in ("sft", "dpo"):
+        tensors = load_file(out / "saves" / stage / "adapter_model.safetensors")
+        lora_b = [t for name, t in tensors.items() if "lora_B" in name]
+        assert lora_b and all(t.abs().sum() > 0 for t in lora_b), stage
+    # The plots are images with something drawn on them (more colours than a blank canvas and its frame).
+    from PIL import Image
+
+    for name in ("ex_by_stage.png", "loss.png"):
+        with Image.open(out / "report" / name) as png:
+            assert png.format == "PNG" and len(png.getcolors(1 << 16) or []) > 2, name
     # Training figures come from LF's own files: every optimizer step logged, the final one counted.
     for stage in ("sft", "dpo"):
         trained = report["training"][stage]
         state = json.loads((out / "saves" / stage / "trainer_state.json").read_text())
         assert trained["steps"] == state["global_step"] == len(trained["loss_curve"]) > 0
+        logged = [[r["step"], r["loss"]] for r in state["log_history"] if "loss" in r]
+        assert trained["loss_curve"] == logged
         train_loss = json.loads((out / "saves" / stage / "train_results.json").read_text())["train_loss"]
         assert trained["mean_loss"] == round(train_loss, 4)
-    assert report["training"]["dpo"]["last_accuracy"] is not None
+    dpo_state = json.loads((out / "saves" / "dpo" / "trainer_state.json").read_text())
+    last = [r for r in dpo_state["log_history"] if "loss" in r][-1]
+    assert report["training"]["dpo"]["reward_accuracy"] == last["rewards/accuracies"]
     pairs = [json.loads(line) for line in (out / "data" / "demo_dpo.jsonl").read_text().splitlines()]
     assert len(pairs) == report["data"]["prefs"]["pairs"] > 0
     assert all(p["chosen"] != p["rejected"] for p in pairs)

@@ -14,7 +14,9 @@ from click.testing import CliRunner
 
 from lfkit.cli import main
 from lfkit.errors import LfkitError
-from lfkit.pipeline.full import FULL_PROFILES, FullLayout, full_config
+from lfkit.pipeline.config import demo_config
+from lfkit.pipeline.full import FULL_PROFILES, full_config
+from lfkit.pipeline.layout import RunLayout
 from lfkit.pipeline.stages import StageError, check_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +31,9 @@ STAGES = [
 def test_full_config_profiles_and_bad_values(tmp_path: Path) -> None:
     cfg = full_config("tiny", out=tmp_path)
     assert cfg.rounds == 2 and cfg.demo.model == "tiny" and cfg.demo.n_dev == 16
-    assert cfg.iterate.from_path == str((tmp_path / "saves" / "sft").resolve())  # the rounds start at the SFT
+    # the rounds' DPO values are the demo profile's unless given
+    assert cfg.dpo_lr is None and cfg.demo.dpo_lr == demo_config("tiny").dpo_lr
+    assert full_config("tiny", out=tmp_path, dpo_lr=1e-4).demo.dpo_lr == 1e-4
     smol = full_config("smollm2-135m", out=tmp_path)
     # the rounds draw fresh train questions: the profile must fit in the corpus
     assert smol.rounds * smol.questions_per_round <= smol.demo.n_train
@@ -47,7 +51,7 @@ def test_full_settings_decide_resuming(tmp_path: Path) -> None:
     a, b = full_config("tiny", out=tmp_path / "a"), full_config("tiny", out=tmp_path / "b", force=True)
     assert a.settings() == b.settings()  # neither the folder nor --force is a setting
     assert a.settings()["demo.n_sft"] == 32 and "out" not in a.settings()
-    layout = FullLayout(tmp_path)
+    layout = RunLayout(tmp_path)
     check_settings(layout, a.settings())
     layout.stages.mkdir(parents=True)
     (layout.stages / "corpus.json").write_text("{}")
@@ -75,7 +79,7 @@ def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     report = json.loads((out / "report.json").read_text())
-    layout = FullLayout(out)
+    layout = RunLayout(out)
     assert layout.cached_stages() == sorted(STAGES)
     assert set(report["stage_seconds"]) == set(STAGES)
     assert [s["name"] for s in report["stages"]] == ["base", "sft", "round1", "round2", "grpo"]
@@ -114,9 +118,15 @@ def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     assert (out / "saves" / "rm" / "value_head.safetensors").is_file()
     assert report["training"]["rm"]["steps"] == 2 and report["training"]["grpo"]["steps"] == 2
     assert report["trees"]["verified_ok"] and report["trees"]["trees"] == 4
-    # GRPO started from the best policy (here: round 0 = the SFT adapter), merged
+    # GRPO started from the best policy (the round with the highest dev EX, 0 = SFT), merged
+    from lfkit.recipes.grpo import merged_path
+
+    best = max(report["stages"][1:-1], key=lambda s: s["ex"])  # sft, round1, round2; a tie: the earliest
+    assert report["best_policy"] == best["name"]
+    best_eval = json.loads(layout.stage_file(best["stage"]).read_text())
     grpo = json.loads(layout.stage_file("grpo").read_text())
-    assert grpo["start_model"] == str((out / "saves" / "sft-merged").resolve())
+    assert grpo["policy"] == best_eval["model"] and len(grpo["policy"]["adapters"]) == 1
+    assert grpo["start_model"] == str(merged_path(best_eval["model"]["adapters"][0]))
 
     # a re-run finds every stage cached and rewrites the same table ...
     rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

@@ -1,5 +1,6 @@
-"""`lfkit iterate`: bad input, the dry run's recipes, an empty round, and (slow) a tiny 2-round run
-killed mid-run and resumed, its round table re-scored from the prediction files."""
+"""`lfkit iterate`: bad input, the dry run's recipes (the same steps as a run), an empty round through the
+run's shared engine, and (slow) a tiny 2-round run killed mid-run and resumed, its round table re-scored
+from the prediction files."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ from lfkit.cli import main
 from lfkit.data.bird import split_db_root
 from lfkit.eval import score_predictions
 from lfkit.io import read_rows
-from lfkit.pipeline.iterate import IterateConfig, IterateError, Plan, classify_from, question_slice, rescore_rounds
+from lfkit.models.presets import read_preset
+from lfkit.pipeline import engine
+from lfkit.pipeline.iterate import IterateConfig, IterateError, classify_from, question_slice
+from lfkit.pipeline.report_iterate import rescore_rounds
+from lfkit.pipeline.results import ModelRef
 from lfkit.pipeline.stages import StageError
 from lfkit.recipes import validate_recipe
 
@@ -64,9 +69,8 @@ def test_question_slices_are_fresh_every_round() -> None:
 
 def test_dry_run_round_k_reads_round_k_minus_1_merged(tmp_path: Path) -> None:
     out = tmp_path / "dry"
-    result = CliRunner().invoke(
-        main, ["iterate", "--dry-run", "--preset", "qwen3-coder-30b-a3b", "--rounds", "3", "--out", str(out)]
-    )
+    preset = "qwen3-coder-30b-a3b"
+    result = CliRunner().invoke(main, ["iterate", "--dry-run", "--preset", preset, "--rounds", "3", "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = result.output
     assert text.count("llamafactory-cli export") == 3 and text.count("llamafactory-cli train") == 3
@@ -86,8 +90,47 @@ def test_dry_run_round_k_reads_round_k_minus_1_merged(tmp_path: Path) -> None:
         assert dpo["model_name_or_path"] == str(out / f"models/round{k - 1}")
         assert not {"adapter_name_or_path", "ref_model", "ref_model_adapters", "create_new_adapter"} & set(dpo)
         assert dpo["stage"] == "dpo" and dpo["dataset"] == f"lfkit_iter_round{k}"
-        assert dpo["learning_rate"] == 5e-6  # the preset's DPO values
+        # no --dpo-lr and no demo profile for this preset: the preset's own DPO values
+        assert dpo["learning_rate"] == read_preset(preset).for_stage("dpo").learning_rate
         validate_recipe(dpo)
+    # a given value wins over the preset's, in every round
+    other = tmp_path / "dry2"
+    args = ["iterate", "--dry-run", "--preset", preset, "--rounds", "2", "--dpo-lr", "3e-7", "--out", str(other)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert [read_yaml(other / f"recipes/round{k}/dpo.yaml")["learning_rate"] for k in (1, 2)] == [3e-7, 3e-7]
+
+
+def test_every_pref_loss_of_the_demo_is_an_iterate_choice_too(tmp_path: Path) -> None:
+    from lfkit.pipeline.config import PREF_LOSSES
+
+    for loss in PREF_LOSSES:
+        out = tmp_path / loss
+        args = ["iterate", "--dry-run", "--preset", "qwen3-coder-30b-a3b", "--rounds", "1", "--pref-loss", loss]
+        result = CliRunner().invoke(main, [*args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert read_yaml(out / "recipes/round1/dpo.yaml")["pref_loss"] == loss
+        assert CliRunner().invoke(main, ["demo", "--pref-loss", loss, "--help"]).exit_code == 0
+
+
+def test_dry_run_walks_the_steps_of_the_run(tmp_path: Path) -> None:
+    """The dry run and the run walk one plan: every stage a run would cache is a step the dry run shows."""
+    from lfkit.models.presets import load_preset
+    from lfkit.pipeline.iterate import rounds_context, walk_rounds
+    from lfkit.pipeline.layout import RunLayout
+
+    cfg = IterateConfig(preset="qwen3-coder-30b-a3b", rounds=3, dry_run=True, out=tmp_path)
+    run = rounds_context(
+        cfg, cfg.preset, RunLayout(tmp_path), load_preset(cfg.preset, resolve=False), corpus=None, backend="hf"
+    )
+    walked: list[str] = []
+    start = ModelRef("base-model", ("sft-adapter",))
+    walk_rounds(cfg, run, start, None, lambda step: walked.append(step.name))
+    expected = [f"round{k}/{step}" for k in (1, 2, 3) for step in ("merge", "sample", "dpo", "eval")]
+    assert walked == expected
+    # a plain start model has nothing to merge in round 1
+    walked.clear()
+    walk_rounds(cfg, run, ModelRef("plain-model"), None, lambda step: walked.append(step.name))
+    assert walked[:3] == ["round1/sample", "round1/dpo", "round1/eval"] and walked[3] == "round2/merge"
 
 
 def test_empty_round_is_recorded_and_the_loop_stops(
@@ -104,14 +147,24 @@ def test_empty_round_is_recorded_and_the_loop_stops(
         reject_kinds="wrong,error",
     )
     pool_answers: dict[str, str] = {}
+    asked: list[ModelRef] = []
 
-    def backend(self: Plan, model: str, adapters: tuple[str, ...] = ()) -> CannedBackend:
-        # every train candidate is gold itself (correct: no reject), every dev answer is prose
-        if not pool_answers and self.layout.pool.exists():
-            pool_answers.update(gold_by_prompt(self.layout.pool))
-        return CannedBackend(lambda user, j: f"```sql\n{pool_answers[user]}\n```" if user in pool_answers else "no")
+    class Canned:
+        """The run's shared engine: each train candidate is gold (correct: no reject), each dev answer prose."""
 
-    monkeypatch.setattr(Plan, "backend", backend)
+        def __init__(self, gen: engine.Generation) -> None:
+            self.closed = False
+
+        def backend_for(self, model: ModelRef) -> CannedBackend:
+            asked.append(model)
+            if not pool_answers and (cfg.out / "data" / "train_pool.json").exists():
+                pool_answers.update(gold_by_prompt(cfg.out / "data" / "train_pool.json"))
+            return CannedBackend(lambda user, j: f"```sql\n{pool_answers[user]}\n```" if user in pool_answers else "no")
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setitem(engine.ENGINES, "hf", Canned)
     from lfkit.pipeline.iterate import run_iterate
 
     report = run_iterate(cfg)
@@ -122,6 +175,8 @@ def test_empty_round_is_recorded_and_the_loop_stops(
     assert empty["pairs"] == 0 and "every candidate was correct" in empty["empty"]
     assert empty["labels"]["correct"] == 6 and "round 1 is empty" in report["stopped"]
     assert report["rounds"][0]["ex"] == 0.0 and "(empty)" in (cfg.out / "report.md").read_text()
+    # one engine served both stages: round 0's evaluation and round 1's sampling, each with its own model
+    assert asked == [ModelRef(str(tiny_model.resolve())), ModelRef(str(tiny_model.resolve()))]
 
 
 @pytest.mark.slow
@@ -205,9 +260,9 @@ def test_demo_dpo_options_are_checked_and_decide_resuming(tmp_path: Path) -> Non
     cfg = demo_config("tiny", out=tmp_path, chosen="on-policy", reject_kinds=" wrong, no_sql ", pref_loss="orpo")
     assert cfg.reject_kinds == "wrong,no_sql" and cfg.pref_ftx == 0.0
     assert demo_settings(cfg)["chosen"] == "on-policy" != demo_settings(demo_config("tiny", out=tmp_path))["chosen"]
-    with pytest.raises(LfkitError, match="reject_kinds must name some of wrong, error, timeout, no_sql"):
+    with pytest.raises(LfkitError, match="reject kind 'correct' is not one of wrong, error, timeout, no_sql"):
         demo_config("tiny", out=tmp_path, reject_kinds="wrong,correct")
-    with pytest.raises(LfkitError, match="pref_loss must be one of"):
+    with pytest.raises(LfkitError, match="--pref-loss must be one of"):
         demo_config("tiny", out=tmp_path, pref_loss="kto")
-    with pytest.raises(LfkitError, match="chosen must be gold or on-policy"):
+    with pytest.raises(LfkitError, match="--chosen must be one of gold, on-policy"):
         demo_config("tiny", out=tmp_path, chosen="model")

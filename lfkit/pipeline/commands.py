@@ -1,16 +1,77 @@
-"""`lfkit demo`."""
+"""`lfkit demo`, `lfkit iterate`, `lfkit train`.
+
+The options of ``lfkit demo`` and ``lfkit iterate`` are generated from the settings' dataclass fields
+(``lfkit.pipeline.config``: LLaMA-Factory's ``HfArgumentParser`` idea, in click): one option per field,
+its help from the field's help, its choices from the field's, its default shown from the field (and
+the profiles). An option left out is ``None`` and the field's (or the profile's) default applies.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+
+from lfkit.pipeline.config import PROFILES, DemoConfig, cli_fields, given
+from lfkit.pipeline.full import FULL_PROFILES, FullConfig
+from lfkit.pipeline.iterate import IterateConfig
+
+OPTION_NAMES = {"from_path": "--from"}  # a field whose option is not --<field-name>
+
+
+def _click_type(f: dataclasses.Field) -> Any:
+    if f.metadata.get("choices"):
+        return click.Choice(list(f.metadata["choices"]))
+    text = str(f.type)
+    if "Path" in text:
+        return click.Path(file_okay=False, path_type=Path)
+    for name, kind in (("float", float), ("int", int)):
+        if name in text:
+            return kind
+    return str
+
+
+def _default_text(f: dataclasses.Field, profiles: dict[str, dict[str, Any]]) -> str:
+    parts = [] if f.default is None else [str(f.default)]
+    parts += [f"{model}: {values[f.name]}" for model, values in profiles.items() if f.name in values]
+    return f" [default: {'; '.join(parts)}]" if parts else ""
+
+
+def options_from(
+    *classes: type, skip: tuple[str, ...] = (), profiles: dict[str, dict[str, Any]] | None = None
+) -> Callable[[Callable], Callable]:
+    """Click options for the CLI fields of ``classes`` (the first declaration of a name wins), in order."""
+    seen: dict[str, dataclasses.Field] = {}
+    for cls in classes:
+        for f in cli_fields(cls):
+            if f.name not in skip:
+                seen.setdefault(f.name, f)
+
+    def decorate(fn: Callable) -> Callable:
+        for f in reversed(list(seen.values())):
+            name = OPTION_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
+            help_text = f.metadata["help"]
+            if "bool" in str(f.type):
+                fn = click.option(name, f.name, is_flag=True, default=None, help=help_text)(fn)
+            else:
+                help_text += _default_text(f, profiles or {})
+                fn = click.option(name, f.name, type=_click_type(f), default=None, help=help_text)(fn)
+        return fn
+
+    return decorate
+
+
+def _names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
 
 
 @click.command("demo")
 @click.option(
     "--model",
-    type=click.Choice(["smollm2-135m", "tiny"]),
+    type=click.Choice(list(PROFILES)),
     default="smollm2-135m",
     show_default=True,
     help="Embedded model: smollm2-135m (the real demo) or tiny (a random model; a fast smoke run).",
@@ -24,40 +85,17 @@ import click
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: demo_out]."
 )
-@click.option("--force", is_flag=True, help="Re-run every stage, ignoring cached results.")
-@click.option("--seed", type=int, default=None, help="Seed for corpus, sampling and training (default 0).")
-@click.option("--n-sft", type=int, default=None, help="SFT rows (default from the model's profile).")
-@click.option("--n-prefs", type=int, default=None, help="Train questions sampled for DPO pairs.")
-@click.option("--num-candidates", type=int, default=None, help="Candidates sampled per question.")
-@click.option("--sft-lr", type=float, default=None, help="SFT learning rate (default from the model's profile).")
-@click.option("--dpo-lr", type=float, default=None, help="DPO learning rate (default from the model's profile).")
-@click.option("--pref-beta", type=float, default=None, help="DPO beta.")
-@click.option("--pref-loss", type=click.Choice(["sigmoid", "ipo", "hinge", "orpo", "simpo"]), help="Preference loss.")
-@click.option("--pref-ftx", type=float, default=None, help="SFT term on chosen mixed into DPO.")
-@click.option(
-    "--chosen",
-    type=click.Choice(["gold", "on-policy"]),
-    help="DPO chosen side (on-policy: the SFT model's own correct samples).",
+@options_from(
+    DemoConfig,
+    FullConfig,
+    skip=("model",),
+    profiles={
+        "tiny": PROFILES["tiny"],
+        "--full": FULL_PROFILES["smollm2-135m"],
+        "--full --quick": FULL_PROFILES["tiny"],
+    },
 )
-@click.option("--reject-kinds", help="Sample labels that may be rejected, e.g. wrong,error (default: every failure).")
-def demo(
-    model: str,
-    quick: bool,
-    full: bool,
-    out: Path | None,
-    force: bool,
-    seed: int | None,
-    n_sft: int | None,
-    n_prefs: int | None,
-    num_candidates: int | None,
-    sft_lr: float | None,
-    dpo_lr: float | None,
-    pref_beta: float | None,
-    pref_loss: str | None,
-    pref_ftx: float | None,
-    chosen: str | None,
-    reject_kinds: str | None,
-) -> None:
+def demo(model: str, quick: bool, full: bool, out: Path | None, **options: Any) -> None:
     """Post-train a real model on a real database, SFT then DPO, and report EX per stage.
 
     \b
@@ -78,110 +116,46 @@ def demo(
       DPO rounds from the SFT adapter (lfkit iterate), revision trees of the best policy on
       train questions (lfkit tree), a reward model on tree + reject pairs (llamafactory-cli),
       rm eval on held-out dev pairs, best-of-N on dev (greedy / vote / RM / oracle), GRPO
-      from the best policy (lfkit grpo train), each evaluated; one report. Options it takes:
-      --model/--quick, --out, --force, --seed, --num-candidates, --dpo-lr, --pref-beta,
-      --chosen, --reject-kinds (for the DPO rounds).
+      from the best policy (lfkit grpo train), each evaluated; one report. The SFT uses the
+      demo profile; the options of the rounds, trees, RM, best-of-N and GRPO apply.
 
     \b
     Examples:
       lfkit demo                       # smollm2-135m, about 20 minutes on 2 CPU cores
       lfkit demo --quick --out /tmp/d  # tiny random model, a smoke run of a few minutes
-      lfkit demo --dpo-lr 2e-4 --out demo_lr2e-4   # the same run with a gentler DPO
+      lfkit demo --dpo-lr 1e-4 --out demo_lr1e-4   # the same run with a gentler DPO
       lfkit demo --full                # every loop on smollm2-135m (58.5 minutes measured on 2 CPU cores)
       lfkit demo --full --quick        # the same on the tiny model, a few minutes
     """
     from lfkit.pipeline.config import demo_config
-    from lfkit.pipeline.demo import run_demo
     from lfkit.train import pin_demo_environment
 
     pin_demo_environment()  # the embedded CPU demo pins CPU + offline here, where it starts (issue 26)
     if quick:
         model = "tiny"
+    values = given(options)
     if full:
         from lfkit.pipeline.full import full_config, run_full
 
-        refused = {"--n-sft": n_sft, "--n-prefs": n_prefs, "--sft-lr": sft_lr, "--pref-loss": pref_loss}
-        refused["--pref-ftx"] = pref_ftx
-        given = [name for name, value in refused.items() if value is not None]
-        if given:
-            raise click.UsageError(f"--full does not take {', '.join(given)} (the SFT uses the demo profile)")
-        run_full(
-            full_config(
-                model,
-                out=out or Path("demo_full_out"),
-                force=force,
-                seed=seed,
-                num_candidates=num_candidates,
-                dpo_lr=dpo_lr,
-                pref_beta=pref_beta,
-                chosen=chosen,
-                reject_kinds=reject_kinds,
-            )
-        )
+        refused = sorted(set(values) - _names(FullConfig))
+        if refused:
+            names = ", ".join("--" + n.replace("_", "-") for n in refused)
+            raise click.UsageError(f"--full does not take {names} (the SFT uses the demo profile)")
+        run_full(full_config(model, out=out or Path("demo_full_out"), **values))
         return
-    out = out or Path("demo_out")
-    # ConfigError, DemoError and every other LfkitError become one line on stderr in lfkit.cli
-    cfg = demo_config(
-        model,
-        out=out,
-        force=force,
-        seed=seed,
-        n_sft=n_sft,
-        n_prefs=n_prefs,
-        num_candidates=num_candidates,
-        sft_lr=sft_lr,
-        dpo_lr=dpo_lr,
-        pref_beta=pref_beta,
-        pref_loss=pref_loss,
-        pref_ftx=pref_ftx,
-        chosen=chosen,
-        reject_kinds=reject_kinds,
-    )
-    run_demo(cfg)
+    refused = sorted(set(values) - _names(DemoConfig))
+    if refused:
+        raise click.UsageError(f"{', '.join('--' + n.replace('_', '-') for n in refused)} need(s) --full")
+    from lfkit.pipeline.demo import run_demo
+
+    # ConfigError, StageFailed and every other LfkitError become one line on stderr in lfkit.cli
+    run_demo(demo_config(model, out=out or Path("demo_out"), **values))
 
 
 @click.command("iterate")
-@click.option("--preset", default="smollm2-135m", show_default=True, help="Model preset (`lfkit render --list`).")
-@click.option(
-    "--from",
-    "from_path",
-    help="Round 0: a LoRA adapter folder (on the preset's model) or a model folder. "
-    "Default for smollm2-135m/tiny: the demo's SFT, trained here.",
-)
-@click.option("--corpus", help="BIRD folder (train.json, dev.json, *_databases). Default: the Lahman demo corpus.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("iterate_out"), show_default=True)
-@click.option("--rounds", type=int, default=3, show_default=True, help="DPO rounds after round 0 (the start model).")
-@click.option("--questions-per-round", type=int, default=24, show_default=True, help="Fresh train questions per round.")
-@click.option("--num-candidates", type=int, default=4, show_default=True, help="Candidates sampled per question.")
-@click.option("--temperature", type=float, default=0.8, show_default=True, help="Sampling temperature.")
-@click.option(
-    "--chosen",
-    type=click.Choice(["on-policy", "gold"]),
-    default="on-policy",
-    show_default=True,
-    help="Chosen side: the model's own correct samples (gold fallback), or gold.",
-)
-@click.option(
-    "--reject-kinds", default="wrong,error,timeout,no_sql", show_default=True, help="Labels that may be rejected."
-)
-@click.option("--pairs-per-question", type=int, default=1, show_default=True, help="Pairs per question, hardest first.")
-@click.option("--dpo-lr", type=float, help="DPO learning rate (default: the demo profile's / the preset's).")
-@click.option("--dpo-epochs", type=float, help="DPO epochs per round.")
-@click.option("--pref-beta", type=float, help="DPO beta.")
-@click.option("--pref-loss", type=click.Choice(["sigmoid", "ipo", "hinge", "orpo", "simpo"]), help="Preference loss.")
-@click.option("--pref-ftx", type=float, help="SFT term on chosen mixed into DPO.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for corpus, question slices, sampling.")
-@click.option("--stop-when-worse", is_flag=True, help="Stop after a round whose dev EX falls; the best round is kept.")
-@click.option("--backend", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True, help="Sampling/eval.")
-@click.option("--n-dev", type=int, help="Dev questions of the demo corpus (default: the demo's 64).")
-@click.option("--max-new-tokens", type=int, help="Generation cap (default: the demo profile's, else 512).")
-@click.option("--force", is_flag=True, help="Redo every stage.")
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Print every command and recipe of the run (recipes written, validated); run nothing.",
-)
-def iterate(**kwargs: object) -> None:
+@options_from(IterateConfig)
+def iterate(out: Path, **options: Any) -> None:
     """Iterative DPO: round k samples with round k-1, trains DPO with round k-1 as start AND reference.
 
     \b
@@ -202,6 +176,27 @@ def iterate(**kwargs: object) -> None:
       lfkit iterate --dry-run --preset qwen3-coder-30b-a3b --rounds 3 \\
           --from saves/qwen3-coder-30b-a3b/lora/sft --corpus ~/bird --backend vllm
     """
-    from lfkit.pipeline.iterate import IterateConfig, run_iterate
+    from lfkit.pipeline.iterate import run_iterate
 
-    run_iterate(IterateConfig(**kwargs))  # IterateError (an LfkitError) -> one line on stderr
+    run_iterate(IterateConfig(out=out, **given(options)))  # IterateError (an LfkitError) -> one line on stderr
+
+
+@click.command("train")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--log", type=click.Path(dir_okay=False, path_type=Path), help="Log file [default: RECIPE with .log].")
+def train(recipe: Path, log: Path | None) -> None:
+    """Run LLaMA-Factory on RECIPE (train, or export when it has export_dir), with a progress bar.
+
+    \b
+    The one LLaMA-Factory runner of lfkit (lfkit.train.run_llamafactory), the one the pipelines call;
+    the Makefile's sft / dpo / rm targets call it. Your environment reaches LLaMA-Factory as you set it
+    (CUDA_VISIBLE_DEVICES, HF_HOME, HF_HUB_OFFLINE; offline by default for a local model folder); the
+    trainer dies with lfkit and the output folder is locked while it runs. Prints the steps and the first
+    and last loss.
+    """
+    from lfkit.train import run_llamafactory
+
+    result = run_llamafactory(recipe, log or recipe.with_suffix(".log"))
+    losses = result.losses
+    loss = f", loss {losses[0][1]} -> {losses[-1][1]}" if losses else ""
+    click.echo(f"{result.command}: {result.steps} steps{loss} in {result.seconds:.0f}s -> {result.output_dir}")

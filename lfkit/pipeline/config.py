@@ -1,63 +1,112 @@
-"""The demo's settings: :class:`DemoConfig`, the per-model ``PROFILES`` and where a run's files live.
+"""Every pipeline setting, declared once: a dataclass field with its one default and its help text.
 
-``lfkit.pipeline.demo`` runs the stages, ``lfkit.pipeline.report`` writes the report; both read
-the configuration and the layout from here.
+Groups (each a dataclass; a command's config is made of groups):
+
+- :class:`RunSettings`       seed and ``force`` (every pipeline command);
+- :class:`SamplingSettings`  preference sampling and pairing (the demo's ``prefs`` stage, every DPO round);
+- :class:`DemoConfig`        ``lfkit demo``: corpus sizes, SFT, DPO, LoRA layout, generation cap;
+- :class:`RoundsSettings`    DPO rounds (``lfkit iterate`` and ``lfkit demo --full``); the DPO values and
+                             sizes it leaves ``None`` come from the demo profile (embedded presets) or the
+                             preset (others), with :class:`DemoConfig`'s help text (:func:`from_demo`).
+
+A profile (:data:`PROFILES`) is a small dict of overrides of :class:`DemoConfig`'s defaults, which are
+what ``lfkit demo`` runs on its default model. The CLI options of ``lfkit demo`` / ``lfkit iterate`` are
+generated from these fields (``lfkit.pipeline.commands``); their help comes from ``metadata["help"]``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from lfkit.errors import LfkitError
-from lfkit.pipeline.stages import Layout
+from lfkit.prefs.rejects import CHOSEN_SOURCES, REJECT_KINDS, parse_reject_kinds
 
 
 class ConfigError(LfkitError, ValueError):
-    """A demo setting is out of range or unknown; the message names it."""
+    """A pipeline setting is out of range or unknown; the message names it."""
 
 
 PREF_LOSSES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
 
 
-@dataclass
-class DemoConfig:
-    """Sizes and settings of one demo run (``PROFILES`` holds the defaults per model)."""
+def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, cli: bool = True) -> Any:
+    """A dataclass field with its help text (and, for a closed set, its choices); ``cli=False``: no option."""
+    return field(default=default, metadata={"help": help, "choices": choices, "cli": cli})
 
-    model: str = field(default="smollm2-135m", metadata={"help": "Embedded model preset: smollm2-135m or tiny."})
-    out: Path = field(default=Path("demo_out"), metadata={"help": "Output folder."})
-    force: bool = field(default=False, metadata={"help": "Re-run every stage even when cached."})
-    seed: int = field(default=0, metadata={"help": "Seed for the corpus, sampling and training."})
-    n_train: int = field(default=400, metadata={"help": "Train questions in the corpus."})
-    n_dev: int = field(default=120, metadata={"help": "Dev questions in the corpus (all are evaluated)."})
-    n_sft: int = field(default=400, metadata={"help": "SFT rows used for training (seeded sample of train)."})
-    sft_epochs: float = field(default=1.0, metadata={"help": "SFT epochs."})
-    sft_lr: float = field(default=2e-4, metadata={"help": "SFT learning rate."})
-    n_prefs: int = field(default=120, metadata={"help": "Train questions sampled for preference pairs."})
-    num_candidates: int = field(default=4, metadata={"help": "Candidates sampled per question."})
-    sample_temperature: float = field(default=0.8, metadata={"help": "Sampling temperature for candidates."})
-    pairs_per_question: int = field(
-        default=2, metadata={"help": "DPO pairs kept per question (the rejects closest to gold first)."}
+
+def positive(obj: Any, names: tuple[str, ...], error: type[LfkitError] = ConfigError) -> None:
+    """Refuse any of ``names`` below 1, naming it as its CLI option."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and value < 1:
+            raise error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
+@dataclass
+class RunSettings:
+    """Settings of every pipeline run."""
+
+    seed: int = setting(0, "Seed for the corpus, question slices, sampling and training.")
+    force: bool = setting(False, "Re-run every stage, ignoring cached results (other settings are then accepted).")
+
+
+@dataclass
+class SamplingSettings:
+    """How preference candidates are sampled and paired (one rule for the demo and every DPO round)."""
+
+    num_candidates: int = setting(4, "Candidates sampled per question.")
+    temperature: float = setting(0.8, "Sampling temperature of the preference candidates.")
+    chosen: str = setting(
+        "on-policy",
+        "DPO chosen side: on-policy (the model's own execution-correct samples, gold as fallback) or gold.",
+        choices=CHOSEN_SOURCES,
     )
-    dpo_epochs: float = field(default=1.0, metadata={"help": "DPO epochs."})
-    dpo_lr: float = field(default=5e-5, metadata={"help": "DPO learning rate."})
-    pref_beta: float = field(default=0.1, metadata={"help": "DPO beta."})
-    pref_loss: str = field(default="sigmoid", metadata={"help": "Preference loss: sigmoid (DPO), ipo, orpo, simpo."})
-    pref_ftx: float = field(default=0.0, metadata={"help": "Weight of the SFT loss on chosen mixed into DPO."})
-    chosen: str = field(
-        default="gold", metadata={"help": "DPO chosen side: gold, or on-policy (the SFT model's own correct samples)."}
+    reject_kinds: str = setting(
+        ",".join(REJECT_KINDS), "Sample labels that may be rejected, comma-separated, of " + ", ".join(REJECT_KINDS)
     )
-    reject_kinds: str = field(
-        default="wrong,error,timeout,no_sql", metadata={"help": "Sample labels that may be rejected."}
-    )
-    max_new_tokens: int = field(default=96, metadata={"help": "Generation cap for evaluation and sampling."})
-    batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
-    cutoff_len: int = field(default=640, metadata={"help": "LLaMA-Factory cutoff_len (demo prompts fit in it)."})
-    lora_last_layers: int = field(
-        default=0, metadata={"help": "LoRA on the last N decoder layers only (0 = every layer, the preset's)."}
-    )
-    lora_rank: int = field(default=0, metadata={"help": "LoRA rank, alpha = 2 x rank (0 = the preset's)."})
+    pairs_per_question: int = setting(1, "DPO pairs kept per question (the rejects closest to the chosen first).")
+
+    def check_sampling(self) -> None:
+        positive(self, ("num_candidates", "pairs_per_question"))
+        if self.chosen not in CHOSEN_SOURCES:
+            raise ConfigError(f"--chosen must be one of {', '.join(CHOSEN_SOURCES)}, got {self.chosen!r}")
+        try:
+            kinds = parse_reject_kinds(self.reject_kinds)
+        except ValueError as exc:
+            raise ConfigError(f"--reject-kinds: {exc}") from exc
+        if not kinds:
+            raise ConfigError(f"--reject-kinds is empty: name at least one of {', '.join(REJECT_KINDS)}")
+        self.reject_kinds = ",".join(kinds)
+
+
+@dataclass
+class DemoConfig(SamplingSettings, RunSettings):
+    """``lfkit demo``: the defaults are what the demo runs on smollm2-135m; ``PROFILES`` overrides per model."""
+
+    model: str = setting("smollm2-135m", "Embedded model: smollm2-135m (the real demo) or tiny (a smoke run).")
+    out: Path = setting(Path("demo_out"), "Output folder.", cli=False)  # noqa: RUF009 -- a Path is immutable
+    n_train: int = setting(400, "Train questions in the corpus.")
+    n_dev: int = setting(64, "Dev questions in the corpus (all are evaluated).")
+    n_sft: int = setting(160, "SFT rows used for training (a seeded sample of train).")
+    sft_epochs: float = setting(1.0, "SFT epochs.")
+    # a LoRA on few layers needs a high lr to learn the schema in 40 steps
+    sft_lr: float = setting(2e-3, "SFT learning rate.")
+    n_prefs: int = setting(24, "Train questions sampled for preference pairs.")
+    dpo_epochs: float = setting(1.0, "DPO epochs.")
+    # the best row of README's lever table (2 seeds): on-policy chosen + an SFT term on chosen at
+    # lr 2e-4 gained 1.6 EX over SFT; gold chosen at lr 1e-3 lost 5.5
+    dpo_lr: float = setting(2e-4, "DPO learning rate.")
+    pref_beta: float = setting(0.1, "DPO beta.")
+    pref_loss: str = setting("sigmoid", "Preference loss (sigmoid = DPO).", choices=PREF_LOSSES)
+    pref_ftx: float = setting(1.0, "Weight of the SFT loss on chosen mixed into DPO.")
+    max_new_tokens: int = setting(128, "Generation cap for evaluation and sampling (longest gold: 114 tokens).")
+    batch_size: int = setting(32, "Prompts per generate call (larger batches decode faster on CPU).")
+    cutoff_len: int = setting(640, "LLaMA-Factory cutoff_len (demo prompts fit in it).")
+    # backward stops at layer 22 of 30: ~2.5x cheaper per step than all layers
+    lora_last_layers: int = setting(8, "LoRA on the last N decoder layers only (0 = every layer, the preset's).")
+    lora_rank: int = setting(16, "LoRA rank, alpha = 2 x rank (0 = the preset's).")
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -65,105 +114,103 @@ class DemoConfig:
             raise ConfigError(f"unknown demo model {self.model!r}; choose one of: {', '.join(PROFILES)}")
         if self.lora_rank < 0 or self.lora_last_layers < 0:
             raise ConfigError("lora_rank and lora_last_layers must be >= 0 (0 = the preset's)")
-        for name in ("n_train", "n_dev", "n_sft", "n_prefs", "num_candidates", "pairs_per_question", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        positive(self, ("n_train", "n_dev", "n_sft", "n_prefs", "batch_size"))
         if self.sft_lr <= 0 or self.dpo_lr <= 0:
             raise ConfigError(f"learning rates must be > 0, got sft_lr={self.sft_lr}, dpo_lr={self.dpo_lr}")
         if self.pref_loss not in PREF_LOSSES:
-            raise ConfigError(f"pref_loss must be one of {', '.join(PREF_LOSSES)}, got {self.pref_loss!r}")
-        if self.chosen not in ("gold", "on-policy"):
-            raise ConfigError(f"chosen must be gold or on-policy, got {self.chosen!r}")
-        kinds = [k.strip() for k in self.reject_kinds.split(",") if k.strip()]
-        bad = [k for k in kinds if k not in ("wrong", "error", "timeout", "no_sql")]
-        if bad or not kinds:
-            raise ConfigError(
-                f"reject_kinds must name some of wrong, error, timeout, no_sql; got {self.reject_kinds!r}"
-            )
-        self.reject_kinds = ",".join(kinds)
+            raise ConfigError(f"--pref-loss must be one of {', '.join(PREF_LOSSES)}, got {self.pref_loss!r}")
+        self.check_sampling()
         if self.n_sft > self.n_train or self.n_prefs > self.n_train:
             raise ConfigError(
                 f"n_sft ({self.n_sft}) and n_prefs ({self.n_prefs}) cannot exceed n_train ({self.n_train})"
             )
 
 
-# Sizes chosen so that the default (smollm2-135m) run fits in about 20 minutes on 2 CPU
-# cores and the tiny run is a smoke test of a few minutes. The measurements behind each
-# value are in README.md, "Profile choices".
+# Overrides of DemoConfig's defaults per embedded model. smollm2-135m runs the defaults (sized to fit
+# about 20 minutes on 2 CPU cores; the measurements are in README.md, "Profile choices"); tiny is a
+# smoke test of a few minutes on a random model, with the values its recorded runs used.
 PROFILES: dict[str, dict[str, Any]] = {
-    "smollm2-135m": dict(
-        n_sft=160,
-        sft_lr=2e-3,  # a LoRA on few layers needs a high lr to learn the schema in 40 steps
-        lora_last_layers=8,  # backward stops at layer 22 of 30: ~2.5x cheaper per step than all layers
-        lora_rank=16,
-        n_dev=64,  # dev evaluations and sampling are two thirds of the time
-        n_prefs=24,
-        num_candidates=4,
-        pairs_per_question=1,  # a DPO step costs ~3.5 SFT steps on CPU
-        # DPO: the best row of README's lever table (2 seeds): on-policy chosen + an SFT term on
-        # chosen at lr 2e-4 gained 1.6 EX over SFT; gold chosen at lr 1e-3 lost 5.5.
-        dpo_lr=2e-4,
-        pref_ftx=1.0,
-        chosen="on-policy",
-        max_new_tokens=128,  # the longest gold answer is 114 SmolLM2 tokens
-        batch_size=32,  # larger batches decode faster on CPU; 32 fills every batch here
+    "smollm2-135m": {},
+    "tiny": dict(
+        n_dev=120, n_sft=32, sft_lr=1e-3, n_prefs=8, num_candidates=2, pairs_per_question=2, chosen="gold",
+        dpo_lr=5e-5, pref_ftx=0.0, max_new_tokens=16, batch_size=16, lora_last_layers=0, lora_rank=0,
     ),
-    "tiny": dict(n_sft=32, n_prefs=8, num_candidates=2, max_new_tokens=16, sft_lr=1e-3),
-}
+}  # fmt: skip
+
+
+def given(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides actually given (a CLI option left out is ``None``)."""
+    return {k: v for k, v in overrides.items() if v is not None}
 
 
 def demo_config(model: str = "smollm2-135m", **overrides: Any) -> DemoConfig:
     """The profile for ``model`` with ``overrides`` (``None`` values are ignored)."""
     if model not in PROFILES:
         raise ConfigError(f"unknown demo model {model!r}; choose one of: {', '.join(PROFILES)}")
-    values = {**PROFILES[model], **{k: v for k, v in overrides.items() if v is not None}}
-    return DemoConfig(model=model, **values)
+    return DemoConfig(model=model, **{**PROFILES[model], **given(overrides)})
 
 
-class DemoLayout(Layout):
-    """Where each artefact of a demo run lives (``stages/`` and ``settings.json`` come from :class:`Layout`)."""
+def from_demo(name: str, fallback: str = "the demo profile's, else the preset's") -> Any:
+    """A ``None``-default field that takes :class:`DemoConfig`'s ``name`` unless given (its help, once)."""
+    source = next(f for f in fields(DemoConfig) if f.name == name)
+    help_text = f"{source.metadata['help']} Default: {fallback}."
+    return field(default=None, metadata={**source.metadata, "help": help_text})
 
-    @property
-    def corpus(self) -> Path:
-        return self.root / "corpus"
 
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
+# The DemoConfig values a DPO round takes from the demo profile when not given.
+DEMO_VALUES = ("n_dev", "max_new_tokens", "dpo_lr", "dpo_epochs", "pref_beta", "pref_loss", "pref_ftx")
 
-    @property
-    def dataset_info(self) -> Path:
-        return self.data / "dataset_info.json"
 
-    @property
-    def sft_data(self) -> Path:
-        return self.data / "demo_sft.json"
+@dataclass
+class RoundsSettings(SamplingSettings, RunSettings):
+    """DPO rounds: round k samples fresh train questions with round k-1 and trains DPO from it."""
 
-    @property
-    def pref_data(self) -> Path:
-        return self.data / "demo_dpo.jsonl"
+    rounds: int = setting(3, "DPO rounds after round 0 (the start model).")
+    questions_per_round: int = setting(24, "Fresh train questions sampled per round.")
+    stop_when_worse: bool = setting(False, "Stop after a round whose dev EX falls; the best round is kept.")
+    n_dev: int | None = from_demo("n_dev", "the demo's (demo corpus only)")
+    max_new_tokens: int | None = from_demo("max_new_tokens", "the demo profile's, else 512")
+    dpo_lr: float | None = from_demo("dpo_lr")
+    dpo_epochs: float | None = from_demo("dpo_epochs")
+    pref_beta: float | None = from_demo("pref_beta")
+    pref_loss: str | None = from_demo("pref_loss")
+    pref_ftx: float | None = from_demo("pref_ftx")
 
-    @property
-    def recipes(self) -> Path:
-        return self.root / "recipes"
+    def check_rounds(self, error: type[LfkitError]) -> None:
+        if self.rounds < 1:
+            raise error(f"--rounds must be >= 1, got {self.rounds}: round 0 is the start model, 1.. are DPO")
+        positive(self, ("questions_per_round", "n_dev", "max_new_tokens"), error)
+        try:
+            self.check_sampling()
+        except ConfigError as exc:
+            raise error(str(exc)) from exc
+        if self.pref_loss is not None and self.pref_loss not in PREF_LOSSES:
+            raise error(f"--pref-loss must be one of {', '.join(PREF_LOSSES)}, got {self.pref_loss!r}")
 
-    @property
-    def saves(self) -> Path:
-        return self.root / "saves"
+    def demo_profile(self, model: str, out: Path) -> DemoConfig | None:
+        """The demo profile of an embedded ``model`` with this run's values; None for other presets."""
+        if model not in PROFILES:
+            return None
+        return demo_config(
+            model, out=out, seed=self.seed, force=self.force, **{k: getattr(self, k) for k in DEMO_VALUES}
+        )
 
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
 
-    @property
-    def report(self) -> Path:
-        return self.root / "report"
+def cli_fields(cls: type) -> list[Any]:
+    """The fields of ``cls`` that are CLI options, in declaration order."""
+    return [f for f in fields(cls) if f.metadata.get("cli", True) and f.name != "out"]
 
-    def adapter(self, stage: str) -> Path:
-        return self.saves / stage
 
-    def predictions(self, stage: str) -> Path:
-        return self.report / f"predict_dev_{stage}.json"
+def field_default(cls: type, name: str) -> Any:
+    f = next(f for f in fields(cls) if f.name == name)
+    return None if f.default is MISSING else f.default
+
+
+def settings_of(cfg: Any, skip: tuple[str, ...] = ("out", "force", "dry_run")) -> dict[str, Any]:
+    """The JSON-able values that decide a run's results: every field but the output folder and switches."""
+    import json
+
+    return json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k not in skip}, default=str))
 
 
 def config_dict(cfg: DemoConfig) -> dict[str, Any]:
@@ -174,8 +221,25 @@ def config_dict(cfg: DemoConfig) -> dict[str, Any]:
 
 
 def demo_settings(cfg: DemoConfig) -> dict[str, Any]:
-    """The settings that decide a run's results: every field but the output folder and ``force``."""
-    return {k: v for k, v in config_dict(cfg).items() if k not in ("out", "force")}
+    """The settings that decide a demo's results: every field but the output folder and ``force``."""
+    return settings_of(cfg)
 
 
-__all__ = ["PROFILES", "ConfigError", "DemoConfig", "DemoLayout", "config_dict", "demo_config", "demo_settings"]
+__all__ = [
+    "DEMO_VALUES",
+    "PREF_LOSSES",
+    "PROFILES",
+    "ConfigError",
+    "DemoConfig",
+    "RoundsSettings",
+    "RunSettings",
+    "SamplingSettings",
+    "cli_fields",
+    "config_dict",
+    "demo_config",
+    "demo_settings",
+    "from_demo",
+    "given",
+    "setting",
+    "settings_of",
+]

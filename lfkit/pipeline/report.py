@@ -1,4 +1,5 @@
-"""The demo's report: report.json, report.md and PNG plots, all from the run's own stage files."""
+"""The reports of ``lfkit demo`` and ``lfkit demo --full``: report.json, report.md and PNG plots, all from
+the run's own typed stage results (``lfkit iterate``'s: ``lfkit.pipeline.report_iterate``)."""
 
 from __future__ import annotations
 
@@ -11,29 +12,43 @@ from typing import Any
 
 from lfkit.data.rows import DIFFICULTIES
 from lfkit.io import atomic_write_text
-from lfkit.pipeline.config import DemoConfig, DemoLayout, config_dict
+from lfkit.pipeline.config import DemoConfig, config_dict
+from lfkit.pipeline.layout import RunLayout
+from lfkit.pipeline.results import (
+    BonSampleResult,
+    BonSelectResult,
+    CorpusResult,
+    EvalResult,
+    GrpoResult,
+    PrefsResult,
+    RmDataResult,
+    RmEvalResult,
+    TrainResult,
+    TreesResult,
+)
+from lfkit.pipeline.stages import StageRunner
 
 EVAL_STAGES = (("eval_base", "base"), ("eval_sft", "sft"), ("eval_dpo", "dpo"))
 
 
-def eval_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def eval_rows(runner: StageRunner) -> list[dict[str, Any]]:
     rows = []
     for key, name in EVAL_STAGES:
-        if key not in results:
+        r = runner.get(key, EvalResult)
+        if r is None:
             continue
-        r = results[key]
         rows.append(
             {
                 "name": name,
-                "ex": r["ex"],
-                "n": r["n"],
-                "by_difficulty": r["by_difficulty"],
-                "soft_f1": r.get("soft_f1"),
-                "errors": r.get("errors"),
-                "timeouts": r.get("timeouts"),
-                "empty_predictions": r.get("empty_predictions"),
-                "predictions": r["predictions"],
-                "seconds": r.get("seconds"),
+                "ex": r.ex,
+                "n": r.n,
+                "by_difficulty": r.by_difficulty,
+                "soft_f1": r.soft_f1,
+                "errors": r.errors,
+                "timeouts": r.timeouts,
+                "empty_predictions": r.empty_predictions,
+                "predictions": r.predictions,
+                "seconds": r.seconds,
             }
         )
     return rows
@@ -67,13 +82,14 @@ def machine() -> str:
     return f"{cpu} ({os.cpu_count()} cores, {platform.machine()}), python {platform.python_version()}"
 
 
-def run_record(layout: DemoLayout, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def run_record(layout: RunLayout, runner: StageRunner) -> dict[str, Any]:
     """The end of a multi-stage report (``lfkit iterate``, ``lfkit demo --full``): the recipes under
     ``recipes/`` (nested), seconds per stage and in total, the machine and the finishing time."""
+    seconds = runner.seconds()
     return {
         "recipes": sorted(str(p.relative_to(layout.root)) for p in layout.recipes.rglob("*.yaml")),
-        "stage_seconds": {k: v.get("seconds") for k, v in results.items()},
-        "total_seconds": round(sum(v.get("seconds", 0) for v in results.values()), 1),
+        "stage_seconds": seconds,
+        "total_seconds": round(sum(v or 0 for v in seconds.values()), 1),
         "machine": machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
@@ -114,7 +130,9 @@ def markdown(report: dict[str, Any]) -> str:
         if t:
             mean = f" (mean {t['mean_loss']:.4f})" if t.get("mean_loss") is not None else ""
             accuracy = (
-                f", last-step reward accuracy {t['last_accuracy']:.2f}" if t.get("last_accuracy") is not None else ""
+                f", last-step reward accuracy {t['reward_accuracy']:.2f}"
+                if t.get("reward_accuracy") is not None
+                else ""
             )
             lines.append(
                 f"- {stage}: {t['steps']} steps, loss {t['first_loss']} -> {t['last_loss']}{mean}{accuracy}, "
@@ -174,24 +192,27 @@ def plot_loss(training: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(cfg: DemoConfig, layout: DemoLayout, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    stages = eval_rows(results)
-    training = {s: results[s] for s in ("sft", "dpo") if s in results}
+def write_report(cfg: DemoConfig, layout: RunLayout, runner: StageRunner) -> dict[str, Any]:
+    stages = eval_rows(runner)
+    training = {s: t.to_json() for s in ("sft", "dpo") if (t := runner.get(s, TrainResult)) is not None}
+    corpus, prefs = runner.get("corpus", CorpusResult), runner.get("prefs", PrefsResult)
+    assert corpus is not None and prefs is not None  # run_demo runs both before the report
+    seconds = runner.seconds()
     report = {
         "model": cfg.model,
         "config": config_dict(cfg),
         "stages": stages,
         "verdict": verdict(stages),
         "data": {
-            "train_questions": results["corpus"]["train_questions"],
-            "dev_questions": results["corpus"]["dev_questions"],
-            "sft_rows": results["corpus"]["sft_rows"],
-            "prefs": results["prefs"],
+            "train_questions": corpus.train_questions,
+            "dev_questions": corpus.dev_questions,
+            "sft_rows": corpus.sft_rows,
+            "prefs": prefs.to_json(),
         },
         "training": training,
         "recipes": sorted(str(p.relative_to(layout.root)) for p in layout.recipes.glob("*.yaml")),
-        "stage_seconds": {k: v.get("seconds") for k, v in results.items()},
-        "total_seconds": sum(v.get("seconds", 0) for v in results.values()),
+        "stage_seconds": seconds,
+        "total_seconds": sum(v or 0 for v in seconds.values()),
         "machine": machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
@@ -206,20 +227,20 @@ def write_report(cfg: DemoConfig, layout: DemoLayout, results: dict[str, dict[st
 # ----------------------------------------------------------------------------- lfkit demo --full
 
 
-def full_eval_stages(results: dict[str, dict[str, Any]], rounds: int) -> list[tuple[str, str]]:
+def full_eval_stages(runner: StageRunner, rounds: int) -> list[tuple[str, str]]:
     """(row name, stage name) of every evaluation of a full run, in pipeline order."""
     names = [("base", "eval_base"), ("sft", "eval_sft")]
     names += [(f"round{k}", f"round{k}/eval") for k in range(1, rounds + 1)]
     names.append(("grpo", "eval_grpo"))
-    return [(row, stage) for row, stage in names if stage in results]
+    return [(row, stage) for row, stage in names if stage in runner.results]
 
 
-def rescore_eval(root: Path, result: dict[str, Any], corpus: Path) -> dict[str, Any]:
+def rescore_eval(root: Path, result: EvalResult, corpus: Path) -> dict[str, Any]:
     """EX of an evaluation stage, re-scored from its own BIRD ``predict_dev.json`` (the stage's number is not used)."""
     from lfkit.data.bird import split_db_root
     from lfkit.eval import score_predictions
 
-    r = score_predictions(root / result["predictions"], corpus / "dev.json", split_db_root(corpus, "dev"))
+    r = score_predictions(root / result.predictions, corpus / "dev.json", split_db_root(corpus, "dev"))
     return {
         "ex": r["ex"],
         "n": r["n"],
@@ -228,9 +249,9 @@ def rescore_eval(root: Path, result: dict[str, Any], corpus: Path) -> dict[str, 
     }
 
 
-def _training_row(result: dict[str, Any]) -> dict[str, Any]:
-    keys = ("steps", "first_loss", "last_loss", "mean_loss", "last_accuracy", "reward_accuracy", "recipe")
-    return {k: result.get(k) for k in keys if k in result} | {"seconds": result.get("seconds")}
+def _training_row(result: TrainResult) -> dict[str, Any]:
+    keys = ("steps", "first_loss", "last_loss", "mean_loss", "reward_accuracy", "recipe", "seconds")
+    return {k: getattr(result, k) for k in keys}
 
 
 def full_verdict(stages: list[dict[str, Any]], best_round: int, bon: dict[str, Any] | None) -> str:
@@ -330,7 +351,7 @@ def full_markdown(report: dict[str, Any]) -> str:
     for name, t in report["training"].items():
         if name == "grpo":
             continue
-        acc = t.get("reward_accuracy", t.get("last_accuracy"))
+        acc = t.get("reward_accuracy")
         lines.append(
             f"| {name} | {t.get('steps')} | {t.get('first_loss')} -> {t.get('last_loss')} | {t.get('mean_loss')} | "
             f"{'-' if acc is None else f'{acc:.2f}'} | {t.get('seconds')} |"
@@ -357,8 +378,8 @@ def full_markdown(report: dict[str, Any]) -> str:
 
 
 def write_full_report(
-    layout: DemoLayout,
-    results: dict[str, dict[str, Any]],
+    layout: RunLayout,
+    runner: StageRunner,
     *,
     model: str,
     settings: dict[str, Any],
@@ -368,45 +389,43 @@ def write_full_report(
 ) -> dict[str, Any]:
     """report.json / report.md / report/*.png of ``lfkit demo --full``, every EX re-scored from its file."""
     stages = []
-    for name, stage in full_eval_stages(results, rounds):
-        result = results[stage]
+    for name, stage in full_eval_stages(runner, rounds):
+        result = runner.get(stage, EvalResult)
+        assert result is not None
         row = {"name": name, "stage": stage, **rescore_eval(layout.root, result, layout.corpus)}
-        row.update(predictions=result["predictions"], seconds=result.get("seconds"))
+        row.update(predictions=result.predictions, seconds=result.seconds)
         stages.append(row)
     round_rows = []
     for k in range(1, rounds + 1):
-        sample = results.get(f"round{k}/sample")
+        sample = runner.get(f"round{k}/sample", PrefsResult)
         if sample is None:
             break
-        keep = ("pairs", "pairs_by_reject_kind", "pairs_by_chosen_source", "labels", "empty", "pairs_file")
-        round_rows.append({"round": k, **{key: sample[key] for key in keep if key in sample}})
+        row = {"round": k, "pairs": sample.pairs, "pairs_by_reject_kind": sample.pairs_by_reject_kind}
+        row.update(pairs_by_chosen_source=sample.pairs_by_chosen_source, labels=sample.labels)
+        row.update({"empty": sample.empty} if sample.empty else {}, pairs_file=sample.pairs_file)
+        round_rows.append(row)
     training: dict[str, dict[str, Any]] = {}
     curves: dict[str, dict[str, Any]] = {}
-    for name, stage in [("sft", "sft"), *((f"round{k}_dpo", f"round{k}/dpo") for k in range(1, rounds + 1))]:
-        if stage in results:
-            training[name] = _training_row(results[stage])
-            curves[name] = {"loss_curve": results[stage].get("loss_curve") or []}
-    if "rm" in results:
-        training["rm"] = _training_row(results["rm"])
-        curves["rm"] = {"loss_curve": results["rm"].get("loss_curve") or []}
-    grpo = results.get("grpo")
+    trained = [("sft", "sft"), *((f"round{k}_dpo", f"round{k}/dpo") for k in range(1, rounds + 1)), ("rm", "rm")]
+    for name, stage in trained:
+        result = runner.get(stage, TrainResult)
+        if result is not None:
+            training[name] = _training_row(result)
+            curves[name] = {"loss_curve": result.loss_curve}
+    grpo = runner.get("grpo", GrpoResult)
     if grpo is not None:
-        keys = ("steps", "first_reward", "last_reward", "reward_errors", "kl_reference", "recipe", "adapter")
-        training["grpo"] = {k: grpo.get(k) for k in keys} | {"seconds": grpo.get("seconds")}
-        curves["grpo"] = {"loss_curve": grpo.get("reward_curve") or [], "curve_title": "grpo mean reward"}
-    bon = results.get("bon/select")
-    if bon is not None:
-        bon = {**bon, "pass_at_n": results.get("bon/sample", {}).get("pass_at_n")}
+        keys = ("steps", "first_reward", "last_reward", "reward_errors", "kl_reference", "recipe", "adapter", "seconds")
+        training["grpo"] = {k: getattr(grpo, k) for k in keys}
+        curves["grpo"] = {"loss_curve": grpo.reward_curve, "curve_title": "grpo mean reward"}
+    select, sampled = runner.get("bon/select", BonSelectResult), runner.get("bon/sample", BonSampleResult)
+    bon = None if select is None else {**select.to_json(), "pass_at_n": sampled.pass_at_n if sampled else None}
+    rm_eval = runner.get("rm_eval", RmEvalResult)
+    trees = runner.get("trees", TreesResult)
+    rm_data = runner.get("rm_data", RmDataResult)
+    rm_test = runner.get("rm_test", PrefsResult)
     best_name = "sft" if best_round == 0 else f"round{best_round}"
-    plots = [
-        p
-        for p in (
-            (bon or {}).get("plot"),
-            results.get("rm_eval", {}).get("report", "").replace(".json", ".margins.png") or None,
-            (grpo or {}).get("reward_curve_png"),
-        )
-        if p
-    ]
+    margins = rm_eval.report.replace(".json", ".margins.png") if rm_eval else None
+    plots = [p for p in ((bon or {}).get("plot"), margins, grpo.reward_curve_png if grpo else None) if p]
     report = {
         "model": model,
         "settings": settings,
@@ -416,14 +435,14 @@ def write_full_report(
         "stopped": stopped,
         "verdict": full_verdict(stages, best_round, bon),
         "rounds": round_rows,
-        "trees": results.get("trees"),
-        "pairs": results.get("rm_data", {}),
-        "rm_test": results.get("rm_test"),
-        "rm_eval": results.get("rm_eval"),
+        "trees": trees.to_json() if trees else None,
+        "pairs": rm_data.to_json() if rm_data else {},
+        "rm_test": rm_test.to_json() if rm_test else None,
+        "rm_eval": rm_eval.to_json() if rm_eval else None,
         "best_of_n": bon,
         "training": training,
         "plots": plots,
-        **run_record(layout, results),
+        **run_record(layout, runner),
     }
     layout.report.mkdir(parents=True, exist_ok=True)
     plot_ex(stages, layout.report / "ex_by_stage.png")

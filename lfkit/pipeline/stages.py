@@ -1,10 +1,11 @@
-"""Cached stages for every pipeline (``lfkit demo``, and the coming ``lfkit iterate``).
+"""Cached stages for every pipeline (``lfkit demo``, ``lfkit iterate``, ``lfkit demo --full``).
 
-A stage is a name and a function returning a JSON-able dict. :class:`StageRunner` runs it
-once and caches the dict in ``<out>/stages/<name>.json`` (written atomically, so a crash
-mid-stage leaves no file and the stage runs again on resume); a later run reads the file
-instead of calling the function, unless ``force``. Names may be nested (``round1/sample``
--> ``stages/round1/sample.json``) so iterative pipelines can group a round's stages.
+A stage is a name and a function returning a typed result: a :class:`StageResult` dataclass
+(``lfkit.pipeline.results``). :class:`StageRunner` runs it once and caches the result as JSON in
+``<out>/stages/<name>.json`` (written atomically, so a crash mid-stage leaves no file and the
+stage runs again on resume); a later run reads the file back into the same type instead of
+calling the function, unless ``force``. Names may be nested (``round1/sample`` ->
+``stages/round1/sample.json``) so iterative pipelines can group a round's stages.
 
 Cached stages are reused by name only, so a folder must not be resumed with other settings:
 :func:`check_settings` records the settings that decide the results in ``<out>/settings.json``
@@ -13,13 +14,16 @@ and refuses a run whose settings differ, naming each differing key.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 
@@ -38,7 +42,7 @@ class StageError(LfkitError):
 class Layout:
     """The generic part of a pipeline's output folder: ``root/stages/*.json`` and ``root/settings.json``.
 
-    Pipelines subclass it with properties for their own artefacts (see ``DemoLayout``).
+    Pipelines subclass it with properties for their own artefacts (see ``lfkit.pipeline.layout.RunLayout``).
     """
 
     root: Path
@@ -98,44 +102,95 @@ def check_settings(layout: Layout, settings: dict[str, Any], *, force: bool = Fa
     atomic_write_text(layout.settings, json.dumps(current, indent=2) + "\n")
 
 
-def stage_line(result: dict[str, Any]) -> str:
-    """A stage result in one line: EX by difficulty for an evaluation, else its scalar values."""
-    if "ex" in result:
-        parts = [f"EX {result['ex']:.1f}% (n={result['n']})"]
-        parts += [f"{k} {v['ex']:.1f}%" for k, v in result.get("by_difficulty", {}).items()]
-        return ", ".join(parts)
-    return ", ".join(f"{k}={v}" for k, v in result.items() if isinstance(v, int | float | str) and k != "seconds")
+@dataclass
+class StageResult:
+    """Base of every stage's result: its fields are the stage's JSON file; ``seconds`` is set by the runner.
+
+    :meth:`to_json` / :meth:`from_json` round-trip (nested :class:`StageResult` and other dataclasses
+    with a ``from_json`` are rebuilt, tuples come back as tuples); unknown keys are refused so a
+    cached file of an older layout is noticed, not half read.
+    """
+
+    seconds: float | None = field(default=None, kw_only=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+    @classmethod
+    def from_json(cls: type[R], data: dict[str, Any]) -> R:
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise StageError(f"a cached {cls.__name__} has unknown keys {unknown}: run with --force to redo it")
+        return cls(**{k: _revive(hints[k], v) for k, v in data.items()})
+
+    def line(self) -> str:
+        """The result in one line for the console: its scalar values."""
+        values = dataclasses.asdict(self)
+        return ", ".join(f"{k}={v}" for k, v in values.items() if isinstance(v, int | float | str) and k != "seconds")
+
+
+R = TypeVar("R", bound=StageResult)
+
+
+def _revive(hint: Any, value: Any) -> Any:
+    """``value`` read from JSON as the type ``hint`` says: dataclasses rebuilt, tuples restored."""
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _revive(args[0], value) if len(args) == 1 else value
+    if dataclasses.is_dataclass(hint) and hasattr(hint, "from_json"):
+        return hint.from_json(value)
+    if origin is tuple:
+        return tuple(value)
+    if origin is list and typing.get_args(hint):
+        return [_revive(typing.get_args(hint)[0], v) for v in value]
+    return value
 
 
 @dataclass
 class StageRunner:
     """Runs stages in order, caching each one's result as JSON.
 
-    ``run`` adds ``"seconds"`` (the stage's wall time) to a fresh result; ``results``
-    holds every result of this run, fresh or cached, by stage name.
+    ``run`` sets ``seconds`` (the stage's wall time) on a fresh result; ``results`` holds every
+    result of this run, fresh or cached, by stage name.
     """
 
     layout: Layout
     force: bool = False
     console: Console = field(default_factory=Console)
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: dict[str, StageResult] = field(default_factory=dict)
 
-    def run(self, name: str, title: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def run(self, name: str, title: str, fn: Callable[[], R], result_type: type[R]) -> R:
         marker = self.layout.stage_file(name)
         if marker.exists() and not self.force:
-            result = json.loads(marker.read_text())
+            result = result_type.from_json(json.loads(marker.read_text()))
             self.console.print(f"[dim]- {title}: cached ({marker})[/dim]")
         else:
             self.console.rule(f"[bold]{title}")
             start = time.perf_counter()
             result = fn()
-            if not isinstance(result, dict):
-                raise TypeError(f"stage {name} returned {type(result).__name__}, not a dict")
-            result["seconds"] = round(time.perf_counter() - start, 1)
-            atomic_write_text(marker, json.dumps(result, indent=2) + "\n")
-            self.console.print(f"[green]✓[/green] {title}: {stage_line(result)}  [dim]({result['seconds']:.0f}s)[/dim]")
+            if not isinstance(result, result_type):
+                raise TypeError(f"stage {name} returned {type(result).__name__}, not a {result_type.__name__}")
+            result.seconds = round(time.perf_counter() - start, 1)
+            atomic_write_text(marker, json.dumps(result.to_json(), indent=2) + "\n")
+            self.console.print(f"[green]✓[/green] {title}: {result.line()}  [dim]({result.seconds:.0f}s)[/dim]")
         self.results[name] = result
         return result
 
+    def get(self, name: str, result_type: type[R]) -> R | None:
+        """The result of stage ``name`` of this run, if it ran (typed: a wrong type is a bug)."""
+        result = self.results.get(name)
+        if result is not None and not isinstance(result, result_type):
+            raise TypeError(f"stage {name} holds a {type(result).__name__}, not a {result_type.__name__}")
+        return result
 
-__all__ = ["Layout", "StageError", "StageRunner", "check_settings", "diff_settings", "stage_line"]
+    def seconds(self) -> dict[str, float | None]:
+        """Seconds per stage of this run, by stage name, in run order."""
+        return {name: r.seconds for name, r in self.results.items()}
+
+
+__all__ = ["Layout", "StageError", "StageResult", "StageRunner", "check_settings", "diff_settings"]
