@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from prefs_canned import CannedBackend
 
 from lfkit.generate import SamplingConfig
+from lfkit.generate.vllm_engine import vllm_python
 from lfkit.pipeline import engine
 from lfkit.pipeline.engine import Generation, generation_for, make_backend, pipeline_engine
 from lfkit.pipeline.results import ModelRef
@@ -73,3 +76,43 @@ def test_without_an_engine_each_stage_builds_its_backend() -> None:
         # the backend's own checks still apply: a server cannot take a LoRA adapter path
         with pytest.raises(GenerationError, match="cannot load an adapter"):
             make_backend(run_gen, ModelRef("served-model", ("/a/sft",)))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(vllm_python() is None, reason="the vLLM engine is not installed (make install-vllm)")
+def test_one_vllm_engine_serves_every_stage_of_a_run(smollm2_model: Path, tmp_path: Path) -> None:
+    # ENGINES["vllm"]: the run starts one engine; the base model and base + adapter stages borrow it
+    # (the adapter loaded at run time) and answer as the hf backend does (float32).
+    from test_generate_vllm import CHATS, last_layer_targets, make_adapter
+
+    from lfkit.generate import SamplingConfig, get_backend
+    from lfkit.generate.vllm_engine import VLLMEngine
+
+    adapter = make_adapter(smollm2_model, tmp_path / "sft", last_layer_targets(smollm2_model, 1), seed=7)
+    greedy = SamplingConfig(n=1, temperature=0, max_new_tokens=12)
+    gen = generation_for({"template": "smollm2", "embedded": True}, "vllm", 32)
+    assert gen.batch_size == 256  # the engine schedules its own batches
+    starts = []
+    original_start = VLLMEngine.start
+
+    def counted(self: VLLMEngine) -> VLLMEngine:
+        if self.proc is None:
+            starts.append(self.model)
+        return original_start(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(VLLMEngine, "start", counted)
+        with pipeline_engine(gen) as run_gen:
+            with make_backend(run_gen, ModelRef(str(smollm2_model))) as base:
+                base_answers = base.generate(CHATS, greedy)
+            with make_backend(run_gen, ModelRef(str(smollm2_model), (str(adapter),))) as tuned:
+                tuned_answers = tuned.generate(CHATS, greedy)
+            engine = run_gen.engine.pool.engine
+            assert engine is not None and engine.proc is not None  # still open between stages
+        assert engine.proc is None  # closed with the run
+    assert starts == [str(smollm2_model)]
+    with get_backend("hf", model=str(smollm2_model), device="cpu") as hf:
+        assert base_answers == hf.generate(CHATS, greedy)
+    with get_backend("hf", model=str(smollm2_model), adapter=str(adapter), device="cpu") as hf_tuned:
+        assert tuned_answers == hf_tuned.generate(CHATS, greedy)
+    assert tuned_answers != base_answers

@@ -45,6 +45,25 @@ def parse_backend_extra(values: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+AUTO_BACKEND = "auto"
+
+
+def choose_backend(name: str) -> str:
+    """``auto`` -> ``vllm`` when the vLLM engine is installed and imports, else ``hf`` (saying why, one
+    line on stderr); any other name as given."""
+    if name != AUTO_BACKEND:
+        return name
+    import sys
+
+    from lfkit.generate.vllm_engine import INSTALL_HINT, engine_problem
+
+    problem = engine_problem()
+    if problem is None:
+        return "vllm"
+    print(f"lfkit: {problem}; generating with the hf backend (install it: {INSTALL_HINT})", file=sys.stderr)
+    return "hf"
+
+
 def stop_strings(stop: bool) -> tuple[str, ...]:
     """The stop list ``--stop/--no-stop`` stands for."""
     return SQL_FENCE_STOP if stop else ()

@@ -112,6 +112,7 @@ class VLLMBackend(GenerationBackend):
             "stop_token_ids": list(self.encoder.stop_token_ids),
             "skip_special_tokens": True,
             "include_stop_str_in_output": True,  # lfkit's rule: the stop string stays in the text
+            "return_token_ids": True,  # decoded here, as the hf backend decodes (see _text)
         }
         if cfg.stop:
             body["stop"] = list(cfg.stop)
@@ -129,11 +130,18 @@ class VLLMBackend(GenerationBackend):
             choices = sorted(reply.get("choices") or [], key=lambda c: c.get("index") or 0)
             if not choices:
                 raise GenerationError(f"the vLLM engine returned no choices: {str(reply)[:300]}")
-            # vLLM already cut at the stop string; the same rule again keeps the backends identical
-            texts = [truncate_at_stop(c.get("text") or "", cfg.stop)[0] for c in choices]
+            texts = [self._text(c, cfg) for c in choices]
             out.append(texts * cfg.n if cfg.greedy else texts)
             self.stats.completion_tokens += int((reply.get("usage") or {}).get("completion_tokens") or 0)
         return out
+
+    def _text(self, choice: dict[str, Any], cfg: SamplingConfig) -> str:
+        """A choice's text as the hf backend makes it: its token ids decoded by the same tokenizer, cut at
+        the first stop token and after the first stop string. vLLM's own incremental detokenizer differs
+        at the edges (it drops a multi-byte character cut by the token cap, which hf shows as U+FFFD)."""
+        ids = choice.get("token_ids")
+        text = self.encoder.decode_completion(ids)[0] if ids is not None else choice.get("text") or ""
+        return truncate_at_stop(text, cfg.stop)[0]
 
     def close(self) -> None:
         if self._owns_engine:

@@ -82,6 +82,24 @@ def require_vllm_python() -> str:
     return found
 
 
+def engine_problem() -> str | None:
+    """Why the vLLM engine cannot be used here (not installed, or ``import vllm`` fails), or None."""
+    python = vllm_python()
+    if python is None:
+        return "the vLLM engine is not installed"
+    if not _has_vllm(python):
+        return f"LFKIT_VLLM_PYTHON={python}: no such executable"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    try:
+        probe = subprocess.run([python, "-c", "import vllm"], capture_output=True, text=True, timeout=300, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the vLLM engine at {python} cannot start: {exc}"
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"the vLLM engine at {python} does not import ({last})"
+    return None
+
+
 def lora_rank_for(rank: int) -> int:
     """The smallest ``--max-lora-rank`` vLLM accepts that holds an adapter of ``rank``.
 

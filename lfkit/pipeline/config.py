@@ -50,6 +50,18 @@ class RunSettings:
 
     seed: int = setting(0, "Seed for the corpus, question slices, sampling and training.")
     force: bool = setting(False, "Re-run every stage, ignoring cached results (other settings are then accepted).")
+    backend: str = setting(
+        "auto",
+        "Generation engine of every evaluation and sampling stage: auto = vllm when the vLLM engine is installed "
+        "(make install-vllm), else hf; vllm (one engine for the whole run); hf (transformers).",
+        choices=("auto", "vllm", "hf"),
+    )
+
+    def settle_backend(self) -> None:
+        """``auto`` -> the engine this machine has, before the run's settings are fingerprinted."""
+        from lfkit.generate.options import choose_backend
+
+        self.backend = choose_backend(self.backend)
 
 
 @dataclass
@@ -134,6 +146,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "tiny": dict(
         n_dev=120, n_sft=32, sft_lr=1e-3, n_prefs=8, num_candidates=2, pairs_per_question=2, chosen="gold",
         dpo_lr=5e-5, pref_ftx=0.0, max_new_tokens=16, batch_size=16, lora_last_layers=0, lora_rank=0,
+        backend="hf",  # vLLM's CPU attention needs a head size >= 32; tiny's is 16
     ),
 }  # fmt: skip
 
@@ -191,8 +204,9 @@ class RoundsSettings(SamplingSettings, RunSettings):
         """The demo profile of an embedded ``model`` with this run's values; None for other presets."""
         if model not in PROFILES:
             return None
+        backend = {} if self.backend == "auto" else {"backend": self.backend}  # auto: the profile's
         return demo_config(
-            model, out=out, seed=self.seed, force=self.force, **{k: getattr(self, k) for k in DEMO_VALUES}
+            model, out=out, seed=self.seed, force=self.force, **backend, **{k: getattr(self, k) for k in DEMO_VALUES}
         )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 
 from lfkit.pipeline.config import DemoConfig, demo_settings
-from lfkit.pipeline.engine import generation_for
+from lfkit.pipeline.engine import generation_for, pipeline_engine
 from lfkit.pipeline.layout import RunLayout
 from lfkit.pipeline.report import write_report
 from lfkit.pipeline.results import CorpusResult, EvalResult, ModelRef, PrefsResult, TrainResult
@@ -45,14 +45,14 @@ console = Console()
 
 
 def demo_context(cfg: DemoConfig, layout: RunLayout) -> RunContext:
-    """The run context of the demo profile ``cfg``: its preset, the hf backend on CPU, the demo corpus."""
+    """The run context of the demo profile ``cfg``: its preset, its generation backend, the demo corpus."""
     from lfkit.models.presets import load_preset
 
     preset = load_preset(cfg.model)
     return RunContext(
         layout=layout,
         preset=preset,
-        gen=generation_for(preset, "hf", cfg.batch_size),
+        gen=generation_for(preset, cfg.backend, cfg.batch_size),
         corpus=layout.corpus,
         demo_corpus=True,
         max_new_tokens=cfg.max_new_tokens,
@@ -142,34 +142,37 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     layout = RunLayout(cfg.out)
     layout.root.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]lfkit demo[/bold]: model {cfg.model}, output {layout.root}")
+    cfg.settle_backend()
     check_settings(layout, demo_settings(cfg), force=cfg.force)
     run = demo_context(cfg, layout)
     runner = StageRunner(layout, cfg.force, console)
-    sft = run_sft(run, runner, cfg)
-    runner.run("prefs", "4. sample + verify preference pairs", lambda: demo_prefs(run, cfg, sft), PrefsResult)
-    runner.run(
-        "dpo",
-        "5. DPO from the SFT adapter",
-        lambda: stage_train(
-            run,
+    with pipeline_engine(run.gen) as gen:  # one engine for every stage that generates (vllm)
+        run.gen = gen
+        sft = run_sft(run, runner, cfg)
+        runner.run("prefs", "4. sample + verify preference pairs", lambda: demo_prefs(run, cfg, sft), PrefsResult)
+        runner.run(
             "dpo",
-            DPO_DATASET,
-            dpo_values(cfg),
-            start=sft,
-            output_dir=layout.adapter("dpo"),
-            recipe=layout.recipes / "dpo.yaml",
-            log=layout.logs / "dpo.log",
-            title="DPO",
-        ),
-        TrainResult,
-    )
-    dpo = ModelRef(sft.base, (*sft.adapters, str(layout.adapter("dpo").resolve())))
-    runner.run(
-        "eval_dpo",
-        "   evaluate DPO",
-        lambda: stage_eval(run, dpo, layout.predictions("dpo"), "eval_dpo: dev predictions"),
-        EvalResult,
-    )
+            "5. DPO from the SFT adapter",
+            lambda: stage_train(
+                run,
+                "dpo",
+                DPO_DATASET,
+                dpo_values(cfg),
+                start=sft,
+                output_dir=layout.adapter("dpo"),
+                recipe=layout.recipes / "dpo.yaml",
+                log=layout.logs / "dpo.log",
+                title="DPO",
+            ),
+            TrainResult,
+        )
+        dpo = ModelRef(sft.base, (*sft.adapters, str(layout.adapter("dpo").resolve())))
+        runner.run(
+            "eval_dpo",
+            "   evaluate DPO",
+            lambda: stage_eval(run, dpo, layout.predictions("dpo"), "eval_dpo: dev predictions"),
+            EvalResult,
+        )
     report = write_report(cfg, layout, runner)
     console.print(f"\n[bold]{report['verdict']}[/bold]\nreport: {layout.root / 'report.md'}")
     return report

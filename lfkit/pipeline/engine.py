@@ -55,18 +55,62 @@ class Generation:
 
 
 def generation_for(preset: dict[str, Any], backend: str = "hf", batch_size: int = 16, **options: Any) -> Generation:
-    """The :class:`Generation` of a run on ``preset`` (a loaded preset dict): its template; CPU if embedded."""
+    """The :class:`Generation` of a run on ``preset`` (a loaded preset dict): its template; CPU if embedded.
+
+    ``batch_size`` is the hf backend's (prompts padded into one forward); the vLLM engine schedules its
+    own batches, so a vllm run hands it :data:`~lfkit.generate.options.DEFAULT_BATCH` questions per call.
+    """
+    from lfkit.generate.options import DEFAULT_BATCH
+
     return Generation(
         backend=backend,
         template=preset["template"],
-        batch_size=batch_size,
+        batch_size=batch_size if backend == "hf" else DEFAULT_BATCH.get(backend, batch_size),
         device="cpu" if preset.get("embedded") else None,
         options=options,
     )
 
 
-# backend name -> factory of a long-lived engine for it (vLLM plugs in here); none by default
-ENGINES: dict[str, Callable[[Generation], SharedEngine]] = {}
+class VLLMShared:
+    """``ENGINES["vllm"]``: one vLLM engine for the run, each stage's adapters loaded into it at run time.
+
+    An adapter list is served as one stacked adapter (rank up to :data:`MAX_STACK_RANK`); a stage on
+    another base model (a merged round) restarts the engine on it. float32 by default, so greedy
+    answers equal the hf backend's (``options={"dtype": "bfloat16"}`` trades that for speed).
+    """
+
+    MAX_STACK_RANK = 64  # four rank-16 adapters (SFT + three DPO rounds) stacked
+
+    def __init__(self, gen: Generation) -> None:
+        from lfkit.generate.vllm_engine import EnginePool
+
+        options = dict(gen.options)
+        self.backend_options = {k: options.pop(k) for k in ("concurrency", "request_timeout") if k in options}
+        options.setdefault("dtype", "float32")
+        options.setdefault("max_lora_rank", self.MAX_STACK_RANK)
+        self.template = gen.template
+        self.pool = EnginePool(**options)
+
+    def backend_for(self, model: ModelRef) -> GenerationBackend:
+        from lfkit.generate import get_backend
+        from lfkit.models.embedded import resolve_model
+
+        base = str(resolve_model(model.base))
+        return get_backend(
+            "vllm",
+            model=base,
+            adapter=",".join(model.adapters) or None,
+            template=self.template,
+            engine=self.pool.get(base),
+            **self.backend_options,
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+# backend name -> factory of a long-lived engine for it: the run starts it once (pipeline_engine)
+ENGINES: dict[str, Callable[[Generation], SharedEngine]] = {"vllm": VLLMShared}
 
 
 class _Lent(GenerationBackend):
@@ -116,4 +160,4 @@ def pipeline_engine(gen: Generation) -> Iterator[Generation]:
         engine.close()
 
 
-__all__ = ["ENGINES", "Generation", "SharedEngine", "generation_for", "make_backend", "pipeline_engine"]
+__all__ = ["ENGINES", "Generation", "SharedEngine", "VLLMShared", "generation_for", "make_backend", "pipeline_engine"]

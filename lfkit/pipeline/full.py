@@ -136,6 +136,8 @@ def run_full(cfg: FullConfig) -> dict[str, Any]:
     layout = RunLayout(cfg.out)
     layout.root.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]lfkit demo --full[/bold]: model {cfg.model}, output {layout.root}")
+    cfg.demo.settle_backend()
+    cfg.backend = cfg.demo.backend  # the run generates as its demo profile does
     check_settings(layout, cfg.settings(), force=cfg.force)
     run = demo_context(cfg.demo, layout)
     runner = StageRunner(layout, cfg.force, console)

@@ -72,7 +72,6 @@ class IterateConfig(RoundsSettings):
         "Default for an embedded preset: the demo's SFT, trained here.",
     )
     corpus: str | None = setting(None, "BIRD folder (train.json, dev.json, *_databases). Default: the demo corpus.")
-    backend: str = setting("hf", "Sampling/eval backend.", choices=("hf", "vllm"))
     dry_run: bool = setting(
         False, "Print every command and recipe of the run (recipes written, validated); run nothing."
     )
@@ -88,6 +87,12 @@ class IterateConfig(RoundsSettings):
             raise IterateError(f"preset {self.preset} has no demo profile: give --corpus (a BIRD folder)")
         if self.corpus is not None and self.from_path is None and not self.dry_run:
             raise IterateError("with --corpus give --from: the demo SFT is trained on the demo corpus only")
+
+    def settle_backend(self) -> None:
+        """``auto`` on an embedded preset is its demo profile's engine (tiny: hf), else what is installed."""
+        if self.backend == "auto" and self.preset in PROFILES:
+            self.backend = PROFILES[self.preset].get("backend", "auto")
+        super().settle_backend()
 
     def settings(self) -> dict[str, Any]:
         """What :func:`check_settings` compares: every field but out, force and dry_run."""
@@ -391,6 +396,7 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
         classify_from(cfg.from_path)  # before anything is written
     layout.root.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]lfkit iterate[/bold]: preset {cfg.preset}, {cfg.rounds} rounds, output {layout.root}")
+    cfg.settle_backend()
     check_settings(layout, cfg.settings(), force=cfg.force)
     preset = load_preset(cfg.preset)
     run = rounds_context(cfg, cfg.preset, layout, preset, corpus=cfg.corpus, backend=cfg.backend)
@@ -421,6 +427,7 @@ def dry_run(cfg: IterateConfig) -> dict[str, Any]:
     from lfkit.models.presets import load_preset
 
     layout = RunLayout(cfg.out)
+    cfg.settle_backend()
     preset = load_preset(cfg.preset, resolve=False)
     if preset.get("embedded"):
         preset = load_preset(cfg.preset)

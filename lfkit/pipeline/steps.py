@@ -145,9 +145,11 @@ def stage_eval(run: RunContext, model: ModelRef, path: Path, description: str) -
     from lfkit.eval.predict import predict_sql
 
     examples = load_bird(run.corpus, "dev")
+    # hf batches inside the call (its own batch size); an engine schedules what it is given at once
+    chunk = {} if run.gen.backend == "hf" else {"chunk_size": run.batch_size}
     with make_backend(run.gen, model) as backend:
         predictions = predict_sql(
-            examples, backend, run.builder(), max_new_tokens=run.max_new_tokens, description=description
+            examples, backend, run.builder(), max_new_tokens=run.max_new_tokens, description=description, **chunk
         )
     write_bird_predictions(path, predictions)
     r = score_predictions(predictions, run.corpus / "dev.json", split_db_root(run.corpus, "dev"))
