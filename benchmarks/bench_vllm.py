@@ -8,15 +8,16 @@ Both sides get the same token ids (LLaMA-Factory's template, encoded by lfkit; c
 same model weights, adapter and sampling settings, for each setting in ``--settings``
 (``greedy``, ``n4``, ``n8``: temperature 0.8, top-p 0.95, seeded per question). Prompts are real
 SFT prompts of the Lahman demo corpus. Tokens/s counts generated tokens (the engines' own
-counts). The two backends alternate ``--repeat`` times per setting and each keeps its best time,
-so load from other processes distorts the ratio less. The vLLM engine starts once (its start-up
-is reported apart) and serves every setting, as a pipeline's engine does. Greedy answers are
+counts). The sides (hf, then one vLLM engine per ``--dtype``) alternate ``--repeat`` times per setting and
+each keeps its best time, so load from other processes distorts the ratios less. Each engine starts
+once (its start-up is reported apart) and serves every setting, as a pipeline's engine does. Greedy answers are
 compared between the two backends (float32 on both sides gives the same answers).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -73,46 +74,47 @@ def main() -> int:
         return backend.stats.completion_tokens, time.perf_counter() - start, out
 
     hf.generate(chats[:2], SamplingConfig(max_new_tokens=4))  # warm-up, not timed
-    for dtype in args.dtype or ["float32"]:
-        engine = VLLMEngine(
-            hf.model_path,
-            dtype=dtype,
-            enable_lora=bool(args.adapter_path),
-            max_model_len=4096,
-            gpu_memory_utilization=args.gpu_memory_utilization,
-        )
-        with engine as eng:
-            vllm = get_backend("vllm", model=model, adapter=args.adapter_path, engine=eng)
-            assert [vllm.encoder.encode(c) for c in chats] == [hf.encoder.encode(c) for c in chats]
-            vllm.generate(chats[:2], SamplingConfig(max_new_tokens=4))  # warm-up, not timed
-            block: dict = {"startup_s": round(eng.startup_seconds, 1)}
-            for key, cfg in configs.items():
-                runs: dict[str, list] = {"hf": [], "vllm": []}
-                for _ in range(args.repeat):
-                    runs["hf"].append(timed(hf, cfg))
-                    runs["vllm"].append(timed(vllm, cfg))
-                row = {}
-                for side, got in runs.items():
-                    tokens, seconds = got[0][0], min(t for _, t, _ in got)
-                    row[side] = {
-                        "tokens": tokens,
-                        "seconds": round(seconds, 2),
-                        "tokens_per_s": round(tokens / seconds, 1),
-                    }
-                row["ratio"] = round(row["vllm"]["tokens_per_s"] / row["hf"]["tokens_per_s"], 2)
-                if cfg.greedy:
-                    same = sum(a == b for a, b in zip(runs["hf"][0][2], runs["vllm"][0][2], strict=True))
-                    row["greedy_equal"] = f"{same}/{len(chats)}"
-                block[key] = row
-                h, v = row["hf"], row["vllm"]
-                print(
-                    f"vllm {dtype:<8} {key:<6} hf {h['tokens_per_s']:7.1f} tok/s ({h['seconds']:6.1f} s)"
-                    f"  vllm {v['tokens_per_s']:7.1f} tok/s ({v['seconds']:6.1f} s)"
-                    f"  {row['ratio']:.2f}x" + (f"  greedy equal {row['greedy_equal']}" if cfg.greedy else ""),
-                    flush=True,
+    dtypes = args.dtype or ["float32"]
+    with contextlib.ExitStack() as stack:
+        sides = {"hf": hf}
+        for dtype in dtypes:  # every engine up first; an idle engine takes no CPU from the side being timed
+            eng = stack.enter_context(
+                VLLMEngine(
+                    hf.model_path,
+                    dtype=dtype,
+                    enable_lora=bool(args.adapter_path),
+                    max_model_len=4096,
+                    gpu_memory_utilization=args.gpu_memory_utilization / len(dtypes),
                 )
-            print(f"vllm {dtype}: engine start-up {block['startup_s']} s")
-            results[dtype] = block
+            )
+            backend = get_backend("vllm", model=model, adapter=args.adapter_path, engine=eng)
+            assert [backend.encoder.encode(c) for c in chats] == [hf.encoder.encode(c) for c in chats]
+            backend.generate(chats[:2], SamplingConfig(max_new_tokens=4))  # warm-up, not timed
+            sides[f"vllm_{dtype}"] = backend
+            results[f"vllm_{dtype}_startup_s"] = round(eng.startup_seconds, 1)
+            print(f"vllm {dtype}: engine start-up {eng.startup_seconds:.1f} s", flush=True)
+        for key, cfg in configs.items():
+            runs: dict[str, list] = {side: [] for side in sides}
+            for _ in range(args.repeat):  # the sides alternate; each keeps its best time
+                for side, backend in sides.items():
+                    runs[side].append(timed(backend, cfg))
+            row: dict = {}
+            for side, got in runs.items():
+                tokens, seconds = got[0][0], min(t for _, t, _ in got)
+                row[side] = {"tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1)}
+                if side != "hf":
+                    row[side]["ratio"] = round(row[side]["tokens_per_s"] / row["hf"]["tokens_per_s"], 2)
+                    if cfg.greedy:
+                        same = sum(a == b for a, b in zip(runs["hf"][0][2], got[0][2], strict=True))
+                        row[side]["greedy_equal_to_hf"] = f"{same}/{len(chats)}"
+            results[key] = row
+            line = f"{key:<6} hf {row['hf']['tokens_per_s']:7.1f} tok/s ({row['hf']['seconds']:6.1f} s)"
+            for side in sides:
+                if side != "hf":
+                    r = row[side]
+                    line += f" | {side} {r['tokens_per_s']:7.1f} tok/s ({r['seconds']:6.1f} s) {r['ratio']:.2f}x"
+                    line += f", greedy = hf {r['greedy_equal_to_hf']}" if cfg.greedy else ""
+            print(line, flush=True)
     results["load_1min_end"] = os.getloadavg()[0]
     hf.close()
     if args.json:

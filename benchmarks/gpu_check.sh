@@ -5,7 +5,7 @@
 #   VENV=/path/to/venv MODEL=tiny bash benchmarks/gpu_check.sh
 #
 # Steps (each under its own timeout; a failed step is recorded and the next one still runs):
-#   1. sampling    vLLM vs hf backend tokens/s, n=8, the same demo prompts (benchmarks/bench_sampling.py --vllm)
+#   1. sampling    vLLM engine vs hf backend tokens/s, n=8, the same demo prompts and token ids (benchmarks/bench_vllm.py)
 #   2. tree        lfkit tree build --backend vllm on demo train questions, then lfkit tree verify
 #   3. sft         llamafactory-cli train: a few SFT steps of the rendered recipe on the GPU
 #   4. grpo        lfkit grpo train, 5 steps from that SFT adapter, vLLM colocate
@@ -41,7 +41,9 @@ case "$MODEL" in smollm2-135m | tiny) ;; *) die "MODEL must be smollm2-135m or t
 import sys, torch
 sys.exit(0 if torch.cuda.is_available() else 1)
 EOF
-"$PY" -c "import vllm" 2>/dev/null || die "vLLM does not import in $VENV (pip install -e '.[vllm]')"
+# lfkit starts vLLM from this Python when it imports vllm (else $LFKIT_VLLM_PYTHON, else .venv-vllm: CPU only)
+"$PY" -c "import vllm" 2>/dev/null || [ -n "${LFKIT_VLLM_PYTHON:-}" ] ||
+  die "vLLM does not import in $VENV (pip install -e '.[vllm]', or LFKIT_VLLM_PYTHON=<a CUDA vLLM env's python>)"
 mkdir -p "$RESULTS" "$WORK/data" || die "cannot create $RESULTS or $WORK"
 RESULTS=$(cd "$RESULTS" && pwd)
 "$LFKIT" models prepare "$MODEL" >"$RESULTS/prepare.log" 2>&1 || die "lfkit models prepare $MODEL failed: $RESULTS/prepare.log"
@@ -70,8 +72,8 @@ run_step data 120 bash -c "
 " || die "could not build the demo corpus: $RESULTS/data.log"
 
 # ---- 1. vLLM vs hf, n=8, the same prompts and sampling settings
-run_step sampling 180 "$PY" benchmarks/bench_sampling.py --model "$MODEL" --prompts 16 --n 8 --max-new-tokens 128 \
-  --device cuda --repeat 1 --vllm --json "$RESULTS/sampling.json"
+run_step sampling 300 "$PY" benchmarks/bench_vllm.py --model "$MODEL" --prompts 16 --settings greedy,n8 \
+  --max-new-tokens 128 --device cuda --dtype bfloat16 --repeat 1 --json "$RESULTS/sampling.json"
 
 # ---- 2. revision trees with the vllm backend, verified
 run_step tree 180 bash -c "
@@ -145,8 +147,9 @@ def load(name):
 
 def detail(name):
     if name == "sampling" and (s := load("sampling.json")):
-        hf, vl = s.get("lfkit_hf", {}), s.get("vllm", {})
-        return f"hf {hf.get('tokens_per_s')} tok/s, vllm {vl.get('tokens_per_s')} tok/s, vllm/hf {s.get('vllm_vs_hf')}x"
+        n8 = (s.get("bfloat16") or {}).get("n8", {})
+        hf, vl = n8.get("hf", {}), n8.get("vllm", {})
+        return f"n=8: hf {hf.get('tokens_per_s')} tok/s, vllm {vl.get('tokens_per_s')} tok/s, vllm/hf {n8.get('ratio')}x"
     if name == "tree" and (t := load("tree_build.json")):
         v = load("tree_verify.json") or {}
         return (f"{t.get('trees')} trees, {t.get('nodes')} nodes, {t.get('generate_calls')} generate calls, "

@@ -105,7 +105,12 @@ def llamafactory_command(recipe: str | Path) -> tuple[list[str], dict[str, str]]
     """The command line and environment :func:`run_llamafactory` starts for ``recipe``."""
     recipe = Path(recipe)
     config = yaml.safe_load(recipe.read_text())
-    return [llamafactory_cli(), recipe_command(config), str(recipe)], llamafactory_env(config.get("model_name_or_path"))
+    cli = llamafactory_cli()
+    env = llamafactory_env(config.get("model_name_or_path"))
+    # LLaMA-Factory's launcher runs `torchrun` by name (FORCE_TORCHRUN, NNODES): the one installed
+    # beside this llamafactory-cli, also when its virtualenv is not activated
+    env["PATH"] = os.pathsep.join(p for p in (str(Path(cli).parent), env.get("PATH", "")) if p)
+    return [cli, recipe_command(config), str(recipe)], env
 
 
 def describe_env(env: Mapping[str, str]) -> str:
