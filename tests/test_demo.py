@@ -132,6 +132,13 @@ def test_demo_tiny_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     for name in ("ex_by_stage.png", "loss.png"):
         with Image.open(out / "report" / name) as png:
             assert png.format == "PNG" and len(png.getcolors(1 << 16) or []) > 2, name
+    # report.html, the page a person opens: one EX row per stage, with that stage's own EX
+    import re
+
+    html = (out / "report.html").read_text()
+    for s in report["stages"]:
+        row = re.search(rf'<tr data-stage="{s["name"]}">(.*?)</tr>', html, re.S)
+        assert row and f"{s['ex']:.1f}" in row.group(1), s["name"]
     # Training figures come from LF's own files: every optimizer step logged, the final one counted.
     for stage in ("sft", "dpo"):
         trained = report["training"][stage]

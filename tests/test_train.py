@@ -43,7 +43,7 @@ def test_lfkit_train_runs_a_recipe(tiny_model: Path, demo_datasets: Path, tmp_pa
         "sft", "tiny", {"max_steps": 2, "logging_steps": 1}, dataset_dir=demo_datasets, output_dir=out
     )
     recipe = write_recipe(config, tmp_path / "sft.yaml")
-    result = CliRunner().invoke(main, ["train", str(recipe), "--cuda", ""])
+    result = CliRunner().invoke(main, ["train", str(recipe)])
     assert result.exit_code == 0, result.output
     state = json.loads((out / "trainer_state.json").read_text())
     losses = [r["loss"] for r in state["log_history"] if "loss" in r]

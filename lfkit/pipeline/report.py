@@ -144,7 +144,7 @@ def markdown(report: dict[str, Any]) -> str:
         "- predictions in BIRD's predict_dev.json format: "
         + ", ".join(f"`{s['predictions']}`" for s in report["stages"]),
         "  (re-score: `lfkit eval score --predictions FILE --gold corpus/dev.json --db-root corpus/dev_databases`)",
-        "- plots: `report/ex_by_stage.png`, `report/loss.png`",
+        "- plots: `report/ex_by_stage.png`, `report/loss.png`; every dev question by stage: `report.html` (a browser)",
         "",
         run_line(report),
         "",
@@ -192,6 +192,29 @@ def plot_loss(training: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def write_html(
+    layout: RunLayout, corpus: Path, stages: list[tuple[str, str]], title: str, *, trees: Path | None = None
+) -> Path:
+    """``report.html``: the page a person opens (``lfkit eval report``): EX by stage and difficulty, and every
+    dev question with each stage's answer, its label, what fixed or broke it and the issue detectors.
+
+    ``stages``: ``(name, predictions file relative to the run folder)`` in pipeline order. The run's PNGs
+    (``report/*.png``) are embedded; ``trees`` adds each question's revision tree where one matches.
+    """
+    from lfkit.data.bird import split_db_root
+    from lfkit.eval.report_html import write_html_report
+
+    return write_html_report(
+        layout.root / "report.html",
+        [(name, layout.root / path) for name, path in stages],
+        corpus / "dev.json",
+        split_db_root(corpus, "dev"),
+        title=title,
+        trees=trees if trees is not None and trees.exists() else None,
+        images=sorted(layout.report.glob("*.png")),
+    )
+
+
 def write_report(cfg: DemoConfig, layout: RunLayout, runner: StageRunner) -> dict[str, Any]:
     stages = eval_rows(runner)
     training = {s: t.to_json() for s in ("sft", "dpo") if (t := runner.get(s, TrainResult)) is not None}
@@ -219,6 +242,7 @@ def write_report(cfg: DemoConfig, layout: RunLayout, runner: StageRunner) -> dic
     layout.report.mkdir(parents=True, exist_ok=True)
     plot_ex(stages, layout.report / "ex_by_stage.png")
     plot_loss(training, layout.report / "loss.png")
+    write_html(layout, layout.corpus, [(s["name"], s["predictions"]) for s in stages], f"lfkit demo: {cfg.model}")
     atomic_write_text(layout.root / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(layout.root / "report.md", markdown(report))
     return report
@@ -368,7 +392,9 @@ def full_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         "## Files",
-        "- plots: `report/ex_by_stage.png`, `report/loss.png`" + "".join(f", `{p}`" for p in report["plots"]),
+        "- plots: `report/ex_by_stage.png`, `report/loss.png`"
+        + "".join(f", `{p}`" for p in report["plots"])
+        + "; every dev question by stage: `report.html` (a browser)",
         "- recipes: " + ", ".join(f"`{p}`" for p in report["recipes"]),
         "",
         run_line(report),
@@ -448,6 +474,8 @@ def write_full_report(
     plot_ex(stages, layout.report / "ex_by_stage.png")
     if curves:
         plot_loss(curves, layout.report / "loss.png")
+    stage_files = [(s["name"], s["predictions"]) for s in stages]
+    write_html(layout, layout.corpus, stage_files, f"lfkit demo --full: {model}", trees=layout.trees)
     atomic_write_text(layout.root / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(layout.root / "report.md", full_markdown(report))
     return report

@@ -165,7 +165,7 @@ def write_report(
 ) -> dict[str, Any]:
     """report.json / report.md / ex_by_round.png of ``lfkit iterate`` (``cfg``: its IterateConfig)."""
     from lfkit.io import atomic_write_text
-    from lfkit.pipeline.report import run_record
+    from lfkit.pipeline.report import run_record, write_html
 
     layout = run.layout
     rows = round_rows(run, runner, cfg.rounds, best_round)
@@ -188,6 +188,8 @@ def write_report(
         **run_record(layout, runner),
     }
     plot_rounds(rows, layout.root / "ex_by_round.png")
+    stage_files = [(f"round {r['round']}", r["predictions"]) for r in rows if "predictions" in r]
+    write_html(layout, run.corpus, stage_files, f"lfkit iterate: {cfg.preset}")
     atomic_write_text(layout.root / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(layout.root / "report.md", markdown(report))
     return report
