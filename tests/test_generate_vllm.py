@@ -106,6 +106,20 @@ def test_samples_are_seeded_per_question_and_sample(vllm) -> None:
 
 
 @needs_engine
+def test_many_long_prompts_sampled_with_seeds(vllm) -> None:
+    # More prompt tokens than one engine step takes: with chunked prefill, vLLM-CPU dies on a seeded
+    # request whose partial prefill it discards ("CPU Generator does not use offset"). The engine runs
+    # whole prompts per step instead, and the samples stay reproducible.
+    chats = [
+        [{"role": "user", "content": f"Schema {i}: " + "CREATE TABLE t (a INT, b TEXT); " * 150}] for i in range(12)
+    ]
+    cfg = SamplingConfig(n=2, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=3)
+    assert sum(len(vllm.encoder.encode(c)) for c in chats) > 8192
+    out = vllm.generate(chats, cfg)
+    assert [len(x) for x in out] == [2] * 12 and vllm.generate(chats, cfg) == out
+
+
+@needs_engine
 def test_stop_strings_cut_like_the_other_backends(vllm) -> None:
     cfg = SamplingConfig(n=1, temperature=0, max_new_tokens=24)
     full = vllm.generate(CHATS, cfg)

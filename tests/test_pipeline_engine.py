@@ -81,8 +81,9 @@ def test_without_an_engine_each_stage_builds_its_backend() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(vllm_python() is None, reason="the vLLM engine is not installed (make install-vllm)")
 def test_one_vllm_engine_serves_every_stage_of_a_run(smollm2_model: Path, tmp_path: Path) -> None:
-    # ENGINES["vllm"]: the run starts one engine; the base model and base + adapter stages borrow it
-    # (the adapter loaded at run time) and answer as the hf backend does (float32).
+    # ENGINES["vllm"]: stages borrow the run's engine; a stage with adapters gets them merged into its
+    # base (once, cached) and the engine restarted on that model; a second stage on the same model
+    # reuses it. Every answer equals the hf backend's (float32).
     from test_generate_vllm import CHATS, last_layer_targets, make_adapter
 
     from lfkit.generate import SamplingConfig, get_backend
@@ -107,10 +108,13 @@ def test_one_vllm_engine_serves_every_stage_of_a_run(smollm2_model: Path, tmp_pa
                 base_answers = base.generate(CHATS, greedy)
             with make_backend(run_gen, ModelRef(str(smollm2_model), (str(adapter),))) as tuned:
                 tuned_answers = tuned.generate(CHATS, greedy)
+            with make_backend(run_gen, ModelRef(str(smollm2_model), (str(adapter),))) as again:
+                assert again.generate(CHATS, greedy) == tuned_answers
             engine = run_gen.engine.pool.engine
             assert engine is not None and engine.proc is not None  # still open between stages
         assert engine.proc is None  # closed with the run
-    assert starts == [str(smollm2_model)]
+    assert starts[0] == str(smollm2_model) and len(starts) == 2  # base, then the merged SFT model once
+    assert Path(starts[1], "lfkit_merge.json").is_file()
     with get_backend("hf", model=str(smollm2_model), device="cpu") as hf:
         assert base_answers == hf.generate(CHATS, greedy)
     with get_backend("hf", model=str(smollm2_model), adapter=str(adapter), device="cpu") as hf_tuned:
