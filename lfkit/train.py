@@ -299,6 +299,21 @@ def merge_adapter(
     return out
 
 
+def merge_once(
+    base_model: str | os.PathLike[str],
+    adapters: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+) -> Path:
+    """``out`` as :func:`merge_adapter` writes it, merged again only when its ``lfkit_merge.json``
+    (:func:`merge_marker`: the base and each adapter's weights) no longer matches."""
+    out = Path(out)
+    want = merge_marker(base_model, adapters)
+    marker = out / MERGE_MARKER
+    if marker.is_file() and json.loads(marker.read_text()) == want and (out / "config.json").is_file():
+        return out
+    return merge_adapter(base_model, adapters, out)
+
+
 __all__ = [
     "MERGE_MARKER",
     "REPORTED_ENV",
@@ -311,6 +326,7 @@ __all__ = [
     "llamafactory_env",
     "merge_adapter",
     "merge_marker",
+    "merge_once",
     "pin_demo_environment",
     "run_llamafactory",
 ]

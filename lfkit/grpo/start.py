@@ -6,13 +6,12 @@ model); this module decides when it is needed.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from lfkit.models.embedded import resolve_model
 from lfkit.recipes.grpo_config import GRPOConfigError, GRPOSettings
-from lfkit.train import MERGE_MARKER, TrainError, merge_adapter, merge_marker
+from lfkit.train import TrainError, merge_marker, merge_once
 
 logger = logging.getLogger("lfkit.grpo.train")
 
@@ -29,16 +28,12 @@ def prepare_start_model(settings: GRPOSettings) -> Path | str:
     adapter = Path(lf.sft_adapter)
     if not adapter.is_dir():
         raise GRPOConfigError(f"{settings.source}: lfkit.sft_adapter {adapter} not found")
-    out = Path(target)
-    marker = out / MERGE_MARKER
     try:
-        want = merge_marker(lf.base_model or "", adapter)
+        merge_marker(lf.base_model or "", adapter)  # a bad adapter folder is a config error, said before loading
     except TrainError as e:
         raise GRPOConfigError(f"lfkit.sft_adapter {e}") from None
-    if marker.is_file() and json.loads(marker.read_text()) == want and (out / "config.json").is_file():
-        return out
-    logger.info("merging SFT adapter %s into %s -> %s", adapter, lf.base_model, out)
-    return merge_adapter(lf.base_model or "", adapter, out)
+    logger.info("SFT adapter %s merged into %s -> %s (unless already there)", adapter, lf.base_model, target)
+    return merge_once(lf.base_model or "", adapter, target)
 
 
 __all__ = ["prepare_start_model"]

@@ -123,13 +123,10 @@ def merged_model(base: str, adapters: list[str]) -> Path:
     import json
 
     from lfkit.resources import cache_dir
-    from lfkit.train import MERGE_MARKER, merge_adapter, merge_marker
+    from lfkit.train import merge_marker, merge_once
 
-    want = merge_marker(base, adapters)
-    out = cache_dir() / "merged" / hashlib.sha256(json.dumps(want, sort_keys=True).encode()).hexdigest()[:16]
-    if (out / MERGE_MARKER).is_file() and json.loads((out / MERGE_MARKER).read_text()) == want:
-        return out
-    return merge_adapter(base, adapters, out)
+    key = hashlib.sha256(json.dumps(merge_marker(base, adapters), sort_keys=True).encode()).hexdigest()[:16]
+    return merge_once(base, adapters, cache_dir() / "merged" / key)
 
 
 # backend name -> factory of a long-lived engine for it: the run starts it once (pipeline_engine)
