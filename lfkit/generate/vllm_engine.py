@@ -46,7 +46,7 @@ VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 LOG_TAIL_LINES = 60
 
 
-def _has_vllm(python: str) -> bool:
+def _is_executable(python: str) -> bool:
     return Path(python).is_file() and os.access(python, os.X_OK)
 
 
@@ -64,7 +64,7 @@ def vllm_python() -> str | None:
         return sys.executable
     for root in (Path(sys.prefix).parent, Path.cwd()):
         candidate = root / VLLM_VENV / "bin" / "python"
-        if _has_vllm(str(candidate)):
+        if _is_executable(str(candidate)):
             return str(candidate)
     return None
 
@@ -77,7 +77,7 @@ def require_vllm_python() -> str:
             f"the vllm backend needs the vLLM engine, which is not installed: run `{INSTALL_HINT}`, or set "
             "LFKIT_VLLM_PYTHON to a Python that has vllm; on this machine --backend hf works without it"
         )
-    if not _has_vllm(found):
+    if not _is_executable(found):
         raise GenerationError(f"LFKIT_VLLM_PYTHON={found}: no such executable")
     return found
 
@@ -87,7 +87,7 @@ def engine_problem() -> str | None:
     python = vllm_python()
     if python is None:
         return "the vLLM engine is not installed"
-    if not _has_vllm(python):
+    if not _is_executable(python):
         return f"LFKIT_VLLM_PYTHON={python}: no such executable"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     try:
