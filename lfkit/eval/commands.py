@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from lfkit.generate.commands import backend_options, stop_option
+from lfkit.generate.defaults import SAMPLING
 from lfkit.sql.compare import COMPARISONS
 
 
@@ -135,9 +136,26 @@ def score(
     default=None,
     help="Sample N candidates per question (best-of-N) instead of one greedy prediction.",
 )
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.8, show_default=True, help="With --n.")
-@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.95, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="With --n: question i samples with seed+i*1000.")
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0.0),
+    default=SAMPLING["candidates"].temperature,
+    show_default=True,
+    help="With --n.",
+)
+@click.option(
+    "--top-p",
+    type=click.FloatRange(min=0.0, max=1.0, min_open=True),
+    default=SAMPLING["candidates"].top_p,
+    show_default=True,
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=SAMPLING["candidates"].seed,
+    show_default=True,
+    help="With --n: question i samples with seed+i*1000.",
+)
 @click.option("--with-greedy", is_flag=True, help="With --n: also store each question's greedy decode.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="First N questions only (0 = all).")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lfkit.data.prompts import chat_messages
+from lfkit.generate.defaults import SAMPLING
 from lfkit.progress import progress_bar
 from lfkit.sql import extract_sql
 from lfkit.sql.extract import SQL_FENCE_STOP
@@ -114,10 +115,10 @@ def sample_candidates(
     verifier: Verifier,
     *,
     n: int,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
+    temperature: float = SAMPLING["candidates"].temperature,
+    top_p: float = SAMPLING["candidates"].top_p,
     max_new_tokens: int = 128,
-    seed: int = 0,
+    seed: int = SAMPLING["candidates"].seed,
     with_greedy: bool = False,
     chunk_size: int = 16,
     progress: bool = True,

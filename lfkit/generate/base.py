@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from lfkit.errors import LfkitError
+from lfkit.generate.defaults import SAMPLING
 
 Chat = list[dict[str, str]]
 
@@ -36,12 +37,14 @@ class SamplingConfig:
 
     n: int = field(default=1, metadata={"help": "Completions per chat."})
     temperature: float = field(
-        default=0.7, metadata={"help": "Softmax temperature; 0 = greedy (one decode, copied n times)."}
+        default=SAMPLING["api"].temperature,
+        metadata={"help": "Softmax temperature; 0 = greedy (one decode, copied n times)."},
     )
-    top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling mass, in (0, 1]."})
+    top_p: float = field(default=SAMPLING["api"].top_p, metadata={"help": "Nucleus sampling mass, in (0, 1]."})
     max_new_tokens: int = field(default=256, metadata={"help": "Upper bound on generated tokens per completion."})
     seed: int = field(
-        default=0, metadata={"help": "Base seed; chat i gets seed + i*1000, its sample j seed + i*1000 + j."}
+        default=SAMPLING["api"].seed,
+        metadata={"help": "Base seed; chat i gets seed + i*1000, its sample j seed + i*1000 + j."},
     )
     stop: Sequence[str] = field(
         default=(),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lfkit.errors import LfkitError
+from lfkit.generate.defaults import SAMPLING
 from lfkit.prefs.rejects import CHOSEN_SOURCES, REJECT_KINDS, parse_reject_kinds
 
 
@@ -69,7 +70,7 @@ class SamplingSettings:
     """How preference candidates are sampled and paired (one rule for the demo and every DPO round)."""
 
     num_candidates: int = setting(4, "Candidates sampled per question.")
-    temperature: float = setting(0.8, "Sampling temperature of the preference candidates.")
+    temperature: float = setting(SAMPLING["prefs"].temperature, "Sampling temperature of the preference candidates.")
     chosen: str = setting(
         "on-policy",
         "DPO chosen side: on-policy (the model's own execution-correct samples, gold as fallback) or gold.",

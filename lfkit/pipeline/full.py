@@ -25,14 +25,23 @@ demo's and iterate's own compositions (:func:`~lfkit.pipeline.demo.run_sft`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from lfkit.errors import LfkitError
-from lfkit.pipeline.config import DemoConfig, RoundsSettings, SamplingSettings, setting, settings_of
+from lfkit.generate.defaults import SAMPLING
+from lfkit.pipeline.config import (
+    DemoConfig,
+    RoundsSettings,
+    SamplingSettings,
+    from_demo,
+    given,
+    setting,
+    settings_of,
+)
 from lfkit.pipeline.results import (
     BonSampleResult,
     BonScoreResult,
@@ -66,18 +75,20 @@ class FullConfig(RoundsSettings):
 
     model: str = setting("smollm2-135m", "Embedded model: smollm2-135m or tiny.")
     out: Path = setting(Path("demo_full_out"), "Output folder.", cli=False)  # noqa: RUF009 -- a Path is immutable
+    n_sft: int | None = from_demo("n_sft", "the demo profile's")
+    sft_epochs: float | None = from_demo("sft_epochs", "the demo profile's")
     tree_questions: int = setting(16, "Train questions given a revision tree.")
     tree_depth: int = setting(2, "Deepest revision level.")
     tree_samples: int = setting(2, "Children per expanded node.")
-    tree_temperature: float = setting(0.7, "Tree sampling temperature.")
+    tree_temperature: float = setting(SAMPLING["tree"].temperature, "Tree sampling temperature.")
     rm_steps: int = setting(20, "Reward-model optimizer steps.")
     rm_lr: float | None = setting(None, "Reward-model learning rate (default: the preset's).")
     rm_test_questions: int = setting(16, "Dev questions giving held-out RM pairs.")
     rm_test_candidates: int = setting(2, "Samples per held-out question.")
     bon_n: int = setting(4, "Best-of-N: candidates per dev question.")
     bon_questions: int = setting(32, "Best-of-N: the first N dev questions.")
-    bon_temperature: float = setting(0.8, "Best-of-N and held-out sampling temperature.")
-    grpo_steps: int = setting(10, "GRPO optimizer steps (2 prompts x 4 completions).")
+    bon_temperature: float = setting(SAMPLING["candidates"].temperature, "Best-of-N and held-out sampling temperature.")
+    grpo_steps: int = setting(10, "GRPO optimizer steps (2 prompts x 4 completions); 0 skips GRPO.")
     grpo_lr: float | None = setting(None, "GRPO learning rate (default: the preset's).")
 
     def __post_init__(self) -> None:
@@ -88,20 +99,30 @@ class FullConfig(RoundsSettings):
         own = [f.name for f in fields(self) if f.name not in {g.name for g in fields(RoundsSettings)}]
         for name in own:
             value = getattr(self, name)
-            if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-                raise FullError(f"{name} must be >= 1, got {value}")
+            least = 0 if name == "grpo_steps" else 1
+            if isinstance(value, int) and not isinstance(value, bool) and value < least:
+                raise FullError(f"{name} must be >= {least}, got {value}")
 
     @property
     def demo(self) -> DemoConfig:
         """The demo profile the corpus, SFT and evaluations use (``lfkit demo``'s, same sizes)."""
         demo = self.demo_profile(self.model, self.out)
         assert demo is not None  # every FULL_PROFILES model has a demo profile
-        return demo
+        sft = given({"n_sft": self.n_sft, "sft_epochs": self.sft_epochs})
+        return replace(demo, **sft) if sft else demo
+
+    def settle_backend(self) -> None:
+        """``auto`` -> the demo profile's engine on this machine, kept here (``demo`` is a new profile per access)."""
+        demo = self.demo
+        demo.settle_backend()
+        self.backend = demo.backend
 
     def settings(self) -> dict[str, Any]:
-        """What decides the results: every field but out/force, and the demo profile's other values (``demo.*``)."""
+        """What decides the results: every field but out/force, and the demo profile's other values (``demo.*``;
+        the SFT's size always, as the profile's default may change)."""
         mine = settings_of(self)
-        demo = {f"demo.{k}": v for k, v in settings_of(self.demo).items() if k not in mine}
+        sft = ("n_sft", "sft_epochs")
+        demo = {f"demo.{k}": v for k, v in settings_of(self.demo).items() if k not in mine or k in sft}
         return {**mine, **demo}
 
 
@@ -136,8 +157,7 @@ def run_full(cfg: FullConfig) -> dict[str, Any]:
     layout = RunLayout(cfg.out)
     layout.root.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]lfkit demo --full[/bold]: model {cfg.model}, output {layout.root}")
-    cfg.demo.settle_backend()
-    cfg.backend = cfg.demo.backend  # the run generates as its demo profile does
+    cfg.settle_backend()
     check_settings(layout, cfg.settings(), force=cfg.force)
     run = demo_context(cfg.demo, layout)
     runner = StageRunner(layout, cfg.force, console)
@@ -241,6 +261,8 @@ def after_rounds(cfg: FullConfig, run: RunContext, runner: StageRunner, best: Mo
     )
     runner.run("bon/score", "    best-of-N: RM scores", lambda: stage_bon_score(run, rm_adapter), BonScoreResult)
     runner.run("bon/select", "    best-of-N: select", lambda: stage_bon_select(run), BonSelectResult)
+    if cfg.grpo_steps == 0:
+        return
     runner.run(
         "grpo",
         "11. GRPO from the best policy",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lfkit.errors import LfkitError
+from lfkit.generate.defaults import SAMPLING
 from lfkit.pipeline.config import DemoConfig, SamplingSettings
 from lfkit.pipeline.engine import Generation, make_backend
 from lfkit.pipeline.layout import RunLayout
@@ -31,10 +32,15 @@ SFT_DATASET = "lfkit_demo_sft"
 DPO_DATASET = "lfkit_demo_dpo"
 ROUND_DATASET = "lfkit_iter_round"  # + k: round k's pairs
 
-# Preference sampling (the demo's prefs, every DPO round, held-out RM pairs, best-of-N): nucleus mass
-# and per-sampler seed offsets, so that two samplers of one run never draw the same stream.
-PREF_TOP_P = 0.95
-SEED_OFFSETS = {"prefs": 1234, "trees": 1234, "rm_test": 4321, "bon": 0}
+# Preference sampling's nucleus mass and each sampler's seed offset, from the one sampling-defaults table
+# (a run with seed 0 samples as the command it stands for); held-out RM pairs take a stream of their own.
+PREF_TOP_P = SAMPLING["prefs"].top_p
+SEED_OFFSETS = {
+    "prefs": SAMPLING["prefs"].seed,
+    "trees": SAMPLING["tree"].seed,
+    "rm_test": 4321,
+    "bon": SAMPLING["candidates"].seed,
+}
 
 
 class StageFailed(LfkitError, RuntimeError):

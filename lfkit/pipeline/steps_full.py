@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from lfkit.generate.defaults import SAMPLING
 from lfkit.pipeline.engine import make_backend
 from lfkit.pipeline.results import (
     BonSampleResult,
@@ -24,7 +25,7 @@ from lfkit.pipeline.results import (
     RmEvalResult,
     TreesResult,
 )
-from lfkit.pipeline.steps import PREF_TOP_P, SEED_OFFSETS, RunContext, StageFailed, lora_overrides
+from lfkit.pipeline.steps import SEED_OFFSETS, RunContext, StageFailed, lora_overrides
 
 RM_DATASET = "lfkit_full_rm"
 
@@ -149,10 +150,18 @@ def stage_bon_sample(
     examples = load_bird(run.corpus, "dev")[:questions]
     with make_backend(run.gen, policy) as backend, Verifier() as verifier:
         records = sample_candidates(
-            examples, backend, run.builder(), verifier, n=n, temperature=temperature, top_p=PREF_TOP_P,
-            max_new_tokens=run.max_new_tokens, seed=run.seed + SEED_OFFSETS["bon"], with_greedy=True,
+            examples,
+            backend,
+            run.builder(),
+            verifier,
+            n=n,
+            temperature=temperature,
+            top_p=SAMPLING["candidates"].top_p,
+            max_new_tokens=run.max_new_tokens,
+            seed=run.seed + SEED_OFFSETS["bon"],
+            with_greedy=True,
             chunk_size=max(1, run.batch_size // n),
-        )  # fmt: skip
+        )
     path = run.layout.bon / "candidates.jsonl"
     summary = write_candidates(path, records)
     return BonSampleResult(

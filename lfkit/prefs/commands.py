@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from lfkit.generate.commands import backend_options
+from lfkit.generate.defaults import SAMPLING
 from lfkit.generate.options import backend_from_options, pop_backend_options
 from lfkit.prefs.pairing import PAIRINGS
 from lfkit.sql.label import REJECT_KINDS, REJECTABLE
@@ -49,7 +50,7 @@ def job_options(fn: Callable) -> Callable:
         click.option(
             "--seed",
             type=int,
-            default=1234,
+            default=SAMPLING["prefs"].seed,
             show_default=True,
             help="Base seed: question i, sample j uses seed + i*1000 + j.",
         ),
@@ -63,14 +64,14 @@ def job_options(fn: Callable) -> Callable:
         click.option(
             "--temperature",
             type=click.FloatRange(min=0),
-            default=0.7,
+            default=SAMPLING["prefs"].temperature,
             show_default=True,
             help="Sampling temperature (0 = greedy).",
         ),
         click.option(
             "--top-p",
             type=click.FloatRange(0, 1, min_open=True),
-            default=0.9,
+            default=SAMPLING["prefs"].top_p,
             show_default=True,
             help="Nucleus sampling mass.",
         ),

@@ -24,6 +24,7 @@ from lfkit.data.rows import Question, question_key
 from lfkit.data.sft_questions import load_questions
 from lfkit.generate import GenerationBackend, SamplingConfig
 from lfkit.generate.base import SEED_STRIDE
+from lfkit.generate.defaults import SAMPLING
 from lfkit.jobs import Journal, check_shard, file_sha256, run_batches, settings_fingerprint, shard
 from lfkit.prefs.pairing import check_pairing
 from lfkit.sql import Verifier
@@ -40,9 +41,13 @@ class JobConfig:
     db_root: str = field(metadata={"help": "Folder holding <db_id>/<db_id>.sqlite for every db_id of the SFT rows."})
     output: str = field(metadata={"help": "Output file; .jsonl = one row per line, else a JSON array."})
     num_samples: int = field(default=4, metadata={"help": "Completions sampled per question."})
-    seed: int = field(default=1234, metadata={"help": "Base seed; question i, sample j uses seed + i*1000 + j."})
-    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature (0 = greedy)."})
-    top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling mass."})
+    seed: int = field(
+        default=SAMPLING["prefs"].seed, metadata={"help": "Base seed; question i, sample j uses seed + i*1000 + j."}
+    )
+    temperature: float = field(
+        default=SAMPLING["prefs"].temperature, metadata={"help": "Sampling temperature (0 = greedy)."}
+    )
+    top_p: float = field(default=SAMPLING["prefs"].top_p, metadata={"help": "Nucleus sampling mass."})
     max_new_tokens: int = field(default=512, metadata={"help": "Generation cap per completion."})
     max_samples: int = field(default=0, metadata={"help": "Use only the first N SFT rows (0 = all)."})
     num_shards: int = field(

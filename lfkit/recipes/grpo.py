@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lfkit.generate.defaults import SAMPLING
 from lfkit.io import atomic_write_text
 from lfkit.models.presets import Preset, load_preset, preset_fields
 from lfkit.recipes.grpo_config import LFKIT_SECTION, LfkitSettings, lfkit_keys, parse_grpo_config, trl_argument_names
@@ -34,7 +35,7 @@ TEMPLATE = "grpo/grpo.yaml.j2"
 
 GRPO_DEFAULTS: dict[str, Any] = {
     "num_generations": 4,
-    "temperature": 0.7,
+    "temperature": SAMPLING["grpo"].temperature,
     "max_completion_length": 1024,
     "beta": 0.04,
 }

@@ -36,6 +36,7 @@ from typing import Any
 from lfkit.data.rows import Question
 from lfkit.generate import GenerationBackend, SamplingConfig
 from lfkit.generate.base import SEED_STRIDE
+from lfkit.generate.defaults import SAMPLING
 from lfkit.jobs import Journal, check_shard, file_sha256, run_batches, settings_fingerprint, shard
 from lfkit.sql.extract import SQL_FENCE_STOP
 from lfkit.tree.feedback import execution_feedback, question_chat, revision_chat
@@ -54,10 +55,10 @@ class TreeBuildConfig:
     output_dir: str = field(metadata={"help": "Folder for trees_<shard_id>.jsonl (and all_trees.json)."})
     max_depth: int = field(default=5, metadata={"help": "Deepest revision level (depth 1 = first answers)."})
     sample_num: int = field(default=2, metadata={"help": "Children sampled per expanded node (and at depth 1)."})
-    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (ReSQLver: 1.0)."})
+    temperature: float = field(default=SAMPLING["tree"].temperature, metadata={"help": "Sampling temperature."})
+    top_p: float = field(default=SAMPLING["tree"].top_p, metadata={"help": "Nucleus sampling mass (ReSQLver: 1.0)."})
     max_new_tokens: int = field(default=512, metadata={"help": "Generation cap per completion."})
-    seed: int = field(default=1234, metadata={"help": "Base seed (question i: seed + i*1000)."})
+    seed: int = field(default=SAMPLING["tree"].seed, metadata={"help": "Base seed (question i: seed + i*1000)."})
     max_samples: int = field(default=0, metadata={"help": "Use only the first N SFT rows (0 = all)."})
     num_shards: int = field(default=1, metadata={"help": "Split the questions into K shards (row index mod K)."})
     shard_id: int = field(default=0, metadata={"help": "Which shard this run builds, 0..K-1."})

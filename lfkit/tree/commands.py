@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from lfkit.generate.commands import backend_options, stop_option
+from lfkit.generate.defaults import SAMPLING
 from lfkit.tree.verify import PAIR_CHECKS, TREE_CHECKS
 
 
@@ -67,10 +68,14 @@ def tree() -> None:
 @click.option(
     "--sample-num", type=click.IntRange(min=1), default=2, show_default=True, help="Children per expanded node."
 )
-@click.option("--temperature", type=float, default=0.7, show_default=True, help="Sampling temperature.")
-@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling mass.")
+@click.option(
+    "--temperature", type=float, default=SAMPLING["tree"].temperature, show_default=True, help="Sampling temperature."
+)
+@click.option("--top-p", type=float, default=SAMPLING["tree"].top_p, show_default=True, help="Nucleus sampling mass.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=512, show_default=True, help="Cap per answer.")
-@click.option("--seed", type=int, default=1234, show_default=True, help="Base seed (question i: seed + i*1000).")
+@click.option(
+    "--seed", type=int, default=SAMPLING["tree"].seed, show_default=True, help="Base seed (question i: seed + i*1000)."
+)
 @click.option("--max-samples", type=click.IntRange(min=0), default=0, help="Use only the first N SFT rows (0 = all).")
 @click.option("--num-shards", type=click.IntRange(min=1), default=1, show_default=True, help="Shard count.")
 @click.option("--shard-id", type=click.IntRange(min=0), default=0, show_default=True, help="This run's shard.")

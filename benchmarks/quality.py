@@ -1,0 +1,274 @@
+"""`make quality`: does the loop make SmolLM2 better at SQL? (issue 29) A benchmark, not a test.
+
+Runs ``lfkit demo --full`` (the stage library's full composition) at the sizes in :data:`QUALITY`
+for each seed into ``OUT/seed<k>/`` (every stage cached: re-run to resume), then writes
+``OUT/report.md`` / ``OUT/report.json`` / ``OUT/ex_by_seed.png``: EX per stage and seed on the
+corpus's 120 dev questions (each re-scored from its own ``predict_dev.json``), the issue's goals
+with the margin to each, and the evidence for the next lever: questions fixed and broken between
+SFT and the best DPO round, by difficulty and by gold-SQL template, pair kinds, RM accuracy and
+margin by pair kind. Each seed's own ``report.html`` is the page to drill into per question.
+
+    .venv/bin/python benchmarks/quality.py [--seeds 0 1] [--out quality_out]   # make quality
+    .venv/bin/python benchmarks/quality.py --report-only --out quality_out     # rewrite the report
+
+Sizes, chosen to fit about 90 minutes for two seeds on 2 CPU cores with the vLLM engine (float32):
+SFT on all 400 train rows (100 steps, ~12 min per seed), one DPO round on 64 fresh train questions
+x 8 samples (on-policy chosen, 1 pair each), a reward model on the round's and 16 trees' pairs,
+held-out RM pairs from 64 dev questions x 4 samples, best-of-8 with greedy among the candidates on
+all 120 dev questions. GRPO is off (65 s per step on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+QUALITY: dict[str, Any] = dict(
+    n_dev=120,  # the Makefile corpus's dev split: one question = 0.83 points
+    n_sft=400,  # every train row
+    sft_epochs=1.0,
+    rounds=1,
+    questions_per_round=64,
+    num_candidates=8,
+    pairs_per_question=1,
+    tree_questions=16,
+    rm_steps=40,
+    rm_test_questions=64,
+    rm_test_candidates=4,
+    bon_n=8,
+    bon_questions=120,
+    bon_temperature=0.7,
+    grpo_steps=0,
+)
+
+GOALS = {
+    "dpo": "best DPO round >= SFT + 3 points",
+    "rm": "RM held-out pairwise accuracy >= 65% on >= 100 pairs",
+    "rm_top1": "RM top-1 of N >= greedy + 3",
+    "vote": "execution vote of N >= greedy + 5",
+}
+
+
+def run_seed(seed: int, out: Path) -> dict[str, Any]:
+    from lfkit.pipeline.full import full_config, run_full
+    from lfkit.train import pin_demo_environment
+
+    pin_demo_environment()
+    return run_full(full_config("smollm2-135m", seed=seed, out=out / f"seed{seed}", **QUALITY))
+
+
+def template_of(sql: str) -> str:
+    """The gold SQL with its literals replaced by ``?``: the corpus template a question came from.
+
+    >>> template_of("SELECT W FROM Teams WHERE name = 'Royals' AND yearID = 1984")
+    'SELECT W FROM Teams WHERE name = ? AND yearID = ?'
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    tree = tree.transform(lambda node: exp.Placeholder() if isinstance(node, exp.Literal) else node)
+    return tree.sql(dialect="sqlite")
+
+
+def per_question(root: Path, predictions: str) -> dict[Any, bool]:
+    from lfkit.data.bird import split_db_root
+    from lfkit.eval import score_predictions
+
+    corpus = root / "corpus"
+    r = score_predictions(root / predictions, corpus / "dev.json", split_db_root(corpus, "dev"))
+    return {x["question_id"]: bool(x["correct"]) for x in r["results"]}
+
+
+def changes(root: Path, report: dict[str, Any], before: str, after: str) -> dict[str, Any]:
+    """Questions fixed / broken from stage ``before`` to ``after``, by difficulty and gold template."""
+    stages = {s["name"]: s for s in report["stages"]}
+    a, b = per_question(root, stages[before]["predictions"]), per_question(root, stages[after]["predictions"])
+    gold = {q["question_id"]: q for q in json.loads((root / "corpus" / "dev.json").read_text())}
+    fixed = [q for q in a if not a[q] and b.get(q)]
+    broken = [q for q in a if a[q] and not b.get(q)]
+    out: dict[str, Any] = {"from": before, "to": after, "fixed": len(fixed), "broken": len(broken)}
+    for key, of in (
+        ("difficulty", lambda q: gold[q]["difficulty"]),
+        ("template", lambda q: template_of(gold[q]["SQL"])),
+    ):
+        net = Counter(of(q) for q in fixed)
+        net.subtract(of(q) for q in broken)
+        out[f"net_by_{key}"] = {k: v for k, v in sorted(net.items(), key=lambda kv: kv[1]) if v}
+    return out
+
+
+def seed_summary(root: Path) -> dict[str, Any]:
+    report = json.loads((root / "report.json").read_text())
+    ex = {s["name"]: s["ex"] for s in report["stages"]}
+    rounds = [name for name in ex if name.startswith("round")]
+    best_round = max(rounds, key=lambda k: ex[k]) if rounds else None
+    bon = report.get("best_of_n") or {}
+    strategies = {k: v["ex"] for k, v in bon.get("strategies", {}).items()}
+    rm = ((report.get("rm_eval") or {}).get("models") or {}).get("rm") or {}
+    out = {
+        "ex": ex,
+        "n_dev": report["stages"][0]["n"],
+        "best_round": best_round,
+        "rounds": report.get("rounds", []),
+        "pairs": report.get("pairs", {}),
+        "rm_eval": rm,
+        "rm_eval_untrained": ((report.get("rm_eval") or {}).get("models") or {}).get("none"),
+        "best_of_n": {"n": bon.get("n_candidates"), "questions": bon.get("questions"), "ex": strategies},
+        "pass_at_n": bon.get("pass_at_n"),
+        "training": report.get("training", {}),
+        "total_seconds": report.get("total_seconds"),
+        "stage_seconds": report.get("stage_seconds"),
+    }
+    if best_round:
+        out["changes"] = changes(root, report, "sft", best_round)
+    return out
+
+
+def goals(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each goal of the issue for one seed: the measured value, the target, the margin, met or not."""
+    ex, bon = seed["ex"], seed["best_of_n"]["ex"]
+    rows: dict[str, dict[str, Any]] = {}
+
+    def goal(name: str, value: float | None, target: float | None) -> None:
+        if value is None or target is None:
+            rows[name] = {"value": None, "target": target, "margin": None, "met": False}
+        else:
+            rows[name] = {"value": value, "target": target, "margin": round(value - target, 2), "met": value >= target}
+
+    best = ex.get(seed["best_round"]) if seed["best_round"] else None
+    goal("dpo", best, ex["sft"] + 3 if "sft" in ex else None)
+    rm = seed["rm_eval"]
+    goal("rm", rm.get("accuracy") if rm.get("n", 0) >= 100 else None, 65.0)
+    greedy = bon.get("greedy")
+    goal("rm_top1", bon.get("rm_top1"), greedy + 3 if greedy is not None else None)
+    goal("vote", bon.get("vote"), greedy + 5 if greedy is not None else None)
+    return rows
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    seeds = summary["seeds"]
+    lines = [
+        "# make quality",
+        "",
+        f"SmolLM2-135M on the Lahman demo corpus, {QUALITY['n_dev']} dev questions, seeds {', '.join(seeds)}. "
+        "Every EX is re-scored from the stage's own predict_dev.json. Per-question detail: `seed<k>/report.html`.",
+        "",
+        "| seed | base | SFT | DPO (best round) | greedy | vote | RM top-1 | oracle | RM pairs % | min |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for k, s in seeds.items():
+        ex, bon = s["ex"], s["best_of_n"]["ex"]
+        best = f"{ex[s['best_round']]:.1f} ({s['best_round']})" if s["best_round"] else "-"
+        rm = s["rm_eval"]
+        rm_text = f"{rm['accuracy']:.1f} ({rm['n']})" if rm else "-"
+        cells = [ex.get("base"), ex.get("sft")]
+        lines.append(
+            f"| {k} | "
+            + " | ".join("-" if v is None else f"{v:.1f}" for v in cells)
+            + f" | {best} | "
+            + " | ".join(
+                "-" if bon.get(n) is None else f"{bon[n]:.1f}" for n in ("greedy", "vote", "rm_top1", "oracle")
+            )
+            + f" | {rm_text} | {(s['total_seconds'] or 0) / 60:.1f} |"
+        )
+    lines += ["", "## Goals", "", "| seed | goal | value | target | margin | met |", "|---|---|---|---|---|---|"]
+    for k, s in seeds.items():
+        for name, g in s["goals"].items():
+            fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+            met = "yes" if g["met"] else "**no**"
+            lines.append(
+                f"| {k} | {GOALS[name]} | {fmt(g['value'])} | {fmt(g['target'])} | {fmt(g['margin'])} | {met} |"
+            )
+    lines += ["", "## What the data shows", ""]
+    for k, s in seeds.items():
+        lines.append(f"### seed {k}")
+        for r in s["rounds"]:
+            lines.append(
+                f"- round {r['round']}: {r['pairs']} pairs; rejects by kind {r['pairs_by_reject_kind']}; chosen by "
+                f"source {r['pairs_by_chosen_source']}; sample labels {r['labels']}"
+            )
+        if "changes" in s:
+            c = s["changes"]
+            lines.append(f"- SFT -> {c['to']}: {c['fixed']} questions fixed, {c['broken']} broken")
+            lines.append(f"  - net by difficulty: {c['net_by_difficulty']}")
+            worst = list(c["net_by_template"].items())
+            lines.append(f"  - templates lost most: {worst[:3]}; gained most: {worst[::-1][:3]}")
+        rm = s["rm_eval"]
+        if rm:
+            untrained = s["rm_eval_untrained"] or {}
+            lines.append(
+                f"- RM: {rm['accuracy']:.1f}% on {rm['n']} held-out pairs (untrained head "
+                f"{untrained.get('accuracy', float('nan')):.1f}%), mean margin {rm.get('avg_margin')}; by kind "
+                f"{ {kind: v.get('accuracy') for kind, v in (rm.get('by_kind') or {}).items()} }"
+            )
+        lines.append(f"- RM training pairs: {s['pairs']}")
+        lines.append(f"- best-of-{s['best_of_n']['n']}: pass@N {s['pass_at_n']}")
+        lines.append("")
+    lines.append(f"Written {summary['finished']}; sizes: `{json.dumps(QUALITY)}`.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["sft", "dpo", "greedy", "vote", "rm_top1", "oracle"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(len(summary["seeds"]), 1)
+    for i, (k, s) in enumerate(summary["seeds"].items()):
+        bon = s["best_of_n"]["ex"]
+        values = [s["ex"].get("sft"), s["ex"].get(s["best_round"]) if s["best_round"] else None]
+        values += [bon.get(n) for n in names[2:]]
+        xs = [j + i * width for j in range(len(names))]
+        ax.bar(xs, [v or 0 for v in values], width, label=f"seed {k}")
+    ax.set_xticks([j + width * (len(summary["seeds"]) - 1) / 2 for j in range(len(names))], names)
+    ax.set_ylabel(f"dev EX % ({QUALITY['n_dev']} questions)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(out: Path, seeds: list[int]) -> dict[str, Any]:
+    from lfkit.io import atomic_write_text
+
+    found = {str(k): out / f"seed{k}" for k in seeds if (out / f"seed{k}" / "report.json").is_file()}
+    if not found:
+        raise SystemExit(f"{out}: no seed<k>/report.json yet; run without --report-only first")
+    summary: dict[str, Any] = {"sizes": QUALITY, "seeds": {}, "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    for k, root in found.items():
+        s = seed_summary(root)
+        s["goals"] = goals(s)
+        summary["seeds"][k] = s
+    atomic_write_text(out / "report.json", json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_text(out / "report.md", markdown(summary))
+    plot(summary, out / "ex_by_seed.png")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--out", type=Path, default=Path("quality_out"))
+    parser.add_argument("--report-only", action="store_true", help="Only (re)write OUT/report.* from finished seeds.")
+    args = parser.parse_args(argv)
+    if not args.report_only:
+        for seed in args.seeds:
+            started = time.time()
+            run_seed(seed, args.out)
+            print(f"seed {seed}: {(time.time() - started) / 60:.1f} minutes", flush=True)
+    summary = write_report(args.out, args.seeds)
+    print((args.out / "report.md").read_text())
+    return 0 if summary["seeds"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
