@@ -144,7 +144,7 @@ def goals(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
     best = ex.get(seed["best_round"]) if seed["best_round"] else None
     goal("dpo", best, ex["sft"] + 3 if "sft" in ex else None)
     rm = seed["rm_eval"]
-    goal("rm", rm.get("accuracy") if rm.get("n", 0) >= 100 else None, 65.0)
+    goal("rm", 100 * rm["accuracy"] if rm.get("n", 0) >= 100 else None, 65.0)  # rm eval gives a fraction
     greedy = bon.get("greedy")
     goal("rm_top1", bon.get("rm_top1"), greedy + 3 if greedy is not None else None)
     goal("vote", bon.get("vote"), greedy + 5 if greedy is not None else None)
@@ -156,7 +156,8 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [
         "# make quality",
         "",
-        f"SmolLM2-135M on the Lahman demo corpus, {QUALITY['n_dev']} dev questions, seeds {', '.join(seeds)}. "
+        f"SmolLM2-135M on the Lahman demo corpus, {next(iter(seeds.values()))['n_dev']} dev questions, seeds "
+        f"{', '.join(seeds)}. "
         "Every EX is re-scored from the stage's own predict_dev.json. Per-question detail: `seed<k>/report.html`.",
         "",
         "| seed | base | SFT | DPO (best round) | greedy | vote | RM top-1 | oracle | RM pairs % | min |",
@@ -166,7 +167,7 @@ def markdown(summary: dict[str, Any]) -> str:
         ex, bon = s["ex"], s["best_of_n"]["ex"]
         best = f"{ex[s['best_round']]:.1f} ({s['best_round']})" if s["best_round"] else "-"
         rm = s["rm_eval"]
-        rm_text = f"{rm['accuracy']:.1f} ({rm['n']})" if rm else "-"
+        rm_text = f"{100 * rm['accuracy']:.1f} ({rm['n']})" if rm else "-"
         cells = [ex.get("base"), ex.get("sft")]
         lines.append(
             f"| {k} | "
@@ -202,13 +203,20 @@ def markdown(summary: dict[str, Any]) -> str:
         rm = s["rm_eval"]
         if rm:
             untrained = s["rm_eval_untrained"] or {}
+            by_kind = {
+                kind: f"{100 * v['accuracy']:.1f}% of {v['n']}, margin {v['avg_margin']:.3f}"
+                for kind, v in (rm.get("by_kind") or {}).items()
+            }
             lines.append(
-                f"- RM: {rm['accuracy']:.1f}% on {rm['n']} held-out pairs (untrained head "
-                f"{untrained.get('accuracy', float('nan')):.1f}%), mean margin {rm.get('avg_margin')}; by kind "
-                f"{ {kind: v.get('accuracy') for kind, v in (rm.get('by_kind') or {}).items()} }"
+                f"- RM: {100 * rm['accuracy']:.1f}% on {rm['n']} held-out pairs (untrained head "
+                f"{100 * untrained.get('accuracy', float('nan')):.1f}%), mean margin {rm.get('avg_margin'):.3f}; "
+                f"by kind {by_kind}"
             )
-        lines.append(f"- RM training pairs: {s['pairs']}")
+        pairs = s["pairs"]
+        lines.append(f"- RM training pairs: {pairs.get('pairs')}, by source and kind {pairs.get('by_source_and_kind')}")
         lines.append(f"- best-of-{s['best_of_n']['n']}: pass@N {s['pass_at_n']}")
+        spent = sorted((s["stage_seconds"] or {}).items(), key=lambda kv: -kv[1])
+        lines.append("- minutes by stage: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in spent))
         lines.append("")
     lines.append(f"Written {summary['finished']}; sizes: `{json.dumps(QUALITY)}`.")
     return "\n".join(lines) + "\n"
