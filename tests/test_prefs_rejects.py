@@ -293,7 +293,7 @@ def test_resume_skips_journalled_questions(demo_sft: Path, demo_corpus: Path, tm
 
 def test_journal_from_other_settings_is_not_resumed(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -> None:
     run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2)
-    with pytest.raises(JobError, match=r"temperature: 0\.7 -> 1\.1.*--overwrite"):
+    with pytest.raises(JobError, match=r"temperature: 0\.8 -> 1\.1.*--overwrite"):
         run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2, temperature=1.1)
     summary, backend = run(demo_sft, demo_corpus, tmp_path / "o.json", max_samples=2, temperature=1.1, overwrite=True)
     assert summary.resumed == 0 and len(backend.chats) == 2
