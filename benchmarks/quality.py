@@ -212,6 +212,8 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"{100 * untrained.get('accuracy', float('nan')):.1f}%), mean margin {rm.get('avg_margin'):.3f}; "
                 f"by kind {by_kind}"
             )
+            by_difficulty = {d: f"{100 * v['accuracy']:.1f}% of {v['n']}" for d, v in rm["by_difficulty"].items()}
+            lines.append(f"  - by difficulty: {by_difficulty}")
         pairs = s["pairs"]
         lines.append(f"- RM training pairs: {pairs.get('pairs')}, by source and kind {pairs.get('by_source_and_kind')}")
         lines.append(f"- best-of-{s['best_of_n']['n']}: pass@N {s['pass_at_n']}")
