@@ -82,14 +82,14 @@ def per_question(root: Path, predictions: str) -> dict[Any, bool]:
 
     corpus = root / "corpus"
     r = score_predictions(root / predictions, corpus / "dev.json", split_db_root(corpus, "dev"))
-    return {x["question_id"]: bool(x["correct"]) for x in r["results"]}
+    return {str(x["question_id"]): bool(x["correct"]) for x in r["results"]}
 
 
 def changes(root: Path, report: dict[str, Any], before: str, after: str) -> dict[str, Any]:
     """Questions fixed / broken from stage ``before`` to ``after``, by difficulty and gold template."""
     stages = {s["name"]: s for s in report["stages"]}
     a, b = per_question(root, stages[before]["predictions"]), per_question(root, stages[after]["predictions"])
-    gold = {q["question_id"]: q for q in json.loads((root / "corpus" / "dev.json").read_text())}
+    gold = {str(q["question_id"]): q for q in json.loads((root / "corpus" / "dev.json").read_text())}
     fixed = [q for q in a if not a[q] and b.get(q)]
     broken = [q for q in a if a[q] and not b.get(q)]
     out: dict[str, Any] = {"from": before, "to": after, "fixed": len(fixed), "broken": len(broken)}

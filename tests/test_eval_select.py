@@ -143,6 +143,36 @@ def test_cli_select_and_bad_scores(corpus: Path) -> None:
     assert not (corpus / "d.json").exists() and not (corpus / "d_predictions").exists()
 
 
+def test_greedy_as_a_candidate(corpus: Path) -> None:
+    """--greedy-candidate: the greedy decode is candidate 0 of every question (hand-computed):
+    vote Q0 {G, c1, c2} -> G right, Q1 {G, c0, c2} = {2} wrong, Q2 only G runs -> right, Q3 {G, c1, c2} = {'x'}
+    wrong, Q4 {G, c1} -> G right: 60.0 (40.0 without); oracle every question: 100.0; first stays c0: 20.0;
+    rm_top1 with greedy scores (-10 except Q2: 10): c4, c1, G, c0, c0 -> 60.0."""
+    greedy_scores = {0: -10.0, 1: -10.0, 2: 10.0, 3: -10.0, 4: -10.0}
+    rows = [{"question_id": q, "scores": s, "greedy_score": greedy_scores[q]} for q, s in SCORES.items()]
+    (corpus / "gscores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = corpus / "g" / "report.json"
+    report = run_select(
+        corpus / "cands.jsonl", corpus / "dev.json", corpus / "dev_databases", out, scores=corpus / "gscores.jsonl",
+        greedy_candidate=True, workers=0, plot=False,
+    )  # fmt: skip
+    ex = {name: s["ex"] for name, s in report["strategies"].items()}
+    assert (ex["first"], ex["greedy"], ex["vote"], ex["oracle"], ex["rm_top1"]) == (20.0, 60.0, 60.0, 100.0, 60.0)
+    assert report["n_candidates"] == 6 and report["greedy_candidate"] is True
+    vote_preds = json.loads(strategy_file(out, "vote").read_text())
+    assert vote_preds["0"].split("\t")[0] == GREEDY[0]
+    # scores written before rm score scored the greedy decode: one line naming the row and what to do
+    with pytest.raises(SelectError, match=r"row 0: no 'greedy_score'.*lfkit rm score"):
+        run_select(corpus / "cands.jsonl", corpus / "dev.json", corpus / "dev_databases", corpus / "h.json",
+                   scores=corpus / "scores.jsonl", greedy_candidate=True, workers=0, plot=False)  # fmt: skip
+    plain = [json.loads(line) for line in (corpus / "cands.jsonl").read_text().splitlines()]
+    del plain[2]["greedy"]
+    (corpus / "plain.jsonl").write_text("".join(json.dumps(r) + "\n" for r in plain))
+    with pytest.raises(SelectError, match=r"plain.jsonl: row 2: no greedy decode for --greedy-candidate"):
+        run_select(corpus / "plain.jsonl", corpus / "dev.json", corpus / "dev_databases", corpus / "i.json",
+                   greedy_candidate=True, workers=0, plot=False)  # fmt: skip
+
+
 def test_select_rejects_unknown_question(corpus: Path) -> None:
     (corpus / "x.jsonl").write_text(json.dumps({"question_id": 99, "candidates": [{"sql": "SELECT 1"}]}) + "\n")
     with pytest.raises(SelectError, match="question_id 99 is not in"):

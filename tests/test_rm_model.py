@@ -218,9 +218,11 @@ def test_lf_rm_scores_equal_llamafactory_get_scores(
     cands.write_text(
         "".join(
             json.dumps({"question_id": r["question_id"], "instruction": r["instruction"], "input": r["input"],
-                        "candidates": [{"text": r["chosen"], "label": "correct"}, {"text": "no", "label": "no_sql"}]})
+                        "candidates": [{"text": r["chosen"], "label": "correct"}, {"text": "no", "label": "no_sql"}],
+                        # even rows carry a greedy decode: it is scored too, apart from the samples
+                        **({"greedy": {"text": "no", "sql": ""}} if i % 2 == 0 else {})})
             + "\n"
-            for r in rows
+            for i, r in enumerate(rows)
         )
     )  # fmt: skip
     out = tmp_path / "scores.jsonl"
@@ -236,3 +238,6 @@ def test_lf_rm_scores_equal_llamafactory_get_scores(
     assert [len(s["scores"]) for s in scored] == [2] * 6
     flat = [x for s in scored for x in s["scores"]]
     assert flat == pytest.approx([x for a, b in zip(alone[:6], alone[6:], strict=True) for x in (a, b)], abs=1e-4)
+    # the greedy decode's own score: the same text as the "no" candidate, so the same number; none without one
+    assert [s.get("greedy_score") for s in scored[1::2]] == [None] * 3
+    assert [s["greedy_score"] for s in scored[::2]] == pytest.approx(alone[6::2], abs=1e-4)

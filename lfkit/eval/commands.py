@@ -292,6 +292,12 @@ def predict(
     help="Greedy predictions (predict_dev.json) when the candidates hold none.",
 )
 @click.option(
+    "--greedy-candidate",
+    is_flag=True,
+    help="Put each question's greedy decode (eval predict --with-greedy) among its candidates, first: vote "
+    "ties go to it, the RM ranks it, oracle = pass@N+1.",
+)
+@click.option(
     "--out",
     "-o",
     required=True,
@@ -307,6 +313,7 @@ def select(
     db_root: Path,
     scores: Path | None,
     greedy: Path | None,
+    greedy_candidate: bool,
     out: Path,
     comparison: str,
     timeout: float,
@@ -321,8 +328,8 @@ def select(
     from lfkit.eval.select import render_select, run_select
 
     report = run_select(
-        candidates, gold, db_root, out, scores=scores, greedy=greedy, comparison=comparison, timeout=timeout,
-        workers=workers,
+        candidates, gold, db_root, out, scores=scores, greedy=greedy, greedy_candidate=greedy_candidate,
+        comparison=comparison, timeout=timeout, workers=workers,
     )  # fmt: skip
     render_select(report)
     click.echo(f"report written to {out}; plot {report.get('plot')}")

@@ -18,6 +18,10 @@ file by :func:`lfkit.eval.score_predictions`, the code behind ``lfkit eval score
   negative), heaviest wins, ties to the earliest group (nothing runs: ``rm_top1``);
 * ``oracle``   -- pass@N: the first correct candidate, else candidate 0.
 
+``greedy_candidate=True`` (``--greedy-candidate``) puts each question's greedy decode among its
+candidates, first: vote ties go to it, the RM ranks it (``rm score`` writes its ``greedy_score``),
+oracle counts it (pass@N+1); ``first`` stays the first sample.
+
 ``rm_*`` need ``scores`` (``lfkit rm score``: one JSONL line ``{"question_id", "scores"}``
 per question, one score per candidate). Candidates are labelled against gold with
 :func:`lfkit.sql.label_candidates` (the one labelling step); the report counts labels.
@@ -83,8 +87,11 @@ def read_candidate_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def read_scores(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
-    """question_key -> scores, checked against the candidates (one score per candidate)."""
+def read_scores(
+    path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], greedy_candidate: bool = False
+) -> dict[str, list[float]]:
+    """question_key -> scores, checked against the candidates (one score per candidate; with
+    ``greedy_candidate``, the greedy decode's ``greedy_score`` first)."""
     from lfkit.io import DataFileError, read_rows
 
     path = Path(path)
@@ -96,14 +103,24 @@ def read_scores(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) ->
     for i, r in enumerate(records):
         if r.get("question_id") is None or not isinstance(r.get("scores"), list):
             raise SelectError(f"{path}: row {i}: needs 'question_id' and 'scores'")
-        scores[question_key(r["question_id"])] = [float(s) for s in r["scores"]]
+        greedy = []
+        if greedy_candidate:
+            if not isinstance(r.get("greedy_score"), int | float):
+                raise SelectError(
+                    f"{path}: row {i}: no 'greedy_score' for the greedy candidate (score the candidates again with "
+                    "lfkit rm score, which scores each row's greedy decode)"
+                )
+            greedy = [float(r["greedy_score"])]
+        scores[question_key(r["question_id"])] = greedy + [float(s) for s in r["scores"]]
     for row in rows:
         key = question_key(row["question_id"])
         if key not in scores:
             raise SelectError(f"{path}: no scores for question {key}")
-        if len(scores[key]) != len(row["candidates"]):
+        expected = len(row["candidates"]) + greedy_candidate
+        if len(scores[key]) != expected:
             raise SelectError(
-                f"{path}: question {key}: {len(scores[key])} scores for {len(row['candidates'])} candidates"
+                f"{path}: question {key}: {len(scores[key]) - greedy_candidate} scores for "
+                f"{len(row['candidates'])} candidates"
             )
     return scores
 
@@ -164,11 +181,17 @@ def sigmoid(x: float) -> float:
 
 
 def choose(
-    labels: Sequence[str], results: Sequence[Any], scores: Sequence[float] | None, comparison: str, sqls: Sequence[str]
+    labels: Sequence[str],
+    results: Sequence[Any],
+    scores: Sequence[float] | None,
+    comparison: str,
+    sqls: Sequence[str],
+    first: int = 0,
 ) -> dict[str, int]:
-    """Index chosen by each strategy for one question (greedy is handled by the caller)."""
+    """Index chosen by each strategy for one question (greedy is handled by the caller; ``first``: the
+    index of the first sample, 1 when the greedy decode is candidate 0)."""
     groups = result_groups(results, comparison, sqls)
-    picks = {"first": 0, "vote": vote(groups) if groups else 0}
+    picks = {"first": first, "vote": vote(groups) if groups else 0}
     picks["oracle"] = next((i for i, lab in enumerate(labels) if lab == "correct"), 0)
     if scores is not None:
         top = argmax(scores)
@@ -195,6 +218,7 @@ def run_select(
     *,
     scores: str | os.PathLike[str] | None = None,
     greedy: str | os.PathLike[str] | None = None,
+    greedy_candidate: bool = False,
     comparison: str = "bird",
     timeout: float = 30.0,
     workers: int | None = None,
@@ -214,7 +238,14 @@ def run_select(
 
     out = Path(out)
     rows = read_candidate_file(candidates)
-    score_map = read_scores(scores, rows) if scores is not None else None
+    if greedy_candidate:
+        missing = next((i for i, r in enumerate(rows) if not isinstance(r.get("greedy"), dict)), None)
+        if missing is not None:
+            raise SelectError(
+                f"{candidates}: row {missing}: no greedy decode for --greedy-candidate "
+                "(sample with lfkit eval predict --n N --with-greedy)"
+            )
+    score_map = read_scores(scores, rows, greedy_candidate) if scores is not None else None
     try:
         gold_items = read_gold(gold)
         greedy_preds = read_predictions(greedy) if greedy is not None else None
@@ -233,7 +264,8 @@ def run_select(
             raise SelectError(str(exc)) from exc
         questions.append(dataclasses.replace(g, db_path=db_path))
 
-    sqls = [[candidate_sql(c) for c in row["candidates"]] for row in rows]
+    greedy_first = [[row["greedy"]] if greedy_candidate else [] for row in rows]
+    sqls = [[candidate_sql(c) for c in [*g, *row["candidates"]]] for g, row in zip(greedy_first, rows, strict=True)]
     with Verifier(comparison=comparison, timeout=timeout, workers=workers) as verifier:
         labelled = label_candidates(questions, sqls, verifier, extract=str.strip)
         # the same executions, from the verifier's cache: result sets for the votes
@@ -254,7 +286,8 @@ def run_select(
         for lab in labels:
             label_counts[lab] = label_counts.get(lab, 0) + 1
         failed_questions += not any(r.ok for r in results)
-        chosen = choose(labels, results, score_map[q.key] if score_map else None, comparison, q_sqls)
+        q_scores = score_map[q.key] if score_map else None
+        chosen = choose(labels, results, q_scores, comparison, q_sqls, first=int(greedy_candidate))
         for s, i in chosen.items():
             picks[s][q.key] = (q_sqls[i], q.db_id)
         if "greedy" in picks:
@@ -284,6 +317,7 @@ def run_select(
         "scores": str(scores) if scores is not None else None,
         "questions": len(rows),
         "n_candidates": max(len(s) for s in sqls),
+        "greedy_candidate": greedy_candidate,
         "labels": label_counts,
         "questions_without_running_candidate": failed_questions,
         "comparison": comparison,

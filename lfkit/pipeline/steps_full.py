@@ -197,7 +197,8 @@ def stage_bon_score(run: RunContext, rm_adapter: Path) -> BonScoreResult:
 
 
 def stage_bon_select(run: RunContext) -> BonSelectResult:
-    """``lfkit eval select``: EX of first / greedy / vote / RM / oracle, each from its own predict_dev.json."""
+    """``lfkit eval select --greedy-candidate``: EX of first / greedy / vote / RM / oracle over the N samples
+    and the greedy decode, each from its own predict_dev.json."""
     from lfkit.data.bird import split_db_root
     from lfkit.eval.select import run_select
 
@@ -208,6 +209,7 @@ def stage_bon_select(run: RunContext) -> BonSelectResult:
         split_db_root(run.corpus, "dev"),
         layout.bon / "select.json",
         scores=layout.bon / "scores.jsonl",
+        greedy_candidate=True,  # best-of-N among the samples and the greedy decode (issue 29)
     )
     strategies = {
         name: {**{k: v for k, v in s.items() if k != "predictions"}, "predictions": layout.rel(s["predictions"])}

@@ -381,24 +381,33 @@ def read_candidates(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def score_candidates(
     model: RewardModel, rows: Sequence[dict[str, Any]], path: Path, *, batch_size: int = 32, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """``[{"question_id", "scores": [...]}]``: one score per candidate text, in order.
+    """``[{"question_id", "scores": [...], "greedy_score"?}]``: one score per candidate text, in order, and
+    one for the row's greedy decode when it has one (``eval predict --with-greedy``), so that
+    ``eval select --greedy-candidate`` can rank it among the samples.
 
     Candidates whose SQL fails are scored all the same: the reward model sees text.
     """
     from lfkit.progress import progress_bar
 
     items: list[tuple[Messages, str]] = []
-    owners: list[int] = []
+    owners: list[tuple[int, bool]] = []  # (row, is the greedy decode)
     for i, row in enumerate(rows):
         messages = prompt_messages(path, i, row)
         for c in row["candidates"]:
             items.append((messages, c["text"]))
-            owners.append(i)
+            owners.append((i, False))
+        greedy = row.get("greedy")
+        if isinstance(greedy, dict) and isinstance(greedy.get("text"), str):
+            items.append((messages, greedy["text"]))
+            owners.append((i, True))
     with progress_bar("scoring candidates", len(items), enabled=progress) as bar:
         scores = model.score(items, batch_size, progress=bar.advance)
-    out = [{"question_id": row["question_id"], "scores": []} for row in rows]
-    for i, s in zip(owners, scores, strict=True):
-        out[i]["scores"].append(s)
+    out: list[dict[str, Any]] = [{"question_id": row["question_id"], "scores": []} for row in rows]
+    for (i, is_greedy), s in zip(owners, scores, strict=True):
+        if is_greedy:
+            out[i]["greedy_score"] = s
+        else:
+            out[i]["scores"].append(s)
     return out
 
 
