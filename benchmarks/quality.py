@@ -11,7 +11,8 @@ margin by pair kind. Each seed's own ``report.html`` is the page to drill into p
     .venv/bin/python benchmarks/quality.py [--seeds 0 1] [--out quality_out]   # make quality
     .venv/bin/python benchmarks/quality.py --report-only --out quality_out     # rewrite the report
 
-Sizes, chosen to fit about 90 minutes for two seeds on 2 CPU cores with the vLLM engine (float32):
+Sizes (planned for 90 minutes for two seeds; measured 60 minutes per seed on 2 CPU cores with the vLLM
+engine in float32, README "make quality"):
 SFT on all 400 train rows (100 steps, ~12 min per seed), one DPO round on 64 fresh train questions
 x 8 samples (on-policy chosen, 1 pair each), a reward model on the round's and 16 trees' pairs,
 held-out RM pairs from 64 dev questions x 4 samples, best-of-8 with greedy among the candidates on
