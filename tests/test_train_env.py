@@ -73,13 +73,14 @@ def test_iterate_dry_run_prints_the_environment_of_each_stage(user_env: Path) ->
     assert lines[dpo - 1].startswith("# environment: CUDA_VISIBLE_DEVICES=0,1,2,3 HF_HUB_OFFLINE=1")
 
 
-def test_the_cpu_demo_pins_cpu_where_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cpu_demo_pins_cpu_where_it_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     monkeypatch.delenv("LFKIT_DEMO_CUDA", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     # refused options: the demo stops before any work, after pinning
-    result = CliRunner().invoke(main, ["demo", "--full", "--n-sft", "3", "--out", "unused"])
-    assert result.exit_code == 2 and "--full does not take --n-sft" in result.output
+    result = CliRunner().invoke(main, ["demo", "--full", "--n-prefs", "3", "--out", str(tmp_path / "unused")])
+    assert result.exit_code == 2 and "--full does not take --n-prefs" in result.output
+    assert not (tmp_path / "unused").exists()
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "" and os.environ["HF_HUB_OFFLINE"] == "1"
 
     monkeypatch.setenv("LFKIT_DEMO_CUDA", "1")  # the demo on a GPU, asked for explicitly
