@@ -131,7 +131,7 @@ $(DATA)/text2sql_dpo.jsonl: $(OUT)/sft/adapter_model.safetensors
 	$(LF_ENV) $(LFKIT) prefs rejects --preset $(PRESET) --adapter-path $(OUT)/sft \
 		--sft-data $(DATA)/text2sql_sft.json --db-root $(CORPUS)/train_databases --output $@ \
 		--num-rejects $(NUM_REJECTS) --max-samples $(DPO_SAMPLES) --max-new-tokens $(MAX_NEW_TOKENS) \
-		--reject-no-sql --chosen $(CHOSEN) --overwrite
+		--reject-kinds wrong,error,timeout,no_sql --chosen $(CHOSEN) --overwrite
 	$(LFKIT) register --dataset-info $(DATA)/dataset_info.json --name text2sql_dpo --file $@ --kind preference --force
 
 dpo: $(DATA)/text2sql_dpo.jsonl ## DPO from the SFT adapter (reference = SFT model) -> $(OUT)/dpo
@@ -158,7 +158,7 @@ $(DATA)/rm_test.jsonl: $(DATA)/dev_sft.json $(OUT)/sft/adapter_model.safetensors
 	$(LF_ENV) $(LFKIT) prefs rejects --preset $(PRESET) --adapter-path $(OUT)/sft \
 		--sft-data $(DATA)/dev_sft.json --db-root $(CORPUS)/dev_databases --output $@ \
 		--num-rejects $(NUM_REJECTS) --max-samples $(RM_TEST_SAMPLES) --max-new-tokens $(MAX_NEW_TOKENS) \
-		--reject-no-sql --overwrite
+		--reject-kinds wrong,error,timeout,no_sql --overwrite
 
 rm: $(OUT)/rm/value_head.safetensors $(DATA)/rm_test.jsonl ## reward model on train pairs, rm eval on dev pairs, best-of-BON_N on dev -> $(RM_EVAL)
 	$(LF_ENV) $(LFKIT) rm eval --preset $(PRESET) --adapters $(OUT)/rm none --test-data $(DATA)/rm_test.jsonl \
