@@ -261,6 +261,8 @@ def merge_adapter(
     base_model: str | os.PathLike[str],
     adapters: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
+    *,
+    marker: dict[str, Any] | None = None,
 ) -> Path:
     """The one function that writes a merged model: the LoRA ``adapters`` (one, or a stack merged in
     order) folded into ``base_model`` with peft ``merge_and_unload`` in float32, model + tokenizer
@@ -270,6 +272,7 @@ def merge_adapter(
     (embedded models: names the chat template) is copied along, and ``lfkit_merge.json``
     (:func:`merge_marker`) records what was merged. Float32 because rounding the LoRA delta
     into bf16 weights loses most of it (``llamafactory-cli export`` casts to bf16 by default).
+    ``marker``: :func:`merge_marker` of these inputs when the caller has it (it hashes every adapter).
     """
     import torch
     from peft import PeftModel
@@ -281,7 +284,8 @@ def merge_adapter(
 
     base = resolve_model(base_model)
     offline_if_local(base)
-    marker = merge_marker(base, adapters)  # also checks every adapter folder before the model loads
+    if marker is None:
+        marker = merge_marker(base, adapters)  # also checks every adapter folder before the model loads
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -303,15 +307,18 @@ def merge_once(
     base_model: str | os.PathLike[str],
     adapters: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
+    *,
+    marker: dict[str, Any] | None = None,
 ) -> Path:
     """``out`` as :func:`merge_adapter` writes it, merged again only when its ``lfkit_merge.json``
-    (:func:`merge_marker`: the base and each adapter's weights) no longer matches."""
+    (:func:`merge_marker`: the base and each adapter's weights; ``marker`` when the caller has it)
+    no longer matches."""
     out = Path(out)
-    want = merge_marker(base_model, adapters)
-    marker = out / MERGE_MARKER
-    if marker.is_file() and json.loads(marker.read_text()) == want and (out / "config.json").is_file():
+    want = merge_marker(base_model, adapters) if marker is None else marker
+    written = out / MERGE_MARKER
+    if written.is_file() and json.loads(written.read_text()) == want and (out / "config.json").is_file():
         return out
-    return merge_adapter(base_model, adapters, out)
+    return merge_adapter(base_model, adapters, out, marker=want)
 
 
 __all__ = [

@@ -264,8 +264,8 @@ def run_select(
             raise SelectError(str(exc)) from exc
         questions.append(dataclasses.replace(g, db_path=db_path))
 
-    greedy_first = [[row["greedy"]] if greedy_candidate else [] for row in rows]
-    sqls = [[candidate_sql(c) for c in [*g, *row["candidates"]]] for g, row in zip(greedy_first, rows, strict=True)]
+    pools = [[row["greedy"], *row["candidates"]] if greedy_candidate else row["candidates"] for row in rows]
+    sqls = [[candidate_sql(c) for c in pool] for pool in pools]
     with Verifier(comparison=comparison, timeout=timeout, workers=workers) as verifier:
         labelled = label_candidates(questions, sqls, verifier, extract=str.strip)
         # the same executions, from the verifier's cache: result sets for the votes

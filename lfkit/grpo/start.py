@@ -29,11 +29,11 @@ def prepare_start_model(settings: GRPOSettings) -> Path | str:
     if not adapter.is_dir():
         raise GRPOConfigError(f"{settings.source}: lfkit.sft_adapter {adapter} not found")
     try:
-        merge_marker(lf.base_model or "", adapter)  # a bad adapter folder is a config error, said before loading
+        marker = merge_marker(lf.base_model or "", adapter)  # a bad adapter folder: a config error, before loading
     except TrainError as e:
         raise GRPOConfigError(f"lfkit.sft_adapter {e}") from None
     logger.info("SFT adapter %s merged into %s -> %s (unless already there)", adapter, lf.base_model, target)
-    return merge_once(lf.base_model or "", adapter, target)
+    return merge_once(lf.base_model or "", adapter, target, marker=marker)
 
 
 __all__ = ["prepare_start_model"]

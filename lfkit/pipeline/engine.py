@@ -125,8 +125,9 @@ def merged_model(base: str, adapters: list[str]) -> Path:
     from lfkit.resources import cache_dir
     from lfkit.train import merge_marker, merge_once
 
-    key = hashlib.sha256(json.dumps(merge_marker(base, adapters), sort_keys=True).encode()).hexdigest()[:16]
-    return merge_once(base, adapters, cache_dir() / "merged" / key)
+    marker = merge_marker(base, adapters)  # hashes every adapter's weights: once, for the key and the check
+    key = hashlib.sha256(json.dumps(marker, sort_keys=True).encode()).hexdigest()[:16]
+    return merge_once(base, adapters, cache_dir() / "merged" / key, marker=marker)
 
 
 # backend name -> factory of a long-lived engine for it: the run starts it once (pipeline_engine)
