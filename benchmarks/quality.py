@@ -221,6 +221,13 @@ def markdown(summary: dict[str, Any]) -> str:
         spent = sorted((s["stage_seconds"] or {}).items(), key=lambda kv: -kv[1])
         lines.append("- minutes by stage: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in spent))
         lines.append("")
+    if summary.get("levers_table"):
+        lines += [
+            "## Levers (`benchmarks/quality_levers.py`: a seed's copy, only the stages a lever decides redone)",
+            "",
+            summary["levers_table"],
+            "",
+        ]
     lines.append(f"Written {summary['finished']}; sizes: `{json.dumps(QUALITY)}`.")
     return "\n".join(lines) + "\n"
 
@@ -259,6 +266,9 @@ def write_report(out: Path, seeds: list[int]) -> dict[str, Any]:
         s = seed_summary(root)
         s["goals"] = goals(s)
         summary["seeds"][k] = s
+    from quality_levers import table
+
+    summary["levers_table"], summary["levers"] = table(out, seeds)
     atomic_write_text(out / "report.json", json.dumps(summary, indent=2, default=str) + "\n")
     atomic_write_text(out / "report.md", markdown(summary))
     plot(summary, out / "ex_by_seed.png")

@@ -155,3 +155,29 @@ def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     # ... but other settings are refused, naming the setting
     other = subprocess.run([*cmd, "--seed", "1"], capture_output=True, text=True, env=env, timeout=600)
     assert other.returncode != 0 and "seed 0 -> 1" in other.stderr and "--force" in other.stderr
+
+    # a lever on this run (benchmarks/quality_levers.py): a copy without the stages that 2 pairs per question
+    # decide, resumed up to the DPO rounds: round 1 re-pairs its journalled candidates (samples nothing)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from quality_levers import derive
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    lever = tmp_path / "levers" / "pairs2" / "full"
+    dropped = derive(out, lever, {"pairs_per_question": 2})
+    assert dropped[0] == "round1/sample" and "eval_sft" not in dropped and "bon/select" in dropped
+    journal = "rounds/round1/pairs.jsonl.candidates.jsonl"
+    code = (
+        "from lfkit.pipeline.full import full_config, run_full; "
+        f"run_full(full_config('tiny', out={str(lever)!r}, pairs_per_question=2), stop_after='rounds')"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert (lever / journal).read_bytes() == (out / journal).read_bytes().replace(
+        str(out.resolve()).encode(), str(lever.resolve()).encode()
+    )  # the same candidates, nothing sampled again
+    ran = RunLayout(lever).cached_stages()
+    assert "round2/eval" in ran and not {"trees", "rm", "bon/sample"} & set(ran)  # stopped after the rounds
+    mine = json.loads((lever / "report.json").read_text())
+    assert mine["rounds"][0]["pairs"] >= report["rounds"][0]["pairs"]
+    assert mine["stages"][:2] == report["stages"][:2]  # base and SFT reused as they were

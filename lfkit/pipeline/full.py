@@ -146,14 +146,22 @@ def full_config(model: str = "smollm2-135m", **overrides: Any) -> FullConfig:
     return FullConfig(model=model, **values)
 
 
-def run_full(cfg: FullConfig) -> dict[str, Any]:
-    """Run (or resume) every stage and write the report; returns report.json's content."""
+# Where run_full may stop early (a lever measured on a copy of a finished run needs only its own stages):
+# after the DPO rounds, or after the reward model's held-out evaluation (before best-of-N).
+FULL_STOPS = ("rounds", "rm")
+
+
+def run_full(cfg: FullConfig, stop_after: str | None = None) -> dict[str, Any]:
+    """Run (or resume) every stage, or those up to ``stop_after`` (one of :data:`FULL_STOPS`), and write the
+    report; returns report.json's content."""
     from lfkit.pipeline.demo import demo_context, run_sft
     from lfkit.pipeline.engine import pipeline_engine
     from lfkit.pipeline.iterate import runner_do, walk_rounds
     from lfkit.pipeline.layout import RunLayout
     from lfkit.pipeline.report import write_full_report
 
+    if stop_after not in (None, *FULL_STOPS):
+        raise FullError(f"stop_after must be one of {', '.join(FULL_STOPS)}, got {stop_after!r}")
     layout = RunLayout(cfg.out)
     layout.root.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]lfkit demo --full[/bold]: model {cfg.model}, output {layout.root}")
@@ -168,7 +176,8 @@ def run_full(cfg: FullConfig) -> dict[str, Any]:
         assert sft_eval is not None
         done = walk_rounds(cfg, run, sft, sft_eval.ex, runner_do(runner), title="4. ")
         console.print(f"best policy: round {done.best_round} (dev EX {done.best_ex:.1f})")
-        after_rounds(cfg, run, runner, done.best_model, done.last_round)
+        if stop_after != "rounds":
+            after_rounds(cfg, run, runner, done.best_model, done.last_round, stop_after=stop_after)
     report = write_full_report(
         layout,
         runner,
@@ -182,8 +191,16 @@ def run_full(cfg: FullConfig) -> dict[str, Any]:
     return report
 
 
-def after_rounds(cfg: FullConfig, run: RunContext, runner: StageRunner, best: ModelRef, last_round: int) -> None:
-    """Stages 5-11 from the best policy: trees, reward model (data, training, held-out eval), best-of-N, GRPO."""
+def after_rounds(
+    cfg: FullConfig,
+    run: RunContext,
+    runner: StageRunner,
+    best: ModelRef,
+    last_round: int,
+    stop_after: str | None = None,
+) -> None:
+    """Stages 5-11 from the best policy: trees, reward model (data, training, held-out eval), best-of-N, GRPO
+    (``stop_after="rm"``: up to the reward model's held-out evaluation)."""
     from lfkit.data.sft import SFTOptions, build_sft
     from lfkit.pipeline.steps import SEED_OFFSETS, StageFailed, rejects_config, stage_eval, stage_sample, stage_train
     from lfkit.pipeline.steps_full import (
@@ -252,6 +269,8 @@ def after_rounds(cfg: FullConfig, run: RunContext, runner: StageRunner, best: Mo
 
     runner.run("rm_test", "8. held-out pairs on dev questions", rm_test, PrefsResult)
     runner.run("rm_eval", "9. rm eval on the held-out pairs", lambda: stage_rm_eval(run, rm_adapter), RmEvalResult)
+    if stop_after == "rm":
+        return
     bon = dict(n=cfg.bon_n, questions=cfg.bon_questions, temperature=cfg.bon_temperature)
     runner.run(
         "bon/sample",
@@ -278,4 +297,4 @@ def after_rounds(cfg: FullConfig, run: RunContext, runner: StageRunner, best: Mo
     )
 
 
-__all__ = ["FULL_PROFILES", "FullConfig", "FullError", "after_rounds", "full_config", "run_full"]
+__all__ = ["FULL_PROFILES", "FULL_STOPS", "FullConfig", "FullError", "after_rounds", "full_config", "run_full"]

@@ -1,0 +1,209 @@
+"""Levers on `make quality`'s finished seeds: change a few settings, redo only the stages they decide.
+
+A lever's run is a copy of a finished seed (``OUT/seed<k>`` -> ``OUT/levers/<lever>/seed<k>``, every
+absolute path inside rewritten to the copy's) without the cached stages from the first one its
+settings decide onwards (in the order the seed ran them), then ``lfkit demo --full`` with the lever's
+settings resumes it: the corpus, SFT and sampling journals are reused (a changed pairing re-pairs
+the journalled candidates, it samples nothing), and the run stops where the lever is measured
+(after the DPO rounds, or after the reward model's held-out evaluation). So a DPO lever costs its
+DPO training and one evaluation, not a whole seed.
+
+    .venv/bin/python benchmarks/quality_levers.py run --out quality_out --levers dpo_lr5e-5 --seeds 0 1
+    .venv/bin/python benchmarks/quality_levers.py table --out quality_out
+
+``table`` (also part of ``quality.py``'s report) compares each lever with its seed: DPO EX against the
+seed's SFT and DPO, RM held-out accuracy against the seed's RM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The first stage each setting decides (stages run in this order: corpus, eval_base, sft, eval_sft,
+# round<k>/merge|sample|dpo|eval, trees, rm_data, rm, rm_test, rm_eval, bon/*). Settings that decide the
+# corpus or the SFT are not levers: they make a new seed run.
+FIRST_STAGE = {
+    "chosen": "round1/sample",
+    "reject_kinds": "round1/sample",
+    "pairs_per_question": "round1/sample",
+    "dpo_lr": "round1/dpo",
+    "dpo_epochs": "round1/dpo",
+    "pref_beta": "round1/dpo",
+    "pref_loss": "round1/dpo",
+    "pref_ftx": "round1/dpo",
+    "tree_questions": "trees",
+    "rm_steps": "rm",
+    "rm_lr": "rm",
+}
+TEXT_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".html", ".txt", ".bak"}
+
+
+@dataclass(frozen=True)
+class Lever:
+    """Settings changed against the seed (``FullConfig`` fields) and where the run stops (``FULL_STOPS``)."""
+
+    name: str
+    about: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    stop_after: str = "rounds"
+
+
+LEVERS: dict[str, Lever] = {
+    lv.name: lv
+    for lv in (
+        Lever("dpo_lr5e-5", "DPO lr 5e-5 (seed: 2e-4), same pairs", {"dpo_lr": 5e-5}),
+        Lever("dpo_lr5e-5_beta0.3", "DPO lr 5e-5, pref_beta 0.3", {"dpo_lr": 5e-5, "pref_beta": 0.3}),
+        Lever("rm_lr1e-3", "RM lr 1e-3 (seed: 1e-4), 60 steps, same pairs", {"rm_lr": 1e-3, "rm_steps": 60}, "rm"),
+        Lever(
+            "pairs4",
+            "4 pairs per question for DPO (lr 5e-5) and the RM (lr 1e-3, 60 steps)",
+            {"pairs_per_question": 4, "dpo_lr": 5e-5, "rm_lr": 1e-3, "rm_steps": 60},
+            stop_after="rm",
+        ),
+    )
+}
+
+
+def stage_order(root: Path) -> list[str]:
+    """A run folder's cached stage names in the order they ran (their files' modification times)."""
+    files = sorted((root / "stages").rglob("*.json"), key=lambda p: p.stat().st_mtime)
+    return [p.relative_to(root / "stages").with_suffix("").as_posix() for p in files]
+
+
+def relocate(root: Path, old: Path, new: Path) -> int:
+    """Rewrite ``old``'s absolute path to ``new``'s in every text file under ``root`` (modification times kept);
+    returns how many changed."""
+    before, after = str(old.resolve()), str(new.resolve())
+    changed = 0
+    for path in root.rglob("*"):
+        if path.is_file() and path.suffix in TEXT_SUFFIXES:
+            text = path.read_text(errors="surrogateescape")
+            if before in text:
+                times = path.stat()
+                path.write_text(text.replace(before, after), errors="surrogateescape")
+                os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))  # stage_order reads the times
+                changed += 1
+    return changed
+
+
+def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
+    """``child`` = ``parent`` without the stages ``settings`` decide (and those after); returns the dropped
+    stage names. A ``child`` already derived is left as it is (its run resumes)."""
+    if (child / "stages").is_dir():
+        return []
+    unknown = sorted(set(settings) - set(FIRST_STAGE))
+    if unknown:
+        raise SystemExit(f"not a lever setting: {unknown}; levers change {', '.join(FIRST_STAGE)}")
+    order = stage_order(parent)
+    firsts = [order.index(FIRST_STAGE[k]) for k in settings if FIRST_STAGE[k] in order]
+    if not firsts:
+        raise SystemExit(f"{parent}: none of {sorted({FIRST_STAGE[k] for k in settings})} ran there yet")
+    dropped = order[min(firsts) :]
+    partial = child.with_name(child.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(parent, partial, ignore=shutil.ignore_patterns("*.lfkit-lock"))
+    for name in dropped:
+        (partial / "stages" / f"{name}.json").unlink()
+    (partial / "settings.json").unlink()  # the lever's run records its own
+    relocate(partial, parent, child)
+    child.parent.mkdir(parents=True, exist_ok=True)
+    partial.rename(child)
+    return dropped
+
+
+def run_lever(out: Path, seed: int, lever: Lever) -> dict[str, Any]:
+    from quality import QUALITY
+
+    from lfkit.pipeline.full import full_config, run_full
+    from lfkit.train import pin_demo_environment
+
+    parent, child = out / f"seed{seed}", out / "levers" / lever.name / f"seed{seed}"
+    dropped = derive(parent, child, lever.settings)
+    if dropped:
+        print(f"{child}: copied from {parent}, stages to redo: {', '.join(dropped)}", flush=True)
+    pin_demo_environment()
+    cfg = full_config("smollm2-135m", seed=seed, out=child, **{**QUALITY, **lever.settings})
+    return run_full(cfg, stop_after=lever.stop_after)
+
+
+def lever_row(out: Path, seed: int, lever: Lever) -> dict[str, Any] | None:
+    """One lever on one seed against the seed itself: SFT / DPO EX and RM accuracy, from the report.json files."""
+    from quality import seed_summary
+
+    parent, child = out / f"seed{seed}", out / "levers" / lever.name / f"seed{seed}"
+    if not (parent / "report.json").is_file() or not (child / "report.json").is_file():
+        return None
+    mine, base = seed_summary(child), seed_summary(parent)
+
+    def dpo(s: dict[str, Any]) -> float | None:
+        rounds = [v for k, v in s["ex"].items() if k.startswith("round")]
+        return max(rounds) if rounds else None
+
+    def rm(s: dict[str, Any]) -> float | None:
+        return 100 * s["rm_eval"]["accuracy"] if s["rm_eval"] else None
+
+    pairs = sum(r["pairs"] for r in mine["rounds"])
+    return {
+        "lever": lever.name,
+        "seed": seed,
+        "about": lever.about,
+        "sft": mine["ex"].get("sft"),
+        "dpo": dpo(mine),
+        "seed_dpo": dpo(base),
+        "dpo_pairs": pairs,
+        "rm": rm(mine) if lever.stop_after == "rm" else None,
+        "seed_rm": rm(base),
+        "rm_pairs": mine["pairs"].get("pairs") if lever.stop_after == "rm" else None,
+        "changes": mine.get("changes"),
+    }
+
+
+def table(out: Path, seeds: list[int]) -> tuple[str, list[dict[str, Any]]]:
+    """The markdown table of every lever that finished on some seed, and its rows."""
+    rows = [r for lv in LEVERS.values() for s in seeds if (r := lever_row(out, s, lv))]
+    if not rows:
+        return "", []
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    lines = [
+        "| lever | seed | DPO pairs | SFT | DPO | seed's DPO | DPO - SFT | RM pairs | RM % | seed's RM % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        delta = None if r["dpo"] is None or r["sft"] is None else r["dpo"] - r["sft"]
+        lines.append(
+            f"| {r['about']} | {r['seed']} | {r['dpo_pairs']} | {fmt(r['sft'])} | {fmt(r['dpo'])} | "
+            f"{fmt(r['seed_dpo'])} | {'-' if delta is None else f'{delta:+.1f}'} | {r['rm_pairs'] or '-'} | "
+            f"{fmt(r['rm'])} | {fmt(r['seed_rm'])} |"
+        )
+    return "\n".join(lines), rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("phase", choices=["run", "table"])
+    parser.add_argument("--out", type=Path, default=Path("quality_out"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--levers", default="", help=f"comma-separated, of: {', '.join(LEVERS)} (default: all)")
+    args = parser.parse_args(argv)
+    names = [n for n in args.levers.split(",") if n] or list(LEVERS)
+    unknown = [n for n in names if n not in LEVERS]
+    if unknown:
+        parser.error(f"unknown lever(s) {unknown}; choose from {', '.join(LEVERS)}")
+    if args.phase == "run":
+        for name in names:
+            for seed in args.seeds:
+                run_lever(args.out, seed, LEVERS[name])
+    text, _ = table(args.out, args.seeds)
+    print(text or "no lever has finished yet")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))  # quality.py beside this file
+    sys.exit(main())

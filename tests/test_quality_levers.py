@@ -1,0 +1,97 @@
+"""`benchmarks/quality_levers.py`: a lever's run is a copy of a finished seed without the stages its settings
+decide (and those after), every absolute path inside pointing at the copy, the seed itself untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from lfkit.pipeline.full import FullError, full_config, run_full
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ORDER = ["corpus", "eval_base", "sft", "eval_sft", "round1/sample", "round1/dpo", "round1/eval", "trees", "rm"]
+
+
+@pytest.fixture(scope="module")
+def levers():
+    sys.path.insert(0, str(BENCHMARKS))  # quality_levers imports quality from beside it
+    try:
+        import quality_levers
+
+        yield quality_levers
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def finished_seed(root: Path, order: list[str]) -> Path:
+    """A seed folder whose stages ran in ``order`` (file times 10 s apart), with paths to itself inside."""
+    for k, name in enumerate(order):
+        f = root / "stages" / f"{name}.json"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps({"predictions": f"{root.resolve()}/report/{name}.json"}))
+        os.utime(f, (1_000_000 + 10 * k, 1_000_000 + 10 * k))
+    (root / "settings.json").write_text(json.dumps({"seed": 0, "dpo_lr": None}))
+    (root / "rounds" / "round1").mkdir(parents=True)
+    header = {"lfkit_journal": 1, "settings": {"model": f"{root.resolve()}/models/round0"}}
+    (root / "rounds" / "round1" / "pairs.jsonl.candidates.jsonl").write_text(json.dumps(header) + "\n{}\n")
+    (root / "models").mkdir()
+    (root / "models" / "model.safetensors").write_bytes(b"\x00\xff" + str(root.resolve()).encode())
+    (root / "saves").mkdir()
+    (root / "saves" / ".sft.lfkit-lock").write_text("")
+    return root
+
+
+def test_derive_drops_the_stages_a_setting_decides_and_relocates(levers, tmp_path: Path) -> None:
+    # mtimes, not names, give the order: a resumed seed's stages ran in this order
+    parent = finished_seed(tmp_path / "q" / "seed0", ORDER)
+    before = {p: p.read_bytes() for p in parent.rglob("*") if p.is_file()}
+    child = tmp_path / "q" / "levers" / "lr" / "seed0"
+    dropped = levers.derive(parent, child, {"dpo_lr": 5e-5})
+    assert dropped == ["round1/dpo", "round1/eval", "trees", "rm"]
+    assert levers.stage_order(child) == ["corpus", "eval_base", "sft", "eval_sft", "round1/sample"]
+    assert not (child / "settings.json").exists()  # the lever's run writes its own
+    assert not (child / "saves" / ".sft.lfkit-lock").exists()
+    journal = (child / "rounds" / "round1" / "pairs.jsonl.candidates.jsonl").read_text()
+    assert f"{child.resolve()}/models/round0" in journal and str(parent.resolve()) not in journal
+    sft = json.loads((child / "stages" / "sft.json").read_text())
+    assert sft["predictions"] == f"{child.resolve()}/report/sft.json"
+    # binaries are copied byte for byte; the seed is untouched
+    assert (child / "models" / "model.safetensors").read_bytes() == before[parent / "models" / "model.safetensors"]
+    assert {p: p.read_bytes() for p in parent.rglob("*") if p.is_file()} == before
+    # derived once: a second call resumes the copy as it is
+    (child / "stages" / "round1" / "dpo.json").write_text("{}")
+    assert levers.derive(parent, child, {"dpo_lr": 5e-5}) == []
+    assert (child / "stages" / "round1" / "dpo.json").exists()
+
+
+def test_derive_cuts_at_the_earliest_stage_of_several_settings(levers, tmp_path: Path) -> None:
+    parent = finished_seed(tmp_path / "seed1", ORDER)
+    dropped = levers.derive(parent, tmp_path / "lever" / "seed1", {"rm_steps": 60, "pairs_per_question": 4})
+    assert dropped == ORDER[ORDER.index("round1/sample") :]
+
+
+def test_derive_refuses_what_is_no_lever_or_has_not_run(levers, tmp_path: Path) -> None:
+    parent = finished_seed(tmp_path / "seed0", ORDER[:4])
+    with pytest.raises(SystemExit, match="not a lever setting: \\['n_sft'\\]"):
+        levers.derive(parent, tmp_path / "a" / "seed0", {"n_sft": 100})
+    with pytest.raises(SystemExit, match="round1/dpo"):
+        levers.derive(parent, tmp_path / "b" / "seed0", {"dpo_lr": 5e-5})
+    assert not (tmp_path / "b").exists()
+
+
+def test_every_lever_changes_only_lever_settings_and_stops_where_run_full_can(levers) -> None:
+    from lfkit.pipeline.full import FULL_STOPS
+
+    for lever in levers.LEVERS.values():
+        assert set(lever.settings) <= set(levers.FIRST_STAGE), lever.name
+        assert lever.stop_after in FULL_STOPS
+        full_config("smollm2-135m", **lever.settings)  # each value is valid for the full demo
+
+
+def test_run_full_refuses_an_unknown_stop(tmp_path: Path) -> None:
+    with pytest.raises(FullError, match="stop_after must be one of rounds, rm, got 'bon'"):
+        run_full(full_config("tiny", out=tmp_path), stop_after="bon")
