@@ -11,6 +11,9 @@ margin by pair kind. Each seed's own ``report.html`` is the page to drill into p
     .venv/bin/python benchmarks/quality.py [--seeds 0 1] [--out quality_out]   # make quality
     .venv/bin/python benchmarks/quality.py --report-only --out quality_out     # rewrite the report
 
+Levers (one setting or a few changed against a finished seed, only the stages they decide redone) are
+``benchmarks/quality_levers.py``; their table is part of this report once one has finished.
+
 Sizes (planned for 90 minutes for two seeds; measured 60 minutes per seed on 2 CPU cores with the vLLM
 engine in float32, README "make quality"):
 SFT on all 400 train rows (100 steps, ~12 min per seed), one DPO round on 64 fresh train questions

@@ -110,7 +110,8 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     shutil.copytree(parent, partial, ignore=shutil.ignore_patterns("*.lfkit-lock"))
     for name in dropped:
         (partial / "stages" / f"{name}.json").unlink()
-    (partial / "settings.json").unlink()  # the lever's run records its own
+    for name in ("settings.json", "report.json", "report.md", "report.html"):  # the lever's run writes its own
+        (partial / name).unlink(missing_ok=True)
     relocate(partial, parent, child)
     child.parent.mkdir(parents=True, exist_ok=True)
     partial.rename(child)

@@ -35,6 +35,7 @@ def finished_seed(root: Path, order: list[str]) -> Path:
         f.write_text(json.dumps({"predictions": f"{root.resolve()}/report/{name}.json"}))
         os.utime(f, (1_000_000 + 10 * k, 1_000_000 + 10 * k))
     (root / "settings.json").write_text(json.dumps({"seed": 0, "dpo_lr": None}))
+    (root / "report.json").write_text(json.dumps({"stages": []}))  # the seed's, not the lever's
     (root / "rounds" / "round1").mkdir(parents=True)
     header = {"lfkit_journal": 1, "settings": {"model": f"{root.resolve()}/models/round0"}}
     (root / "rounds" / "round1" / "pairs.jsonl.candidates.jsonl").write_text(json.dumps(header) + "\n{}\n")
@@ -53,7 +54,7 @@ def test_derive_drops_the_stages_a_setting_decides_and_relocates(levers, tmp_pat
     dropped = levers.derive(parent, child, {"dpo_lr": 5e-5})
     assert dropped == ["round1/dpo", "round1/eval", "trees", "rm"]
     assert levers.stage_order(child) == ["corpus", "eval_base", "sft", "eval_sft", "round1/sample"]
-    assert not (child / "settings.json").exists()  # the lever's run writes its own
+    assert not {"settings.json", "report.json"} & {p.name for p in child.iterdir()}  # the lever's run writes its own
     assert not (child / "saves" / ".sft.lfkit-lock").exists()
     journal = (child / "rounds" / "round1" / "pairs.jsonl.candidates.jsonl").read_text()
     assert f"{child.resolve()}/models/round0" in journal and str(parent.resolve()) not in journal
