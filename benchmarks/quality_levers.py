@@ -150,14 +150,15 @@ def lever_row(out: Path, seed: int, lever: Lever) -> dict[str, Any] | None:
         return 100 * s["rm_eval"]["accuracy"] if s["rm_eval"] else None
 
     pairs = sum(r["pairs"] for r in mine["rounds"])
+    rounds = any(FIRST_STAGE[k].startswith("round") for k in lever.settings)  # else its DPO is the seed's
     return {
         "lever": lever.name,
         "seed": seed,
         "about": lever.about,
         "sft": mine["ex"].get("sft"),
-        "dpo": dpo(mine),
+        "dpo": dpo(mine) if rounds else None,
         "seed_dpo": dpo(base),
-        "dpo_pairs": pairs,
+        "dpo_pairs": pairs if rounds else None,
         "rm": rm(mine) if lever.stop_after == "rm" else None,
         "seed_rm": rm(base),
         "rm_pairs": mine["pairs"].get("pairs") if lever.stop_after == "rm" else None,
@@ -178,7 +179,7 @@ def table(out: Path, seeds: list[int]) -> tuple[str, list[dict[str, Any]]]:
     for r in rows:
         delta = None if r["dpo"] is None or r["sft"] is None else r["dpo"] - r["sft"]
         lines.append(
-            f"| {r['about']} | {r['seed']} | {r['dpo_pairs']} | {fmt(r['sft'])} | {fmt(r['dpo'])} | "
+            f"| {r['about']} | {r['seed']} | {r['dpo_pairs'] or '-'} | {fmt(r['sft'])} | {fmt(r['dpo'])} | "
             f"{fmt(r['seed_dpo'])} | {'-' if delta is None else f'{delta:+.1f}'} | {r['rm_pairs'] or '-'} | "
             f"{fmt(r['rm'])} | {fmt(r['seed_rm'])} |"
         )
