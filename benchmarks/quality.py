@@ -40,6 +40,7 @@ QUALITY: dict[str, Any] = dict(
     questions_per_round=64,
     num_candidates=8,
     pairs_per_question=1,
+    dpo_lr=2e-4,  # the measured seeds' (the demo profile's); `quality_levers.py`'s dpo_lr5e-5 is the better one
     tree_questions=16,
     rm_steps=40,
     rm_test_questions=64,

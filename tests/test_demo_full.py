@@ -37,7 +37,9 @@ def test_full_config_profiles_and_bad_values(tmp_path: Path) -> None:
     smol = full_config("smollm2-135m", out=tmp_path)
     # the rounds draw fresh train questions: the profile must fit in the corpus
     assert smol.rounds * smol.questions_per_round <= smol.demo.n_train
-    assert smol.demo.n_sft == 160 and smol.demo.lora_last_layers == 8  # the demo's SFT, unchanged
+    # the full demo trains on every train row and DPOs gently (make quality's evidence); the demo's own SFT is unchanged
+    assert (smol.demo.n_sft, smol.demo.dpo_lr, demo_config("smollm2-135m").n_sft) == (400, 5e-5, 160)
+    assert smol.demo.lora_last_layers == 8
     assert set(FULL_PROFILES) == {"smollm2-135m", "tiny"}
     # the SFT's size can be given (make quality trains on every train row); 0 GRPO steps = no GRPO stage
     big = full_config("smollm2-135m", out=tmp_path, n_sft=400, sft_epochs=2.0, grpo_steps=0)

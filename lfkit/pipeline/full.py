@@ -126,12 +126,12 @@ class FullConfig(RoundsSettings):
         return {**mine, **demo}
 
 
-# Overrides of FullConfig's defaults per model. smollm2-135m: about 60 minutes on 2 CPU cores (from the
-# costs measured for `lfkit demo`: 64 dev questions greedy ~110 s, 96 samples ~160 s, 40 SFT steps ~390 s,
-# 6 DPO steps ~270 s); measured end to end on 2 quiet CPU cores (2026-12-03): 58.5 minutes, GRPO (10 steps,
-# ~65 s each) and the RM the longest stages after SFT. tiny: a few minutes.
+# Overrides of FullConfig's defaults per model. smollm2-135m: the SFT on all 400 train rows and DPO at lr 5e-5,
+# what `make quality` showed better (dev EX 17.2 -> ~60 after SFT; lr 2e-4 lost 2-6 points after that SFT, 5e-5
+# gained 1-2); measured end to end with the vLLM engine on 2 quiet CPU cores (2026-12-06): 40.9 minutes, the
+# SFT (~12 min) and GRPO (10 steps, ~65 s each) the longest stages. tiny: a few minutes.
 FULL_PROFILES: dict[str, dict[str, Any]] = {
-    "smollm2-135m": dict(rounds=2),
+    "smollm2-135m": dict(rounds=2, n_sft=400, dpo_lr=5e-5),
     "tiny": dict(
         n_dev=16, rounds=2, questions_per_round=4, num_candidates=2, tree_questions=4, rm_steps=2,
         rm_test_questions=4, bon_n=2, bon_questions=6, grpo_steps=2,
