@@ -94,7 +94,8 @@ def relocate(root: Path, old: Path, new: Path) -> int:
 
 def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     """``child`` = ``parent`` without the stages ``settings`` decide (and those after); returns the dropped
-    stage names. A ``child`` already derived is left as it is (its run resumes)."""
+    stage names. A ``child`` already derived is left as it is (its run resumes). A whole copy (~630 MB for a
+    quality seed, most of it the merged round-0 model): nothing a lever's run writes can reach the seed."""
     if (child / "stages").is_dir():
         return []
     unknown = sorted(set(settings) - set(FIRST_STAGE))

@@ -129,7 +129,7 @@ class FullConfig(RoundsSettings):
 # Overrides of FullConfig's defaults per model. smollm2-135m: the SFT on all 400 train rows and DPO at lr 5e-5,
 # what `make quality` showed better (dev EX 17.2 -> ~60 after SFT; lr 2e-4 lost 2-6 points after that SFT, 5e-5
 # gained 1-2); measured end to end with the vLLM engine on 2 quiet CPU cores (2026-12-06): 40.9 minutes, the
-# SFT (~12 min) and GRPO (10 steps, ~65 s each) the longest stages. tiny: a few minutes.
+# SFT (~12 min) and GRPO (10 steps, ~45 s each) the longest stages. tiny: a few minutes.
 FULL_PROFILES: dict[str, dict[str, Any]] = {
     "smollm2-135m": dict(rounds=2, n_sft=400, dpo_lr=5e-5),
     "tiny": dict(
