@@ -59,12 +59,16 @@ GOALS = {
 }
 
 
-def run_seed(seed: int, out: Path) -> dict[str, Any]:
+def run_seed(
+    seed: int, root: Path, settings: dict[str, Any] | None = None, stop_after: str | None = None
+) -> dict[str, Any]:
+    """``lfkit demo --full`` at :data:`QUALITY`'s sizes (with ``settings`` on top: a lever) into ``root``."""
     from lfkit.pipeline.full import full_config, run_full
     from lfkit.train import pin_demo_environment
 
     pin_demo_environment()
-    return run_full(full_config("smollm2-135m", seed=seed, out=out / f"seed{seed}", **QUALITY))
+    cfg = full_config("smollm2-135m", seed=seed, out=root, **{**QUALITY, **(settings or {})})
+    return run_full(cfg, stop_after=stop_after)
 
 
 def template_of(sql: str) -> str:
@@ -272,7 +276,7 @@ def write_report(out: Path, seeds: list[int]) -> dict[str, Any]:
         summary["seeds"][k] = s
     from quality_levers import table
 
-    summary["levers_table"], summary["levers"] = table(out, seeds)
+    summary["levers_table"], summary["levers"] = table(out, {int(k): s for k, s in summary["seeds"].items()})
     atomic_write_text(out / "report.json", json.dumps(summary, indent=2, default=str) + "\n")
     atomic_write_text(out / "report.md", markdown(summary))
     plot(summary, out / "ex_by_seed.png")
@@ -288,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         for seed in args.seeds:
             started = time.time()
-            run_seed(seed, args.out)
+            run_seed(seed, args.out / f"seed{seed}")
             print(f"seed {seed}: {(time.time() - started) / 60:.1f} minutes", flush=True)
     summary = write_report(args.out, args.seeds)
     print((args.out / "report.md").read_text())

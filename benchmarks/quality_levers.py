@@ -120,32 +120,27 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
 
 
 def run_lever(out: Path, seed: int, lever: Lever) -> dict[str, Any]:
-    from quality import QUALITY
-
-    from lfkit.pipeline.full import full_config, run_full
-    from lfkit.train import pin_demo_environment
+    from quality import run_seed
 
     parent, child = out / f"seed{seed}", out / "levers" / lever.name / f"seed{seed}"
     dropped = derive(parent, child, lever.settings)
     if dropped:
         print(f"{child}: copied from {parent}, stages to redo: {', '.join(dropped)}", flush=True)
-    pin_demo_environment()
-    cfg = full_config("smollm2-135m", seed=seed, out=child, **{**QUALITY, **lever.settings})
-    return run_full(cfg, stop_after=lever.stop_after)
+    return run_seed(seed, child, lever.settings, stop_after=lever.stop_after)
 
 
-def lever_row(out: Path, seed: int, lever: Lever) -> dict[str, Any] | None:
-    """One lever on one seed against the seed itself: SFT / DPO EX and RM accuracy, from the report.json files."""
+def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[str, Any] | None:
+    """One lever on one seed against the seed itself (``base``: its ``quality.seed_summary``): SFT / DPO EX and
+    RM accuracy, from the report.json files."""
     from quality import seed_summary
 
-    parent, child = out / f"seed{seed}", out / "levers" / lever.name / f"seed{seed}"
-    if not (parent / "report.json").is_file() or not (child / "report.json").is_file():
+    child = out / "levers" / lever.name / f"seed{seed}"
+    if not (child / "report.json").is_file():
         return None
-    mine, base = seed_summary(child), seed_summary(parent)
+    mine = seed_summary(child)
 
     def dpo(s: dict[str, Any]) -> float | None:
-        rounds = [v for k, v in s["ex"].items() if k.startswith("round")]
-        return max(rounds) if rounds else None
+        return s["ex"][s["best_round"]] if s["best_round"] else None
 
     def rm(s: dict[str, Any]) -> float | None:
         return 100 * s["rm_eval"]["accuracy"] if s["rm_eval"] else None
@@ -167,9 +162,10 @@ def lever_row(out: Path, seed: int, lever: Lever) -> dict[str, Any] | None:
     }
 
 
-def table(out: Path, seeds: list[int]) -> tuple[str, list[dict[str, Any]]]:
-    """The markdown table of every lever that finished on some seed, and its rows."""
-    rows = [r for lv in LEVERS.values() for s in seeds if (r := lever_row(out, s, lv))]
+def table(out: Path, seeds: dict[int, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The markdown table of every lever that finished on one of ``seeds`` (seed -> its finished run's
+    ``quality.seed_summary``), and its rows."""
+    rows = [r for lv in LEVERS.values() for k, base in seeds.items() if (r := lever_row(out, k, lv, base))]
     if not rows:
         return "", []
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
@@ -202,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             for seed in args.seeds:
                 run_lever(args.out, seed, LEVERS[name])
-    text, _ = table(args.out, args.seeds)
+    from quality import seed_summary
+
+    finished = [k for k in args.seeds if (args.out / f"seed{k}" / "report.json").is_file()]
+    text, _ = table(args.out, {k: seed_summary(args.out / f"seed{k}") for k in finished})
     print(text or "no lever has finished yet")
     return 0
 
