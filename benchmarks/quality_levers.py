@@ -40,6 +40,7 @@ FIRST_STAGE = {
     "tree_questions": "trees",
     "rm_steps": "rm",
     "rm_lr": "rm",
+    "rm_start": "rm",
 }
 TEXT_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".html", ".txt", ".bak"}
 
@@ -60,6 +61,12 @@ LEVERS: dict[str, Lever] = {
         Lever("dpo_lr5e-5", "DPO lr 5e-5 (seed: 2e-4), same pairs", {"dpo_lr": 5e-5}),
         Lever("dpo_lr5e-5_beta0.3", "DPO lr 5e-5, pref_beta 0.3", {"dpo_lr": 5e-5, "pref_beta": 0.3}),
         Lever("rm_lr1e-3", "RM lr 1e-3 (seed: 1e-4), 60 steps, same pairs", {"rm_lr": 1e-3, "rm_steps": 60}, "rm"),
+        Lever(
+            "rm_policy",
+            "RM trained from the SFT policy (seed: the bare base), lr 1e-3, 60 steps, same pairs",
+            {"rm_start": "policy", "rm_lr": 1e-3, "rm_steps": 60},
+            "rm",
+        ),
         Lever(
             "pairs4",
             "4 pairs per question for DPO (lr 5e-5) and the RM (lr 1e-3, 60 steps)",

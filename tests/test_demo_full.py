@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from lfkit.cli import main
@@ -50,6 +51,9 @@ def test_full_config_profiles_and_bad_values(tmp_path: Path) -> None:
         full_config("tiny", out=tmp_path, rm_steps=0)
     with pytest.raises(LfkitError, match="reject kind 'right'"):
         full_config("tiny", out=tmp_path, reject_kinds="wrong,right")
+    with pytest.raises(LfkitError, match="rm_start must be one of base, policy, got 'sft'"):
+        full_config("tiny", out=tmp_path, rm_start="sft")
+    assert full_config("tiny", out=tmp_path).settings()["rm_start"] == "base"
     with pytest.raises(LfkitError, match="unknown demo model"):
         full_config("gpt-5", out=tmp_path)
 
@@ -183,3 +187,24 @@ def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     mine = json.loads((lever / "report.json").read_text())
     assert mine["rounds"][0]["pairs"] >= report["rounds"][0]["pairs"]
     assert mine["stages"][:2] == report["stages"][:2]  # base and SFT reused as they were
+
+    # a lever that trains the reward model from the best policy (merged) instead of the bare base: only the RM's
+    # stages are redone, on the merged model, and its held-out evaluation scores with that model too
+    rm_lever = tmp_path / "levers" / "rm_policy" / "full"
+    dropped = derive(out, rm_lever, {"rm_start": "policy"})
+    assert dropped[0] == "rm" and "rm_data" not in dropped and "bon/score" in dropped
+    code = (
+        "from lfkit.pipeline.full import full_config, run_full; "
+        f"run_full(full_config('tiny', out={str(rm_lever)!r}, rm_start='policy'), stop_after='rm')"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    start = yaml.safe_load((rm_lever / "recipes" / "rm.yaml").read_text())["model_name_or_path"]
+    base = yaml.safe_load((out / "recipes" / "rm.yaml").read_text())["model_name_or_path"]
+    assert start != base and (Path(start) / "config.json").is_file()
+    assert (
+        json.loads((rm_lever / "saves" / "rm" / "adapter_config.json").read_text())["base_model_name_or_path"] == start
+    )
+    ran = RunLayout(rm_lever).cached_stages()
+    assert {"rm", "rm_eval"} <= set(ran) and "bon/sample" not in ran
+    assert json.loads((rm_lever / "report.json").read_text())["rm_eval"]["models"]["rm"]["n"] > 0

@@ -61,6 +61,9 @@ from lfkit.pipeline.steps import RunContext
 console = Console()
 
 
+RM_STARTS = ("base", "policy")
+
+
 class FullError(LfkitError, RuntimeError):
     """A setting of the full demo is out of range; the message names it."""
 
@@ -83,6 +86,12 @@ class FullConfig(RoundsSettings):
     tree_temperature: float = setting(SAMPLING["tree"].temperature, "Tree sampling temperature.")
     rm_steps: int = setting(20, "Reward-model optimizer steps.")
     rm_lr: float | None = setting(None, "Reward-model learning rate (default: the preset's).")
+    rm_start: str = setting(
+        "base",
+        "What the reward model is trained from: base (the bare model) or policy (the best policy's adapters "
+        "merged into the base: it has learnt the schema prompts and the SQL the candidates are written in).",
+        choices=RM_STARTS,
+    )
     rm_test_questions: int = setting(16, "Dev questions giving held-out RM pairs.")
     rm_test_candidates: int = setting(2, "Samples per held-out question.")
     bon_n: int = setting(4, "Best-of-N: candidates per dev question.")
@@ -96,6 +105,8 @@ class FullConfig(RoundsSettings):
         if self.model not in FULL_PROFILES:
             raise FullError(f"unknown demo model {self.model!r}; choose one of: {', '.join(FULL_PROFILES)}")
         self.check_rounds(FullError)
+        if self.rm_start not in RM_STARTS:
+            raise FullError(f"rm_start must be one of {', '.join(RM_STARTS)}, got {self.rm_start!r}")
         own = [f.name for f in fields(self) if f.name not in {g.name for g in fields(RoundsSettings)}]
         for name in own:
             value = getattr(self, name)
@@ -217,6 +228,7 @@ def after_rounds(
 
     layout = run.layout
     rm_adapter = layout.adapter("rm")
+    rm_base = rm_start_model(cfg, run, best)
     trees = dict(questions=cfg.tree_questions, depth=cfg.tree_depth, samples=cfg.tree_samples)
     runner.run(
         "trees",
@@ -239,7 +251,7 @@ def after_rounds(
             "rm",
             RM_DATASET,
             {"max_steps": cfg.rm_steps, "learning_rate": cfg.rm_lr},
-            start=ModelRef(run.preset["model_name_or_path"]),
+            start=ModelRef(rm_base),
             output_dir=rm_adapter,
             recipe=layout.recipes / "rm.yaml",
             log=layout.logs / "rm.log",
@@ -268,7 +280,9 @@ def after_rounds(
         return result
 
     runner.run("rm_test", "8. held-out pairs on dev questions", rm_test, PrefsResult)
-    runner.run("rm_eval", "9. rm eval on the held-out pairs", lambda: stage_rm_eval(run, rm_adapter), RmEvalResult)
+    runner.run(
+        "rm_eval", "9. rm eval on the held-out pairs", lambda: stage_rm_eval(run, rm_base, rm_adapter), RmEvalResult
+    )
     if stop_after == "rm":
         return
     bon = dict(n=cfg.bon_n, questions=cfg.bon_questions, temperature=cfg.bon_temperature)
@@ -278,7 +292,9 @@ def after_rounds(
         lambda: stage_bon_sample(run, best, **bon),
         BonSampleResult,
     )
-    runner.run("bon/score", "    best-of-N: RM scores", lambda: stage_bon_score(run, rm_adapter), BonScoreResult)
+    runner.run(
+        "bon/score", "    best-of-N: RM scores", lambda: stage_bon_score(run, rm_base, rm_adapter), BonScoreResult
+    )
     runner.run("bon/select", "    best-of-N: select", lambda: stage_bon_select(run), BonSelectResult)
     if cfg.grpo_steps == 0:
         return
@@ -297,4 +313,24 @@ def after_rounds(
     )
 
 
-__all__ = ["FULL_PROFILES", "FULL_STOPS", "FullConfig", "FullError", "after_rounds", "full_config", "run_full"]
+def rm_start_model(cfg: FullConfig, run: RunContext, best: ModelRef) -> str:
+    """The model the reward model trains on and scores with: the bare base, or ``best`` merged into it
+    (:func:`lfkit.pipeline.engine.merged_model`: cached by the adapters' weights, so a resumed run finds it)."""
+    if cfg.rm_start == "base" or not best.adapters:
+        return run.preset["model_name_or_path"]
+    from lfkit.pipeline.engine import merged_model
+
+    return str(merged_model(best.base, list(best.adapters)))
+
+
+__all__ = [
+    "FULL_PROFILES",
+    "FULL_STOPS",
+    "RM_STARTS",
+    "FullConfig",
+    "FullError",
+    "after_rounds",
+    "full_config",
+    "rm_start_model",
+    "run_full",
+]

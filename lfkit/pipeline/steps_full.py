@@ -112,12 +112,12 @@ def stage_rm_data(run: RunContext, round_pairs: list[Path]) -> RmDataResult:
     )
 
 
-def stage_rm_eval(run: RunContext, rm_adapter: Path) -> RmEvalResult:
-    """``lfkit rm eval``: the RM and the bare base (``none``) on the held-out dev pairs."""
+def stage_rm_eval(run: RunContext, rm_base: str, rm_adapter: Path) -> RmEvalResult:
+    """``lfkit rm eval``: the RM and its base with an untrained head (``none``) on the held-out dev pairs."""
     from lfkit.reward.rm_eval import run_rm_eval
 
     results = run_rm_eval(
-        run.preset["model_name_or_path"],
+        rm_base,
         [str(rm_adapter), "none"],
         run.layout.rm_test,
         run.layout.rm_eval,
@@ -174,13 +174,13 @@ def stage_bon_sample(
     )
 
 
-def stage_bon_score(run: RunContext, rm_adapter: Path) -> BonScoreResult:
-    """``lfkit rm score``: one RM score per candidate."""
+def stage_bon_score(run: RunContext, rm_base: str, rm_adapter: Path) -> BonScoreResult:
+    """``lfkit rm score``: one RM score per candidate (the RM on ``rm_base``, the model it was trained on)."""
     from lfkit.reward.rm_eval import run_rm_score
 
     out = run.layout.bon / "scores.jsonl"
     summary = run_rm_score(
-        run.preset["model_name_or_path"],
+        rm_base,
         str(rm_adapter),
         run.layout.bon / "candidates.jsonl",
         out,
