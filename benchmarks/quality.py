@@ -41,6 +41,7 @@ QUALITY: dict[str, Any] = dict(
     num_candidates=8,
     pairs_per_question=1,
     dpo_lr=2e-4,  # the measured seeds' (the demo profile's); `quality_levers.py`'s dpo_lr5e-5 is the better one
+    rm_start="base",  # the measured seeds'; the rm_policy lever (the full demo's default now) is the better one
     tree_questions=16,
     rm_steps=40,
     rm_test_questions=64,

@@ -62,6 +62,12 @@ LEVERS: dict[str, Lever] = {
         Lever("dpo_lr5e-5_beta0.3", "DPO lr 5e-5, pref_beta 0.3", {"dpo_lr": 5e-5, "pref_beta": 0.3}),
         Lever("rm_lr1e-3", "RM lr 1e-3 (seed: 1e-4), 60 steps, same pairs", {"rm_lr": 1e-3, "rm_steps": 60}, "rm"),
         Lever(
+            "pairs4_epochs3",
+            "4 pairs per question, DPO lr 5e-5 for 3 epochs (seed: 1 pair, 2e-4, 1 epoch)",
+            {"pairs_per_question": 4, "dpo_lr": 5e-5, "dpo_epochs": 3.0},
+            stop_after="rounds",
+        ),
+        Lever(
             "rm_policy",
             "RM trained from the SFT policy (seed: the bare base), lr 1e-3, 60 steps, same pairs",
             {"rm_start": "policy", "rm_lr": 1e-3, "rm_steps": 60},

@@ -40,6 +40,7 @@ def test_full_config_profiles_and_bad_values(tmp_path: Path) -> None:
     assert smol.rounds * smol.questions_per_round <= smol.demo.n_train
     # the full demo trains on every train row and DPOs gently (make quality's evidence); the demo's own SFT is unchanged
     assert (smol.demo.n_sft, smol.demo.dpo_lr, demo_config("smollm2-135m").n_sft) == (400, 5e-5, 160)
+    assert smol.rm_start == "policy"  # the RM learns from the SQL-trained policy (make quality's rm_policy lever)
     assert smol.demo.lora_last_layers == 8
     assert set(FULL_PROFILES) == {"smollm2-135m", "tiny"}
     # the SFT's size can be given (make quality trains on every train row); 0 GRPO steps = no GRPO stage
