@@ -42,17 +42,21 @@ FIRST_STAGE = {
     "rm_lr": "rm",
     "rm_start": "rm",
 }
+# Stages that read only the best policy and their own sizes (no lever setting): kept when a lever leaves the
+# policy as it was (no round stage decided), so an RM lever scores the seed's own held-out pairs and candidates.
+POLICY_ONLY = ("trees", "rm_test", "bon/sample")
 TEXT_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".html", ".txt", ".bak"}
 
 
 @dataclass(frozen=True)
 class Lever:
-    """Settings changed against the seed (``FullConfig`` fields) and where the run stops (``FULL_STOPS``)."""
+    """Settings changed against the seed (``FullConfig`` fields) and where the run stops (``FULL_STOPS``; None:
+    after best-of-N)."""
 
     name: str
     about: str
     settings: dict[str, Any] = field(default_factory=dict)
-    stop_after: str = "rounds"
+    stop_after: str | None = "rounds"
 
 
 LEVERS: dict[str, Lever] = {
@@ -71,7 +75,7 @@ LEVERS: dict[str, Lever] = {
             "rm_policy",
             "RM trained from the SFT policy (seed: the bare base), lr 1e-3, 60 steps, same pairs",
             {"rm_start": "policy", "rm_lr": 1e-3, "rm_steps": 60},
-            "rm",
+            stop_after=None,  # through best-of-N: the seed's candidates, scored by this RM
         ),
         Lever(
             "pairs4",
@@ -107,7 +111,7 @@ def relocate(root: Path, old: Path, new: Path) -> int:
 
 def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     """``child`` = ``parent`` without the stages ``settings`` decide (and those after); returns the dropped
-    stage names. A ``child`` already derived is left as it is (its run resumes). A whole copy (~630 MB for a
+    stage names (:data:`POLICY_ONLY` stages stay when the policy does). A ``child`` already derived is left as it is (its run resumes). A whole copy (~630 MB for a
     quality seed, most of it the merged round-0 model): nothing a lever's run writes can reach the seed."""
     if (child / "stages").is_dir():
         return []
@@ -115,10 +119,12 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     if unknown:
         raise SystemExit(f"not a lever setting: {unknown}; levers change {', '.join(FIRST_STAGE)}")
     order = stage_order(parent)
-    firsts = [order.index(FIRST_STAGE[k]) for k in settings if FIRST_STAGE[k] in order]
+    decided = {FIRST_STAGE[k] for k in settings}
+    firsts = [order.index(stage) for stage in decided if stage in order]
     if not firsts:
-        raise SystemExit(f"{parent}: none of {sorted({FIRST_STAGE[k] for k in settings})} ran there yet")
-    dropped = order[min(firsts) :]
+        raise SystemExit(f"{parent}: none of {sorted(decided)} ran there yet")
+    same_policy = not any(stage.startswith("round") for stage in decided)
+    dropped = [s for s in order[min(firsts) :] if not (same_policy and s in POLICY_ONLY and s not in decided)]
     partial = child.with_name(child.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(parent, partial, ignore=shutil.ignore_patterns("*.lfkit-lock"))
@@ -158,6 +164,9 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
     def rm(s: dict[str, Any]) -> float | None:
         return 100 * s["rm_eval"]["accuracy"] if s["rm_eval"] else None
 
+    def rm_top1(s: dict[str, Any]) -> float | None:
+        return s["best_of_n"]["ex"].get("rm_top1") if s.get("best_of_n") else None
+
     pairs = sum(r["pairs"] for r in mine["rounds"])
     rounds = any(FIRST_STAGE[k].startswith("round") for k in lever.settings)  # else its DPO is the seed's
     return {
@@ -168,9 +177,11 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
         "dpo": dpo(mine) if rounds else None,
         "seed_dpo": dpo(base),
         "dpo_pairs": pairs if rounds else None,
-        "rm": rm(mine) if lever.stop_after == "rm" else None,
+        "rm": rm(mine) if lever.stop_after != "rounds" else None,
         "seed_rm": rm(base),
-        "rm_pairs": mine["pairs"].get("pairs") if lever.stop_after == "rm" else None,
+        "rm_pairs": mine["pairs"].get("pairs") if lever.stop_after != "rounds" else None,
+        "rm_top1": rm_top1(mine) if lever.stop_after is None else None,
+        "seed_rm_top1": rm_top1(base),
         "changes": mine.get("changes"),
     }
 
@@ -183,15 +194,16 @@ def table(out: Path, seeds: dict[int, dict[str, Any]]) -> tuple[str, list[dict[s
         return "", []
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     lines = [
-        "| lever | seed | DPO pairs | SFT | DPO | seed's DPO | DPO - SFT | RM pairs | RM % | seed's RM % |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| lever | seed | DPO pairs | SFT | DPO | seed's DPO | DPO - SFT | RM pairs | RM % | seed's RM % "
+        "| RM top-1 | seed's RM top-1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         delta = None if r["dpo"] is None or r["sft"] is None else r["dpo"] - r["sft"]
         lines.append(
             f"| {r['about']} | {r['seed']} | {r['dpo_pairs'] or '-'} | {fmt(r['sft'])} | {fmt(r['dpo'])} | "
             f"{fmt(r['seed_dpo'])} | {'-' if delta is None else f'{delta:+.1f}'} | {r['rm_pairs'] or '-'} | "
-            f"{fmt(r['rm'])} | {fmt(r['seed_rm'])} |"
+            f"{fmt(r['rm'])} | {fmt(r['seed_rm'])} | {fmt(r['rm_top1'])} | {fmt(r['seed_rm_top1'])} |"
         )
     return "\n".join(lines), rows
 

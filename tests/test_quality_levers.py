@@ -75,6 +75,20 @@ def test_derive_cuts_at_the_earliest_stage_of_several_settings(levers, tmp_path:
     assert dropped == ORDER[ORDER.index("round1/sample") :]
 
 
+def test_an_rm_lever_keeps_the_stages_that_read_only_the_policy(levers, tmp_path: Path) -> None:
+    order = [*ORDER, "rm_test", "rm_eval", "bon/sample", "bon/score", "bon/select"]
+    parent = finished_seed(tmp_path / "seed0", order)
+    # the policy is the seed's: its trees, held-out pairs and best-of-N candidates stay; the RM's stages go
+    dropped = levers.derive(parent, tmp_path / "rm" / "seed0", {"rm_start": "policy", "rm_lr": 1e-3})
+    assert dropped == ["rm", "rm_eval", "bon/score", "bon/select"]
+    # a lever that changes the policy redoes them all
+    dropped = levers.derive(parent, tmp_path / "both" / "seed0", {"rm_start": "policy", "dpo_lr": 1e-4})
+    assert dropped == order[order.index("round1/dpo") :]
+    # a policy-only stage that a setting decides goes too
+    dropped = levers.derive(parent, tmp_path / "trees" / "seed0", {"tree_questions": 32})
+    assert dropped == ["trees", "rm", "rm_eval", "bon/score", "bon/select"]
+
+
 def test_derive_refuses_what_is_no_lever_or_has_not_run(levers, tmp_path: Path) -> None:
     parent = finished_seed(tmp_path / "seed0", ORDER[:4])
     with pytest.raises(SystemExit, match="not a lever setting: \\['n_sft'\\]"):
@@ -89,7 +103,7 @@ def test_every_lever_changes_only_lever_settings_and_stops_where_run_full_can(le
 
     for lever in levers.LEVERS.values():
         assert set(lever.settings) <= set(levers.FIRST_STAGE), lever.name
-        assert lever.stop_after in FULL_STOPS
+        assert lever.stop_after in (None, *FULL_STOPS)
         full_config("smollm2-135m", **lever.settings)  # each value is valid for the full demo
 
 
