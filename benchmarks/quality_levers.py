@@ -50,13 +50,15 @@ TEXT_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".html", ".txt", ".b
 
 @dataclass(frozen=True)
 class Lever:
-    """Settings changed against the seed (``FullConfig`` fields) and where the run stops (``FULL_STOPS``; None:
-    after best-of-N)."""
+    """Settings changed against the seed (``FullConfig`` fields), where the run stops (``FULL_STOPS``; None:
+    after best-of-N) and the finished lever it builds on (``on``: its run is copied and its settings kept;
+    None: the seed's)."""
 
     name: str
     about: str
     settings: dict[str, Any] = field(default_factory=dict)
     stop_after: str | None = "rounds"
+    on: str | None = None
 
 
 LEVERS: dict[str, Lever] = {
@@ -82,6 +84,13 @@ LEVERS: dict[str, Lever] = {
             "4 pairs per question for DPO (lr 5e-5) and the RM (lr 1e-3, 60 steps)",
             {"pairs_per_question": 4, "dpo_lr": 5e-5, "rm_lr": 1e-3, "rm_steps": 60},
             stop_after="rm",
+        ),
+        Lever(
+            "pairs4_rm_policy",
+            "4 pairs per question (lever pairs4), the RM from the SFT policy",
+            {"rm_start": "policy"},
+            stop_after="rm",
+            on="pairs4",
         ),
     )
 }
@@ -111,8 +120,9 @@ def relocate(root: Path, old: Path, new: Path) -> int:
 
 def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     """``child`` = ``parent`` without the stages ``settings`` decide (and those after); returns the dropped
-    stage names (:data:`POLICY_ONLY` stages stay when the policy does). A ``child`` already derived is left as it is (its run resumes). A whole copy (~630 MB for a
-    quality seed, most of it the merged round-0 model): nothing a lever's run writes can reach the seed."""
+    stage names (:data:`POLICY_ONLY` stages stay when the policy does). A ``child`` already derived is left as
+    it is (its run resumes). A whole copy (~630 MB for a quality seed, most of it the merged round-0 model):
+    nothing a lever's run writes can reach the seed."""
     if (child / "stages").is_dir():
         return []
     unknown = sorted(set(settings) - set(FIRST_STAGE))
@@ -138,14 +148,21 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     return dropped
 
 
+def lever_settings(lever: Lever) -> dict[str, Any]:
+    """What a lever's run sets against ``QUALITY``: the settings of the levers it builds on, then its own."""
+    return {**(lever_settings(LEVERS[lever.on]) if lever.on else {}), **lever.settings}
+
+
 def run_lever(out: Path, seed: int, lever: Lever) -> dict[str, Any]:
+    """Copy the seed's (or ``lever.on``'s) finished run without what the lever's own settings decide; resume it."""
     from quality import run_seed
 
-    parent, child = out / f"seed{seed}", out / "levers" / lever.name / f"seed{seed}"
+    parent = out / "levers" / lever.on / f"seed{seed}" if lever.on else out / f"seed{seed}"
+    child = out / "levers" / lever.name / f"seed{seed}"
     dropped = derive(parent, child, lever.settings)
     if dropped:
         print(f"{child}: copied from {parent}, stages to redo: {', '.join(dropped)}", flush=True)
-    return run_seed(seed, child, lever.settings, stop_after=lever.stop_after)
+    return run_seed(seed, child, lever_settings(lever), stop_after=lever.stop_after)
 
 
 def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[str, Any] | None:
@@ -168,7 +185,7 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
         return s["best_of_n"]["ex"].get("rm_top1") if s.get("best_of_n") else None
 
     pairs = sum(r["pairs"] for r in mine["rounds"])
-    rounds = any(FIRST_STAGE[k].startswith("round") for k in lever.settings)  # else its DPO is the seed's
+    rounds = any(FIRST_STAGE[k].startswith("round") for k in lever_settings(lever))  # else its DPO is the seed's
     return {
         "lever": lever.name,
         "seed": seed,

@@ -104,7 +104,12 @@ def test_every_lever_changes_only_lever_settings_and_stops_where_run_full_can(le
     for lever in levers.LEVERS.values():
         assert set(lever.settings) <= set(levers.FIRST_STAGE), lever.name
         assert lever.stop_after in (None, *FULL_STOPS)
-        full_config("smollm2-135m", **lever.settings)  # each value is valid for the full demo
+        full_config("smollm2-135m", **levers.lever_settings(lever))  # each value is valid for the full demo
+    # a lever built on another keeps that one's settings under its own
+    assert levers.lever_settings(levers.LEVERS["pairs4_rm_policy"]) == {
+        **levers.LEVERS["pairs4"].settings,
+        "rm_start": "policy",
+    }
 
 
 def test_run_full_refuses_an_unknown_stop(tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def demo(model: str, quick: bool, full: bool, out: Path | None, **options: Any) 
       lfkit demo                       # smollm2-135m, about 20 minutes on 2 CPU cores
       lfkit demo --quick --out /tmp/d  # tiny random model, a smoke run of a few minutes
       lfkit demo --dpo-lr 1e-4 --out demo_lr1e-4   # the same run with a gentler DPO
-      lfkit demo --full                # every loop on smollm2-135m (40.9 minutes measured on 2 CPU cores)
+      lfkit demo --full                # every loop on smollm2-135m (39.3 minutes measured on 2 CPU cores)
       lfkit demo --full --quick        # the same on the tiny model, a few minutes
     """
     from lfkit.pipeline.config import demo_config
