@@ -89,7 +89,7 @@ LEVERS: dict[str, Lever] = {
             "pairs4_rm_policy",
             "4 pairs per question (lever pairs4), the RM from the SFT policy",
             {"rm_start": "policy"},
-            stop_after="rm",
+            stop_after=None,  # through best-of-N (pairs4 stopped before it: its candidates are sampled here)
             on="pairs4",
         ),
     )
