@@ -118,6 +118,11 @@ def relocate(root: Path, old: Path, new: Path) -> int:
     return changed
 
 
+def changes_policy(settings: dict[str, Any]) -> bool:
+    """Whether ``settings`` decide a DPO round's stage (so the best policy may differ from the seed's)."""
+    return any(FIRST_STAGE[k].startswith("round") for k in settings)
+
+
 def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     """``child`` = ``parent`` without the stages ``settings`` decide (and those after); returns the dropped
     stage names (:data:`POLICY_ONLY` stages stay when the policy does). A ``child`` already derived is left as
@@ -133,8 +138,8 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     firsts = [order.index(stage) for stage in decided if stage in order]
     if not firsts:
         raise SystemExit(f"{parent}: none of {sorted(decided)} ran there yet")
-    same_policy = not any(stage.startswith("round") for stage in decided)
-    dropped = [s for s in order[min(firsts) :] if not (same_policy and s in POLICY_ONLY and s not in decided)]
+    keep = () if changes_policy(settings) else POLICY_ONLY
+    dropped = [s for s in order[min(firsts) :] if s in decided or s not in keep]
     partial = child.with_name(child.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(parent, partial, ignore=shutil.ignore_patterns("*.lfkit-lock"))
@@ -185,7 +190,7 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
         return s["best_of_n"]["ex"].get("rm_top1") if s.get("best_of_n") else None
 
     pairs = sum(r["pairs"] for r in mine["rounds"])
-    rounds = any(FIRST_STAGE[k].startswith("round") for k in lever_settings(lever))  # else its DPO is the seed's
+    rounds = changes_policy(lever_settings(lever))  # else its DPO is the seed's
     return {
         "lever": lever.name,
         "seed": seed,

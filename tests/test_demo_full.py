@@ -52,7 +52,7 @@ def test_full_config_profiles_and_bad_values(tmp_path: Path) -> None:
         full_config("tiny", out=tmp_path, rm_steps=0)
     with pytest.raises(LfkitError, match="reject kind 'right'"):
         full_config("tiny", out=tmp_path, reject_kinds="wrong,right")
-    with pytest.raises(LfkitError, match="rm_start must be one of base, policy, got 'sft'"):
+    with pytest.raises(LfkitError, match="--rm-start must be one of base, policy, got 'sft'"):
         full_config("tiny", out=tmp_path, rm_start="sft")
     assert full_config("tiny", out=tmp_path).settings()["rm_start"] == "base"
     with pytest.raises(LfkitError, match="unknown demo model"):

@@ -296,11 +296,13 @@ print("ok")
 def test_nucleus_filter_keeps_the_tokens_vllms_top_p_keeps() -> None:
     # Runs in the engine's own environment (the filter imports vLLM): against vLLM's own full-sort top-p,
     # on rows whose nucleus fits each width it tries (64, 1,024, the whole vocabulary).
-    from lfkit.generate.vllm_engine import NUCLEUS_KEY, NUCLEUS_PLUGIN_DIR
+    from lfkit.generate.vllm_engine import NUCLEUS_KEY, NUCLEUS_PLUGIN_DIR, env_for_engine_python
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run(
-        [vllm_python(), "-c", NUCLEUS_CHECK, str(NUCLEUS_PLUGIN_DIR)], capture_output=True, text=True, env=env
+        [vllm_python(), "-c", NUCLEUS_CHECK, str(NUCLEUS_PLUGIN_DIR)],
+        capture_output=True,
+        text=True,
+        env=env_for_engine_python(),
     )
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
     assert f'KEY = "{NUCLEUS_KEY}"' in (NUCLEUS_PLUGIN_DIR / "lfkit_nucleus.py").read_text()

@@ -45,6 +45,13 @@ def positive(obj: Any, names: tuple[str, ...], error: type[LfkitError] = ConfigE
             raise error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
+def one_of(obj: Any, name: str, choices: tuple[str, ...], error: type[LfkitError] = ConfigError) -> None:
+    """Refuse ``obj.name`` outside ``choices`` (None passes: a value taken from elsewhere), naming its CLI option."""
+    value = getattr(obj, name)
+    if value is not None and value not in choices:
+        raise error(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
+
+
 @dataclass
 class RunSettings:
     """Settings of every pipeline run."""
@@ -83,8 +90,7 @@ class SamplingSettings:
 
     def check_sampling(self) -> None:
         positive(self, ("num_candidates", "pairs_per_question"))
-        if self.chosen not in CHOSEN_SOURCES:
-            raise ConfigError(f"--chosen must be one of {', '.join(CHOSEN_SOURCES)}, got {self.chosen!r}")
+        one_of(self, "chosen", CHOSEN_SOURCES)
         try:
             kinds = parse_reject_kinds(self.reject_kinds)
         except ValueError as exc:
@@ -130,8 +136,7 @@ class DemoConfig(SamplingSettings, RunSettings):
         positive(self, ("n_train", "n_dev", "n_sft", "n_prefs", "batch_size"))
         if self.sft_lr <= 0 or self.dpo_lr <= 0:
             raise ConfigError(f"learning rates must be > 0, got sft_lr={self.sft_lr}, dpo_lr={self.dpo_lr}")
-        if self.pref_loss not in PREF_LOSSES:
-            raise ConfigError(f"--pref-loss must be one of {', '.join(PREF_LOSSES)}, got {self.pref_loss!r}")
+        one_of(self, "pref_loss", PREF_LOSSES)
         self.check_sampling()
         if self.n_sft > self.n_train or self.n_prefs > self.n_train:
             raise ConfigError(
@@ -198,8 +203,7 @@ class RoundsSettings(SamplingSettings, RunSettings):
             self.check_sampling()
         except ConfigError as exc:
             raise error(str(exc)) from exc
-        if self.pref_loss is not None and self.pref_loss not in PREF_LOSSES:
-            raise error(f"--pref-loss must be one of {', '.join(PREF_LOSSES)}, got {self.pref_loss!r}")
+        one_of(self, "pref_loss", PREF_LOSSES, error)
 
     def demo_profile(self, model: str, out: Path) -> DemoConfig | None:
         """The demo profile of an embedded ``model`` with this run's values; None for other presets."""

@@ -39,6 +39,7 @@ from lfkit.pipeline.config import (
     SamplingSettings,
     from_demo,
     given,
+    one_of,
     setting,
     settings_of,
 )
@@ -105,8 +106,7 @@ class FullConfig(RoundsSettings):
         if self.model not in FULL_PROFILES:
             raise FullError(f"unknown demo model {self.model!r}; choose one of: {', '.join(FULL_PROFILES)}")
         self.check_rounds(FullError)
-        if self.rm_start not in RM_STARTS:
-            raise FullError(f"rm_start must be one of {', '.join(RM_STARTS)}, got {self.rm_start!r}")
+        one_of(self, "rm_start", RM_STARTS, FullError)
         own = [f.name for f in fields(self) if f.name not in {g.name for g in fields(RoundsSettings)}]
         for name in own:
             value = getattr(self, name)
