@@ -318,3 +318,12 @@ def test_the_engine_samples_through_the_nucleus_filter(engine: VLLMEngine, vllm)
     assert narrow == [[g[0]] * 3 for g in greedy]
     wide = vllm.generate(CHATS, SamplingConfig(n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=5))
     assert wide != narrow
+
+
+@needs_engine
+def test_the_cpu_engine_runs_on_intel_openmp(engine: VLLMEngine) -> None:
+    # vLLM's CPU worker logs "libiomp is not found in LD_PRELOAD" when it runs on GNU OpenMP.
+    assert engine.preload and engine.preload.endswith("libiomp5.so")
+    assert engine.environment()["LD_PRELOAD"] == engine.preload
+    log = engine.log_path.read_text(errors="replace")
+    assert "cpu_worker" in log and "libiomp is not found" not in log
