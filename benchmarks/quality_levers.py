@@ -41,6 +41,7 @@ FIRST_STAGE = {
     "rm_steps": "rm",
     "rm_lr": "rm",
     "rm_start": "rm",
+    "rounds": "round",  # more rounds than the seed: the new ones start after its last round stage (cut_at)
 }
 # Stages that read only the best policy and their own sizes (no lever setting): kept when a lever leaves the
 # policy as it was (no round stage decided), so an RM lever scores the seed's own held-out pairs and candidates.
@@ -72,6 +73,12 @@ LEVERS: dict[str, Lever] = {
             "4 pairs per question, DPO lr 5e-5 for 3 epochs (seed: 1 pair, 2e-4, 1 epoch)",
             {"pairs_per_question": 4, "dpo_lr": 5e-5, "dpo_epochs": 3.0},
             stop_after="rounds",
+        ),
+        Lever(
+            "rounds2",
+            "a second DPO round on fresh samples from round 1's model (lever dpo_lr5e-5)",
+            {"rounds": 2},
+            on="dpo_lr5e-5",
         ),
         Lever(
             "rm_policy",
@@ -123,6 +130,14 @@ def changes_policy(settings: dict[str, Any]) -> bool:
     return any(FIRST_STAGE[k].startswith("round") for k in settings)
 
 
+def cut_at(order: list[str], setting: str) -> int | None:
+    """Where ``setting`` starts deciding stages in a run that ran ``order`` (None: it has not run there yet)."""
+    if setting == "rounds":
+        rounds = [k for k, stage in enumerate(order) if stage.startswith("round")]
+        return rounds[-1] + 1 if rounds else None
+    return order.index(FIRST_STAGE[setting]) if FIRST_STAGE[setting] in order else None
+
+
 def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     """``child`` = ``parent`` without the stages ``settings`` decide (and those after); returns the dropped
     stage names (:data:`POLICY_ONLY` stages stay when the policy does). A ``child`` already derived is left as
@@ -135,7 +150,7 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
         raise SystemExit(f"not a lever setting: {unknown}; levers change {', '.join(FIRST_STAGE)}")
     order = stage_order(parent)
     decided = {FIRST_STAGE[k] for k in settings}
-    firsts = [order.index(stage) for stage in decided if stage in order]
+    firsts = [k for k in (cut_at(order, setting) for setting in settings) if k is not None]
     if not firsts:
         raise SystemExit(f"{parent}: none of {sorted(decided)} ran there yet")
     keep = () if changes_policy(settings) else POLICY_ONLY

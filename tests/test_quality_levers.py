@@ -89,6 +89,21 @@ def test_an_rm_lever_keeps_the_stages_that_read_only_the_policy(levers, tmp_path
     assert dropped == ["trees", "rm", "rm_eval", "bon/score", "bon/select"]
 
 
+def test_a_rounds_lever_keeps_the_seeds_rounds_and_drops_what_follows(levers, tmp_path: Path) -> None:
+    order = [*ORDER, "rm_test", "bon/sample"]
+    parent = finished_seed(tmp_path / "seed0", order)
+    # round 2 runs after round 1 from its model: everything after the rounds goes, policy-only stages too
+    dropped = levers.derive(parent, tmp_path / "r2" / "seed0", {"rounds": 2})
+    assert dropped == ["trees", "rm", "rm_test", "bon/sample"]
+    assert levers.changes_policy({"rounds": 2})
+    # on a lever that stopped after its rounds there is nothing to drop: the copy resumes at round 2
+    stopped = finished_seed(tmp_path / "lr" / "seed0", ORDER[: ORDER.index("trees")])
+    assert levers.derive(stopped, tmp_path / "lr_r2" / "seed0", {"rounds": 2}) == []
+    assert levers.stage_order(tmp_path / "lr_r2" / "seed0") == ORDER[: ORDER.index("trees")]
+    with pytest.raises(SystemExit, match="ran there yet"):
+        levers.derive(finished_seed(tmp_path / "sft" / "seed0", ORDER[:4]), tmp_path / "x" / "seed0", {"rounds": 2})
+
+
 def test_derive_refuses_what_is_no_lever_or_has_not_run(levers, tmp_path: Path) -> None:
     parent = finished_seed(tmp_path / "seed0", ORDER[:4])
     with pytest.raises(SystemExit, match="not a lever setting: \\['n_sft'\\]"):
