@@ -25,23 +25,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The first stage each setting decides (stages run in this order: corpus, eval_base, sft, eval_sft,
+# The stages each setting decides, earliest first (stages run in this order: corpus, eval_base, sft, eval_sft,
 # round<k>/merge|sample|dpo|eval, trees, rm_data, rm, rm_test, rm_eval, bon/*). Settings that decide the
 # corpus or the SFT are not levers: they make a new seed run.
-FIRST_STAGE = {
-    "chosen": "round1/sample",
-    "reject_kinds": "round1/sample",
-    "pairs_per_question": "round1/sample",
-    "dpo_lr": "round1/dpo",
-    "dpo_epochs": "round1/dpo",
-    "pref_beta": "round1/dpo",
-    "pref_loss": "round1/dpo",
-    "pref_ftx": "round1/dpo",
-    "tree_questions": "trees",
-    "rm_steps": "rm",
-    "rm_lr": "rm",
-    "rm_start": "rm",
-    "rounds": "round",  # more rounds than the seed: the new ones start after its last round stage (cut_at)
+DECIDES: dict[str, tuple[str, ...]] = {
+    "chosen": ("round1/sample",),
+    "reject_kinds": ("round1/sample",),
+    "pairs_per_question": ("round1/sample",),
+    "dpo_lr": ("round1/dpo",),
+    "dpo_epochs": ("round1/dpo",),
+    "pref_beta": ("round1/dpo",),
+    "pref_loss": ("round1/dpo",),
+    "pref_ftx": ("round1/dpo",),
+    "tree_questions": ("trees",),
+    "rm_steps": ("rm",),
+    "rm_lr": ("rm",),
+    "rm_start": ("rm",),
+    "bon_temperature": ("rm_test", "bon/sample"),  # the held-out pairs are sampled at best-of-N's temperature
+    "bon_n": ("bon/sample",),
+    "rounds": ("round",),  # more rounds than the seed: the new ones start after its last round stage (cut_at)
 }
 # Stages that read only the best policy and their own sizes (no lever setting): kept when a lever leaves the
 # policy as it was (no round stage decided), so an RM lever scores the seed's own held-out pairs and candidates.
@@ -87,6 +89,20 @@ LEVERS: dict[str, Lever] = {
             stop_after=None,  # through best-of-N: the seed's candidates, scored by this RM
         ),
         Lever(
+            "bon_t0.4",
+            "best-of-8 and the held-out pairs at T 0.4 (seed: 0.7), the RM from the SFT policy (lever rm_policy)",
+            {"bon_temperature": 0.4},
+            stop_after=None,
+            on="rm_policy",
+        ),
+        Lever(
+            "bon16",
+            "best-of-16 (seed: 8), the RM from the SFT policy (lever rm_policy)",
+            {"bon_n": 16},
+            stop_after=None,
+            on="rm_policy",
+        ),
+        Lever(
             "pairs4",
             "4 pairs per question for DPO (lr 5e-5) and the RM (lr 1e-3, 60 steps)",
             {"pairs_per_question": 4, "dpo_lr": 5e-5, "rm_lr": 1e-3, "rm_steps": 60},
@@ -127,7 +143,7 @@ def relocate(root: Path, old: Path, new: Path) -> int:
 
 def changes_policy(settings: dict[str, Any]) -> bool:
     """Whether ``settings`` decide a DPO round's stage (so the best policy may differ from the seed's)."""
-    return any(FIRST_STAGE[k].startswith("round") for k in settings)
+    return any(DECIDES[k][0].startswith("round") for k in settings)
 
 
 def cut_at(order: list[str], setting: str) -> int | None:
@@ -135,7 +151,8 @@ def cut_at(order: list[str], setting: str) -> int | None:
     if setting == "rounds":
         rounds = [k for k, stage in enumerate(order) if stage.startswith("round")]
         return rounds[-1] + 1 if rounds else None
-    return order.index(FIRST_STAGE[setting]) if FIRST_STAGE[setting] in order else None
+    first = DECIDES[setting][0]
+    return order.index(first) if first in order else None
 
 
 def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
@@ -145,11 +162,11 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     nothing a lever's run writes can reach the seed."""
     if (child / "stages").is_dir():
         return []
-    unknown = sorted(set(settings) - set(FIRST_STAGE))
+    unknown = sorted(set(settings) - set(DECIDES))
     if unknown:
-        raise SystemExit(f"not a lever setting: {unknown}; levers change {', '.join(FIRST_STAGE)}")
+        raise SystemExit(f"not a lever setting: {unknown}; levers change {', '.join(DECIDES)}")
     order = stage_order(parent)
-    decided = {FIRST_STAGE[k] for k in settings}
+    decided = {stage for k in settings for stage in DECIDES[k]}
     firsts = [k for k in (cut_at(order, setting) for setting in settings) if k is not None]
     if not firsts:
         raise SystemExit(f"{parent}: none of {sorted(decided)} ran there yet")
@@ -201,8 +218,8 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
     def rm(s: dict[str, Any]) -> float | None:
         return 100 * s["rm_eval"]["accuracy"] if s["rm_eval"] else None
 
-    def rm_top1(s: dict[str, Any]) -> float | None:
-        return s["best_of_n"]["ex"].get("rm_top1") if s.get("best_of_n") else None
+    def bon(s: dict[str, Any], selector: str) -> float | None:
+        return s["best_of_n"]["ex"].get(selector) if s.get("best_of_n") else None
 
     pairs = sum(r["pairs"] for r in mine["rounds"])
     rounds = changes_policy(lever_settings(lever))  # else its DPO is the seed's
@@ -217,8 +234,10 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
         "rm": rm(mine) if lever.stop_after != "rounds" else None,
         "seed_rm": rm(base),
         "rm_pairs": mine["pairs"].get("pairs") if lever.stop_after != "rounds" else None,
-        "rm_top1": rm_top1(mine) if lever.stop_after is None else None,
-        "seed_rm_top1": rm_top1(base),
+        "rm_top1": bon(mine, "rm_top1") if lever.stop_after is None else None,
+        "seed_rm_top1": bon(base, "rm_top1"),
+        "vote": bon(mine, "vote") if lever.stop_after is None else None,
+        "greedy": bon(mine, "greedy") if lever.stop_after is None else None,
         "changes": mine.get("changes"),
     }
 
@@ -232,15 +251,16 @@ def table(out: Path, seeds: dict[int, dict[str, Any]]) -> tuple[str, list[dict[s
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     lines = [
         "| lever | seed | DPO pairs | SFT | DPO | seed's DPO | DPO - SFT | RM pairs | RM % | seed's RM % "
-        "| RM top-1 | seed's RM top-1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| RM top-1 | seed's RM top-1 | vote (greedy) of N |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         delta = None if r["dpo"] is None or r["sft"] is None else r["dpo"] - r["sft"]
+        vote = "-" if r["vote"] is None else f"{fmt(r['vote'])} ({fmt(r['greedy'])})"
         lines.append(
             f"| {r['about']} | {r['seed']} | {r['dpo_pairs'] or '-'} | {fmt(r['sft'])} | {fmt(r['dpo'])} | "
             f"{fmt(r['seed_dpo'])} | {'-' if delta is None else f'{delta:+.1f}'} | {r['rm_pairs'] or '-'} | "
-            f"{fmt(r['rm'])} | {fmt(r['seed_rm'])} | {fmt(r['rm_top1'])} | {fmt(r['seed_rm_top1'])} |"
+            f"{fmt(r['rm'])} | {fmt(r['seed_rm'])} | {fmt(r['rm_top1'])} | {fmt(r['seed_rm_top1'])} | {vote} |"
         )
     return "\n".join(lines), rows
 

@@ -87,6 +87,9 @@ def test_an_rm_lever_keeps_the_stages_that_read_only_the_policy(levers, tmp_path
     # a policy-only stage that a setting decides goes too
     dropped = levers.derive(parent, tmp_path / "trees" / "seed0", {"tree_questions": 32})
     assert dropped == ["trees", "rm", "rm_eval", "bon/score", "bon/select"]
+    # and every policy-only stage a setting decides, not only its first
+    dropped = levers.derive(parent, tmp_path / "cool" / "seed0", {"bon_temperature": 0.4})
+    assert dropped == ["rm_test", "rm_eval", "bon/sample", "bon/score", "bon/select"]
 
 
 def test_a_rounds_lever_keeps_the_seeds_rounds_and_drops_what_follows(levers, tmp_path: Path) -> None:
@@ -117,7 +120,7 @@ def test_every_lever_changes_only_lever_settings_and_stops_where_run_full_can(le
     from lfkit.pipeline.full import FULL_STOPS
 
     for lever in levers.LEVERS.values():
-        assert set(lever.settings) <= set(levers.FIRST_STAGE), lever.name
+        assert set(lever.settings) <= set(levers.DECIDES), lever.name
         assert lever.stop_after in (None, *FULL_STOPS)
         full_config("smollm2-135m", **levers.lever_settings(lever))  # each value is valid for the full demo
     # a lever built on another keeps that one's settings under its own
