@@ -41,6 +41,7 @@ DECIDES: dict[str, tuple[str, ...]] = {
     "rm_steps": ("rm",),
     "rm_lr": ("rm",),
     "rm_start": ("rm",),
+    "rm_pairs_per_question": ("rm_data",),
     "bon_temperature": ("rm_test", "bon/sample"),  # the held-out pairs are sampled at best-of-N's temperature
     "bon_n": ("bon/sample",),
     "rounds": ("round",),  # more rounds than the seed: the new ones start after its last round stage (cut_at)
@@ -87,6 +88,13 @@ LEVERS: dict[str, Lever] = {
             "RM trained from the SFT policy (seed: the bare base), lr 1e-3, 60 steps, same pairs",
             {"rm_start": "policy", "rm_lr": 1e-3, "rm_steps": 60},
             stop_after=None,  # through best-of-N: the seed's candidates, scored by this RM
+        ),
+        Lever(
+            "rm_pairs4_policy",
+            "RM from the SFT policy on 4 pairs per round question re-paired from the round's samples (DPO keeps 1), "
+            "lr 1e-3, 60 steps",
+            {"rm_pairs_per_question": 4, "rm_start": "policy", "rm_lr": 1e-3, "rm_steps": 60},
+            stop_after=None,
         ),
         Lever(
             "bon_t0.4",

@@ -189,14 +189,16 @@ def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     assert mine["rounds"][0]["pairs"] >= report["rounds"][0]["pairs"]
     assert mine["stages"][:2] == report["stages"][:2]  # base and SFT reused as they were
 
-    # a lever that trains the reward model from the best policy (merged) instead of the bare base: only the RM's
-    # stages are redone, on the merged model, and its held-out evaluation scores with that model too
+    # a lever that trains the reward model from the best policy (merged) instead of the bare base, on up to 3
+    # pairs per round question re-paired from the rounds' journals: only the RM's stages are redone, on the
+    # merged model, and its held-out evaluation scores with that model too
     rm_lever = tmp_path / "levers" / "rm_policy" / "full"
-    dropped = derive(out, rm_lever, {"rm_start": "policy"})
-    assert dropped[0] == "rm" and "bon/score" in dropped and not {"rm_data", "rm_test", "bon/sample"} & set(dropped)
+    dropped = derive(out, rm_lever, {"rm_start": "policy", "rm_pairs_per_question": 3})
+    assert dropped[0] == "rm_data" and "bon/score" in dropped and not {"rm_test", "bon/sample"} & set(dropped)
     code = (
         "from lfkit.pipeline.full import full_config, run_full; "
-        f"run_full(full_config('tiny', out={str(rm_lever)!r}, rm_start='policy'), stop_after='rm')"
+        f"run_full(full_config('tiny', out={str(rm_lever)!r}, rm_start='policy', rm_pairs_per_question=3), "
+        "stop_after='rm')"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -210,3 +212,13 @@ def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     # stopped after the RM's evaluation; the candidates (the policy's, not the RM's) are the seed's
     assert {"rm", "rm_eval", "bon/sample"} <= set(ran) and "bon/score" not in ran
     assert json.loads((rm_lever / "report.json").read_text())["rm_eval"]["models"]["rm"]["n"] > 0
+    for k in (1, 2):  # the RM's round pairs: a superset of DPO's, from the same journal (nothing sampled again)
+        rdir = rm_lever / "rounds" / f"round{k}"
+        dpo_pairs = {json.dumps(r, sort_keys=True) for r in read_rows(rdir / "pairs.jsonl")}
+        rm_pairs = {json.dumps(r, sort_keys=True) for r in read_rows(rdir / "rm_pairs.jsonl")}
+        assert dpo_pairs <= rm_pairs
+        assert (rdir / "pairs.jsonl.candidates.jsonl").read_bytes() == (
+            out / "rounds" / f"round{k}" / "pairs.jsonl.candidates.jsonl"
+        ).read_bytes().replace(str(out.resolve()).encode(), str(rm_lever.resolve()).encode())
+    rm_data = json.loads(RunLayout(rm_lever).stage_file("rm_data").read_text())
+    assert any("rm_pairs.jsonl" in path for path in rm_data["inputs"])

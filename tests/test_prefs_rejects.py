@@ -429,3 +429,31 @@ def test_cli_with_the_hf_backend_and_llamafactory_accepts_the_output(
         dataset[0]["rejected_input_ids"]
     )
     shutil.rmtree(data)
+
+
+def test_pairs_from_a_journal_equal_a_run_with_those_pairing_settings(
+    demo_sft: Path, demo_corpus: Path, tmp_path: Path
+) -> None:
+    from lfkit.prefs.rejects import pairs_from_journal
+
+    run(demo_sft, demo_corpus, tmp_path / "one.jsonl", pairing="random", max_pairs_per_question=1, round=3)
+    journal = tmp_path / "one.jsonl.candidates.jsonl"
+    two, _ = run(demo_sft, demo_corpus, tmp_path / "two.jsonl", pairing="random", max_pairs_per_question=2, round=3)
+    summary = pairs_from_journal(journal, tmp_path / "again.jsonl", pairing="random", max_pairs_per_question=2, round=3)
+    # nothing sampled, the same rows as sampling again with the cap of 2 (the seed is the journal's)
+    assert summary.pairs == two.pairs == 12
+    assert read_rows(tmp_path / "again.jsonl") == read_rows(tmp_path / "two.jsonl")
+    assert {r["round"] for r in read_rows(tmp_path / "again.jsonl")} == {3}
+    # the journal's own checks hold: an edited questions file or an unfinished run is refused
+    rows = json.loads(demo_sft.read_text())
+    questions = tmp_path / "questions.json"
+    questions.write_text(json.dumps(rows[:6]))
+    run(questions, demo_corpus, tmp_path / "q.jsonl")
+    questions.write_text(json.dumps(rows[:7]))
+    with pytest.raises(JobError, match="sft_sha256"):
+        pairs_from_journal(tmp_path / "q.jsonl.candidates.jsonl", tmp_path / "x.jsonl")
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:-2]) + "\n")
+    with pytest.raises(JobError, match=r"2 question\(s\) not sampled yet"):
+        pairs_from_journal(journal, tmp_path / "x.jsonl")
+    assert not (tmp_path / "x.jsonl").exists()

@@ -93,6 +93,11 @@ class FullConfig(RoundsSettings):
         "merged into the base: it has learnt the schema prompts and the SQL the candidates are written in).",
         choices=RM_STARTS,
     )
+    rm_pairs_per_question: int | None = setting(
+        None,
+        "Reward-model pairs per round question, re-paired from the round's labelled samples (nothing is sampled "
+        "again), so the RM can take more pairs than DPO; default: the round's DPO pairs.",
+    )
     rm_test_questions: int = setting(16, "Dev questions giving held-out RM pairs.")
     rm_test_candidates: int = setting(2, "Samples per held-out question.")
     bon_n: int = setting(4, "Best-of-N: candidates per dev question.")
@@ -241,7 +246,7 @@ def after_rounds(
     runner.run(
         "rm_data",
         "6. reward-model pairs: trees + rounds' rejects",
-        lambda: stage_rm_data(run, round_pairs),
+        lambda: stage_rm_data(run, round_pairs, per_question=cfg.rm_pairs_per_question, cfg=cfg),
         RmDataResult,
     )
     runner.run(

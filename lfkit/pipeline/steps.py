@@ -35,6 +35,7 @@ ROUND_DATASET = "lfkit_iter_round"  # + k: round k's pairs
 # Preference sampling's nucleus mass and each sampler's seed offset, from the one sampling-defaults table
 # (a run with seed 0 samples as the command it stands for); held-out RM pairs take a stream of their own.
 PREF_TOP_P = SAMPLING["prefs"].top_p
+ROUND_PAIRING = "hardest"  # a round keeps, per question, the rejects closest to the chosen answer
 SEED_OFFSETS = {
     "prefs": SAMPLING["prefs"].seed,
     "trees": SAMPLING["tree"].seed,
@@ -261,7 +262,7 @@ def rejects_config(
     seed: int,
     max_questions: int = 0,
     round: int = 1,
-    pairing: str = "hardest",
+    pairing: str = ROUND_PAIRING,
     model_info: dict[str, Any] | None = None,
 ) -> RejectsConfig:
     """The one preference-sampling set-up: ``num_candidates`` answers per question at ``temperature``,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lfkit.generate.defaults import SAMPLING
 from lfkit.pipeline.engine import make_backend
@@ -26,6 +26,9 @@ from lfkit.pipeline.results import (
     TreesResult,
 )
 from lfkit.pipeline.steps import SEED_OFFSETS, RunContext, StageFailed, lora_overrides
+
+if TYPE_CHECKING:
+    from lfkit.pipeline.config import RoundsSettings
 
 RM_DATASET = "lfkit_full_rm"
 
@@ -75,11 +78,17 @@ def stage_trees(
     )
 
 
-def stage_rm_data(run: RunContext, round_pairs: list[Path]) -> RmDataResult:
+def stage_rm_data(
+    run: RunContext, round_pairs: list[Path], *, per_question: int | None = None, cfg: RoundsSettings | None = None
+) -> RmDataResult:
     """Tree pairs (every rule, no test split: the RM's held-out pairs are on dev questions) plus the
-    rounds' pairs (``round_pairs``, the non-empty ones), merged into one preference dataset and registered."""
+    rounds' pairs (``round_pairs``, the non-empty ones), merged into one preference dataset and registered.
+    ``per_question``: the rounds' pairs are made again from their journals with up to that many pairs per
+    question (``cfg``'s chosen side and reject kinds, the rounds' pairing) into ``rm_pairs.jsonl`` beside them."""
     from lfkit.io import read_rows
+    from lfkit.pipeline.steps import ROUND_PAIRING
     from lfkit.prefs import merge_outputs
+    from lfkit.prefs.rejects import pairs_from_journal
     from lfkit.registry import register_dataset
     from lfkit.reward.rm_eval import pair_kind
     from lfkit.tree.build import ALL_TREES
@@ -90,6 +99,17 @@ def stage_rm_data(run: RunContext, round_pairs: list[Path]) -> RmDataResult:
     result = build_pairs(load_trees([layout.trees / ALL_TREES]), test_fraction=0.0, seed=run.seed)
     write_pairs(result, layout.tree_pairs)
     inputs = [layout.tree_pairs] if result.train else []
+    if per_question is not None:
+        assert cfg is not None, "per_question needs the rounds' pairing settings"
+        pairing = dict(chosen=cfg.chosen, reject_kinds=tuple(cfg.reject_kinds.split(",")), pairing=ROUND_PAIRING)
+        repaired = []
+        for pairs in round_pairs:
+            journal = pairs.with_name(pairs.name + ".candidates.jsonl")
+            if journal.is_file():
+                pairs = pairs.with_name("rm_pairs.jsonl")
+                pairs_from_journal(journal, pairs, max_pairs_per_question=per_question, **pairing)
+            repaired.append(pairs)
+        round_pairs = repaired
     inputs += [p for p in round_pairs if p.is_file() and p.stat().st_size > 0]
     if not inputs:
         raise StageFailed("no preference pair for the reward model: the trees gave none and no DPO round had one")

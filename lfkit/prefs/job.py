@@ -30,6 +30,10 @@ from lfkit.prefs.pairing import check_pairing
 from lfkit.sql import Verifier
 from lfkit.sql.label import LABELS, Candidate, label_candidates
 
+# The fields that decide which candidates a question gets: a journal's header holds them (see fingerprint).
+FINGERPRINT_FIELDS = ("num_samples", "seed", "temperature", "top_p", "max_new_tokens", "max_samples")
+FINGERPRINT_FIELDS += ("num_shards", "shard_id", "comparison", "sft_data", "db_root")
+
 
 @dataclass
 class JobConfig:
@@ -116,9 +120,7 @@ class JobConfig:
 
     def fingerprint(self, kind: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """The settings that decide which candidates a question gets (and their labels)."""
-        keys = ("num_samples", "seed", "temperature", "top_p", "max_new_tokens", "max_samples")
-        keys += ("num_shards", "shard_id", "comparison")
-        out = {k: getattr(self, k) for k in keys}
+        out = {k: getattr(self, k) for k in FINGERPRINT_FIELDS}
         sft = Path(self.sft_data)
         out.update(kind=kind, sft_data=str(sft.resolve()), db_root=str(Path(self.db_root).resolve()))
         out["sft_sha256"] = file_sha256(sft)  # an edited input is not resumed

@@ -19,13 +19,14 @@ off it. ``reject_kinds`` picks which failures may be rejected (``wrong`` result,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lfkit.data.rows import Question, preference_row
 from lfkit.generate import GenerationBackend
-from lfkit.io import write_rows
-from lfkit.jobs import Journal
-from lfkit.prefs.job import JobConfig, Summary, run_job
+from lfkit.io import iter_jsonl, write_rows
+from lfkit.jobs import JobError, Journal, shard
+from lfkit.prefs.job import FINGERPRINT_FIELDS, JobConfig, Summary, journal_key, load_questions, run_job
 from lfkit.prefs.pairing import Option, dedup_options, pair_rng, select_pairs
 from lfkit.sql.label import REJECT_KINDS, REJECTABLE, parse_reject_kinds
 
@@ -165,3 +166,34 @@ def build_rejects(cfg: RejectsConfig, backend: GenerationBackend, progress: bool
         return write_rejects(cfg, items, journal)
     finally:
         journal.close()
+
+
+def pairs_from_journal(journal: str | Path, output: str | Path, **pairing: Any) -> Summary:
+    """Pairs from a finished ``prefs rejects`` journal under other pairing settings, sampling nothing.
+
+    ``pairing``: :class:`RejectsConfig` fields that only pair (``max_pairs_per_question``, ``pairing``,
+    ``chosen``, ``reject_kinds``, ...); the sampling settings, questions and model are the journal's own (its
+    header; the rows' ``round`` too when the sampling run put it in its model_info, as the pipelines do), and the
+    journal's check that its questions file is unchanged still applies. JobError when a
+    question of that file has no record yet (the sampling run did not finish).
+    """
+    journal = Path(journal)
+    try:
+        header = next(iter_jsonl(journal))["settings"]
+    except (OSError, StopIteration, KeyError, ValueError) as exc:
+        raise JobError(f"{journal}: not a finished lfkit journal ({exc})") from exc
+    sampled = {k: header[k] for k in FINGERPRINT_FIELDS if k in header}
+    model_info = {k: v for k, v in header.items() if k not in FINGERPRINT_FIELDS and k not in ("kind", "sft_sha256")}
+    cfg = RejectsConfig(
+        **sampled,
+        output=str(output),
+        journal=str(journal),
+        model_info=model_info,
+        **{"round": model_info.get("round", 1), **pairing},
+    )
+    items = shard(load_questions(cfg.sft_data, cfg.db_root, cfg.max_samples), cfg.num_shards, cfg.shard_id)
+    with Journal(journal, cfg.fingerprint("rejects"), key=journal_key) as records:
+        missing = [item.question_id for item in items if item.key not in records.records]
+        if missing:
+            raise JobError(f"{journal}: {len(missing)} question(s) not sampled yet (first: {missing[0]})")
+        return write_rejects(cfg, items, records)
