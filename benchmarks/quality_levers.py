@@ -98,17 +98,17 @@ LEVERS: dict[str, Lever] = {
         ),
         Lever(
             "bon_t0.4",
-            "best-of-8 and the held-out pairs at T 0.4 (seed: 0.7), the RM from the SFT policy (lever rm_policy)",
+            "best-of-8 and the held-out pairs at T 0.4 (seed: 0.7), the RM of lever rm_pairs4_policy",
             {"bon_temperature": 0.4},
             stop_after=None,
-            on="rm_policy",
+            on="rm_pairs4_policy",
         ),
         Lever(
             "bon16",
-            "best-of-16 (seed: 8), the RM from the SFT policy (lever rm_policy)",
+            "best-of-16 (seed: 8), the RM of lever rm_pairs4_policy",
             {"bon_n": 16},
             stop_after=None,
-            on="rm_policy",
+            on="rm_pairs4_policy",
         ),
         Lever(
             "pairs4",
