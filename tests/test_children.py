@@ -79,14 +79,15 @@ def test_sigkill_of_lfkit_takes_down_every_descendant(tmp_path: Path) -> None:
         tmp_path,
     )
     try:
-        tree = _wait_for(
-            lambda: (d := psutil.Process(lfkit.pid).children(recursive=True)) and len(d) >= 4 and d,
-            30,
-            "guard, bash and both sleeps",
-        )
+
+        def started() -> list[psutil.Process] | None:
+            # both sleeps exec'd (under load `setsid` can still be setsid, not yet sleep)
+            tree = psutil.Process(lfkit.pid).children(recursive=True)
+            names = [p.name() for p in tree]
+            return tree if names.count("sleep") == 2 and "bash" in names else None
+
+        tree = _wait_for(started, 30, "guard, bash and both sleeps")
         pids = [p.pid for p in tree]
-        names = sorted(p.name() for p in tree)
-        assert names.count("sleep") == 2 and "bash" in names
         lfkit.send_signal(signal.SIGKILL)  # lfkit alone: no handler runs, its group is not signalled
         lfkit.wait()
         _wait_for(lambda: not _alive(pids), 15, f"descendants {pids} to exit")
