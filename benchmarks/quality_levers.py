@@ -98,10 +98,9 @@ LEVERS: dict[str, Lever] = {
         ),
         Lever(
             "bon_t0.4",
-            "best-of-8 and the held-out pairs at T 0.4 (seed: 0.7), the RM of lever rm_pairs4_policy",
+            "best-of-8 and the held-out pairs at T 0.4 (seed: 0.7), the seed's RM (the execution vote needs none)",
             {"bon_temperature": 0.4},
             stop_after=None,
-            on="rm_pairs4_policy",
         ),
         Lever(
             "bon16",
