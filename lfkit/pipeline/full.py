@@ -246,7 +246,7 @@ def after_rounds(
     runner.run(
         "rm_data",
         "6. reward-model pairs: trees + rounds' rejects",
-        lambda: stage_rm_data(run, round_pairs, per_question=cfg.rm_pairs_per_question, cfg=cfg),
+        lambda: stage_rm_data(run, round_pairs, cfg, cfg.rm_pairs_per_question),
         RmDataResult,
     )
     runner.run(

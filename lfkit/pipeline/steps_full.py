@@ -79,15 +79,17 @@ def stage_trees(
 
 
 def stage_rm_data(
-    run: RunContext, round_pairs: list[Path], *, per_question: int | None = None, cfg: RoundsSettings | None = None
+    run: RunContext, round_pairs: list[Path], rounds: RoundsSettings, per_question: int | None
 ) -> RmDataResult:
     """Tree pairs (every rule, no test split: the RM's held-out pairs are on dev questions) plus the
     rounds' pairs (``round_pairs``, the non-empty ones), merged into one preference dataset and registered.
-    ``per_question``: the rounds' pairs are made again from their journals with up to that many pairs per
-    question (``cfg``'s chosen side and reject kinds, the rounds' pairing) into ``rm_pairs.jsonl`` beside them."""
+    With ``per_question`` the rounds' pairs are made again from their journals with up to that many pairs
+    per question (``rounds``' chosen side and reject kinds, the rounds' pairing) into ``rm_pairs.jsonl``
+    beside them."""
     from lfkit.io import read_rows
     from lfkit.pipeline.steps import ROUND_PAIRING
     from lfkit.prefs import merge_outputs
+    from lfkit.prefs.job import default_journal
     from lfkit.prefs.rejects import pairs_from_journal
     from lfkit.registry import register_dataset
     from lfkit.reward.rm_eval import pair_kind
@@ -100,11 +102,10 @@ def stage_rm_data(
     write_pairs(result, layout.tree_pairs)
     inputs = [layout.tree_pairs] if result.train else []
     if per_question is not None:
-        assert cfg is not None, "per_question needs the rounds' pairing settings"
-        pairing = dict(chosen=cfg.chosen, reject_kinds=tuple(cfg.reject_kinds.split(",")), pairing=ROUND_PAIRING)
+        pairing = dict(chosen=rounds.chosen, reject_kinds=tuple(rounds.reject_kinds.split(",")), pairing=ROUND_PAIRING)
         repaired = []
         for pairs in round_pairs:
-            journal = pairs.with_name(pairs.name + ".candidates.jsonl")
+            journal = default_journal(pairs)
             if journal.is_file():
                 pairs = pairs.with_name("rm_pairs.jsonl")
                 pairs_from_journal(journal, pairs, max_pairs_per_question=per_question, **pairing)

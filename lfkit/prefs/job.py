@@ -30,6 +30,12 @@ from lfkit.prefs.pairing import check_pairing
 from lfkit.sql import Verifier
 from lfkit.sql.label import LABELS, Candidate, label_candidates
 
+
+def default_journal(output: str | Path) -> Path:
+    """Where a job writing ``output`` keeps its journal unless told otherwise: ``<output>.candidates.jsonl``."""
+    return Path(f"{output}.candidates.jsonl")
+
+
 # The fields that decide which candidates a question gets: a journal's header holds them (see fingerprint).
 FINGERPRINT_FIELDS = ("num_samples", "seed", "temperature", "top_p", "max_new_tokens", "max_samples")
 FINGERPRINT_FIELDS += ("num_shards", "shard_id", "comparison", "sft_data", "db_root")
@@ -111,7 +117,7 @@ class JobConfig:
 
     @property
     def journal_path(self) -> Path:
-        return Path(self.journal) if self.journal else Path(self.output + ".candidates.jsonl")
+        return Path(self.journal) if self.journal else default_journal(self.output)
 
     def pair_cap(self) -> int:
         if self.max_pairs_per_question:
