@@ -18,16 +18,17 @@ seed's SFT and DPO, RM held-out accuracy against the seed's RM.
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The stages each setting decides, earliest first (stages run in this order: corpus, eval_base, sft, eval_sft,
-# round<k>/merge|sample|dpo|eval, trees, rm_data, rm, rm_test, rm_eval, bon/*). Settings that decide the
-# corpus or the SFT are not levers: they make a new seed run.
+from lfkit.prefs.job import default_journal
+
+# The stages each setting decides, earliest first (in the run order of lfkit.pipeline.full.stage_rank). Settings
+# that decide the corpus or the SFT are not levers: they make a new seed run.
 DECIDES: dict[str, tuple[str, ...]] = {
     "chosen": ("round1/sample",),
     "reject_kinds": ("round1/sample",),
@@ -49,6 +50,10 @@ DECIDES: dict[str, tuple[str, ...]] = {
 # Stages that read only the best policy and their own sizes (no lever setting): kept when a lever leaves the
 # policy as it was (no round stage decided), so an RM lever scores the seed's own held-out pairs and candidates.
 POLICY_ONLY = ("trees", "rm_test", "bon/sample")
+# Settings that change how a journalled stage samples (its journal header's settings), by stage: the copy's
+# journal of that stage is deleted, since it would refuse the new setting. Pairing settings are not here: their
+# stages re-pair the journalled samples.
+RESAMPLES: dict[str, tuple[str, ...]] = {"bon_temperature": ("rm_test",)}
 TEXT_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".html", ".txt", ".bak"}
 
 
@@ -127,23 +132,23 @@ LEVERS: dict[str, Lever] = {
 
 
 def stage_order(root: Path) -> list[str]:
-    """A run folder's cached stage names in the order they ran (their files' modification times)."""
-    files = sorted((root / "stages").rglob("*.json"), key=lambda p: p.stat().st_mtime)
-    return [p.relative_to(root / "stages").with_suffix("").as_posix() for p in files]
+    """A run folder's cached stage names in the order the full demo runs them (``full.stage_rank``; not file times:
+    a lever's copy keeps old stages beside redone ones)."""
+    from lfkit.pipeline.full import stage_rank
+
+    names = [p.relative_to(root / "stages").with_suffix("").as_posix() for p in (root / "stages").rglob("*.json")]
+    return sorted(names, key=stage_rank)
 
 
 def relocate(root: Path, old: Path, new: Path) -> int:
-    """Rewrite ``old``'s absolute path to ``new``'s in every text file under ``root`` (modification times kept);
-    returns how many changed."""
+    """Rewrite ``old``'s absolute path to ``new``'s in every text file under ``root``; returns how many changed."""
     before, after = str(old.resolve()), str(new.resolve())
     changed = 0
     for path in root.rglob("*"):
         if path.is_file() and path.suffix in TEXT_SUFFIXES:
             text = path.read_text(errors="surrogateescape")
             if before in text:
-                times = path.stat()
                 path.write_text(text.replace(before, after), errors="surrogateescape")
-                os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))  # stage_order reads the times
                 changed += 1
     return changed
 
@@ -164,9 +169,9 @@ def cut_at(order: list[str], setting: str) -> int | None:
 
 def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     """``child`` = ``parent`` without the stages ``settings`` decide (and those after); returns the dropped
-    stage names (:data:`POLICY_ONLY` stages stay when the policy does). A ``child`` already derived is left as
-    it is (its run resumes). A whole copy (~630 MB for a quality seed, most of it the merged round-0 model):
-    nothing a lever's run writes can reach the seed."""
+    stage names (:data:`POLICY_ONLY` stages stay when the policy does; :data:`RESAMPLES` journals go with their
+    stage). A ``child`` already derived is left as it is (its run resumes). A whole copy (~630 MB for a quality
+    seed, most of it the merged round-0 model): nothing a lever's run writes can reach the seed."""
     if (child / "stages").is_dir():
         return []
     unknown = sorted(set(settings) - set(DECIDES))
@@ -182,6 +187,9 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     partial = child.with_name(child.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(parent, partial, ignore=shutil.ignore_patterns("*.lfkit-lock"))
+    for stage in {stage for k in settings for stage in RESAMPLES.get(k, ())} & set(dropped):
+        pairs_file = json.loads((partial / "stages" / f"{stage}.json").read_text())["pairs_file"]
+        default_journal(partial / pairs_file).unlink(missing_ok=True)
     for name in dropped:
         (partial / "stages" / f"{name}.json").unlink()
     for name in ("settings.json", "report.json", "report.md", "report.html"):  # the lever's run writes its own

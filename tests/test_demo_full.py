@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from lfkit.cli import main
 from lfkit.errors import LfkitError
 from lfkit.pipeline.config import demo_config
-from lfkit.pipeline.full import FULL_PROFILES, full_config
+from lfkit.pipeline.full import FULL_PROFILES, full_config, stage_rank
 from lfkit.pipeline.layout import RunLayout
 from lfkit.pipeline.stages import StageError, check_settings
 
@@ -108,6 +108,8 @@ def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     layout = RunLayout(out)
     assert layout.cached_stages() == sorted(STAGES)
     assert set(report["stage_seconds"]) == set(STAGES)
+    # the stages ran in the order full.stage_rank declares (quality levers read a finished run's order from it)
+    assert list(report["stage_seconds"]) == sorted(STAGES, key=stage_rank)
     assert [s["name"] for s in report["stages"]] == ["base", "sft", "round1", "round2", "grpo"]
     markdown = (out / "report.md").read_text()
     for name in ("| base |", "| round2 |", "| grpo |", "| rm |", "| rm_top1 |", "| oracle |", "| rejects |"):

@@ -28,17 +28,20 @@ def levers():
 
 
 def finished_seed(root: Path, order: list[str]) -> Path:
-    """A seed folder whose stages ran in ``order`` (file times 10 s apart), with paths to itself inside."""
+    """A seed folder whose stages ran in ``order`` (file times 10 s apart, the last first: the order comes from
+    the stage names), with paths to itself inside."""
     for k, name in enumerate(order):
         f = root / "stages" / f"{name}.json"
         f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(json.dumps({"predictions": f"{root.resolve()}/report/{name}.json"}))
-        os.utime(f, (1_000_000 + 10 * k, 1_000_000 + 10 * k))
+        f.write_text(json.dumps({"predictions": f"{root.resolve()}/report/{name}.json", "pairs_file": "data/p.jsonl"}))
+        os.utime(f, (1_000_000 - 10 * k, 1_000_000 - 10 * k))
     (root / "settings.json").write_text(json.dumps({"seed": 0, "dpo_lr": None}))
     (root / "report.json").write_text(json.dumps({"stages": []}))  # the seed's, not the lever's
     (root / "rounds" / "round1").mkdir(parents=True)
     header = {"lfkit_journal": 1, "settings": {"model": f"{root.resolve()}/models/round0"}}
     (root / "rounds" / "round1" / "pairs.jsonl.candidates.jsonl").write_text(json.dumps(header) + "\n{}\n")
+    (root / "data").mkdir()
+    (root / "data" / "p.jsonl.candidates.jsonl").write_text(json.dumps(header) + "\n{}\n")
     (root / "models").mkdir()
     (root / "models" / "model.safetensors").write_bytes(b"\x00\xff" + str(root.resolve()).encode())
     (root / "saves").mkdir()
@@ -47,7 +50,6 @@ def finished_seed(root: Path, order: list[str]) -> Path:
 
 
 def test_derive_drops_the_stages_a_setting_decides_and_relocates(levers, tmp_path: Path) -> None:
-    # mtimes, not names, give the order: a resumed seed's stages ran in this order
     parent = finished_seed(tmp_path / "q" / "seed0", ORDER)
     before = {p: p.read_bytes() for p in parent.rglob("*") if p.is_file()}
     child = tmp_path / "q" / "levers" / "lr" / "seed0"
@@ -90,6 +92,33 @@ def test_an_rm_lever_keeps_the_stages_that_read_only_the_policy(levers, tmp_path
     # and every policy-only stage a setting decides, not only its first
     dropped = levers.derive(parent, tmp_path / "cool" / "seed0", {"bon_temperature": 0.4})
     assert dropped == ["rm_test", "rm_eval", "bon/sample", "bon/score", "bon/select"]
+
+
+def test_a_lever_on_an_rm_lever_redoes_only_its_own_stages(levers, tmp_path: Path) -> None:
+    order = [*ORDER, "rm_test", "rm_eval", "bon/sample", "bon/score", "bon/select"]
+    rm_lever = tmp_path / "rm" / "seed0"
+    levers.derive(finished_seed(tmp_path / "seed0", order), rm_lever, {"rm_lr": 1e-3})
+    for name in ("rm", "rm_eval", "bon/score", "bon/select"):  # the RM lever's run redoes these: newest files
+        (rm_lever / "stages" / f"{name}.json").write_text("{}")
+    assert levers.stage_order(rm_lever) == order
+    dropped = levers.derive(rm_lever, tmp_path / "bon16" / "seed0", {"bon_n": 16})
+    assert dropped == ["bon/sample", "bon/score", "bon/select"]  # not the kept rm_test and the RM after it
+    (rm_lever / "stages" / "rm_grpo.json").write_text("{}")
+    with pytest.raises(FullError, match="not a stage of lfkit demo --full: 'rm_grpo'"):
+        levers.stage_order(rm_lever)
+
+
+def test_a_lever_that_samples_otherwise_drops_that_stages_journal(levers, tmp_path: Path) -> None:
+    parent = finished_seed(tmp_path / "seed0", [*ORDER, "rm_test", "rm_eval"])  # rm_test's pairs: data/p.jsonl
+    # a sampling temperature the kept journal was not written with: the journal goes (it would refuse it)
+    cool = tmp_path / "cool" / "seed0"
+    assert levers.derive(parent, cool, {"bon_temperature": 0.4}) == ["rm_test", "rm_eval"]
+    assert not (cool / "data" / "p.jsonl.candidates.jsonl").exists()
+    assert (parent / "data" / "p.jsonl.candidates.jsonl").exists()
+    # an RM setting keeps the held-out pairs and their journal
+    rm = tmp_path / "rm" / "seed0"
+    assert levers.derive(parent, rm, {"rm_lr": 1e-3}) == ["rm", "rm_eval"]
+    assert (rm / "data" / "p.jsonl.candidates.jsonl").exists()
 
 
 def test_a_rounds_lever_keeps_the_seeds_rounds_and_drops_what_follows(levers, tmp_path: Path) -> None:

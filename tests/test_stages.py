@@ -150,10 +150,11 @@ def test_other_settings_are_refused_naming_the_keys(tmp_path: Path) -> None:
 def test_pipeline_doctests() -> None:
     import doctest
 
+    import lfkit.pipeline.full
     import lfkit.pipeline.iterate
     import lfkit.pipeline.stages
     import lfkit.pipeline.steps
 
-    for module in (lfkit.pipeline.stages, lfkit.pipeline.steps, lfkit.pipeline.iterate):
+    for module in (lfkit.pipeline.stages, lfkit.pipeline.steps, lfkit.pipeline.iterate, lfkit.pipeline.full):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -163,6 +163,32 @@ def full_config(model: str = "smollm2-135m", **overrides: Any) -> FullConfig:
     return FullConfig(model=model, **values)
 
 
+# The full demo's stages in the order they run: the SFT's, each DPO round's (``round<k>/<step>``, k = 1, 2, ...),
+# then those from the best policy. Stages of one run always finish in this order, so a copy of a finished run
+# (a quality lever) knows which stages follow a given one without trusting file times.
+SFT_STAGES = ("corpus", "eval_base", "sft", "eval_sft")
+ROUND_STAGES = ("merge", "sample", "dpo", "eval")
+AFTER_ROUNDS_STAGES = ("trees", "rm_data", "rm", "rm_test", "rm_eval", "bon/sample", "bon/score", "bon/select")
+AFTER_ROUNDS_STAGES += ("grpo", "eval_grpo")
+
+
+def stage_rank(name: str) -> tuple[int, int, int]:
+    """Sort key of stage ``name`` in the full demo's run order (:data:`SFT_STAGES`, rounds, then
+    :data:`AFTER_ROUNDS_STAGES`); an unknown name is a :class:`FullError`.
+
+    >>> sorted(["rm", "round2/merge", "round1/eval", "eval_base", "trees", "corpus"], key=stage_rank)
+    ['corpus', 'eval_base', 'round1/eval', 'round2/merge', 'trees', 'rm']
+    """
+    if name in SFT_STAGES:
+        return (0, 0, SFT_STAGES.index(name))
+    head, _, step = name.partition("/")
+    if head.startswith("round") and head[5:].isdigit() and step in ROUND_STAGES:
+        return (1, int(head[5:]), ROUND_STAGES.index(step))
+    if name in AFTER_ROUNDS_STAGES:
+        return (2, 0, AFTER_ROUNDS_STAGES.index(name))
+    raise FullError(f"not a stage of lfkit demo --full: {name!r}")
+
+
 # Where run_full may stop early (a lever measured on a copy of a finished run needs only its own stages):
 # after the DPO rounds, or after the reward model's held-out evaluation (before best-of-N).
 FULL_STOPS = ("rounds", "rm")
@@ -330,13 +356,17 @@ def rm_start_model(cfg: FullConfig, run: RunContext, best: ModelRef) -> str:
 
 
 __all__ = [
+    "AFTER_ROUNDS_STAGES",
     "FULL_PROFILES",
     "FULL_STOPS",
     "RM_STARTS",
+    "ROUND_STAGES",
+    "SFT_STAGES",
     "FullConfig",
     "FullError",
     "after_rounds",
     "full_config",
     "rm_start_model",
     "run_full",
+    "stage_rank",
 ]
