@@ -106,3 +106,8 @@ def test_killed_cli_run_with_the_hf_backend_resumes(
     subprocess.run(cmd(straight), check=True, capture_output=True)
     assert after == journal_records(Path(str(straight) + ".candidates.jsonl"))
     assert read_rows(out) == read_rows(straight)
+
+    # another precision would sample other candidates: resuming in it is refused, naming the setting
+    other = subprocess.run([*cmd(out), "--dtype", "bfloat16"], capture_output=True, text=True)
+    assert other.returncode == 1 and "other settings (dtype: 'auto' -> 'bfloat16')" in other.stderr, other.stderr
+    assert journal_records(journal) == after

@@ -137,4 +137,6 @@ def backend_from_options(opts: dict[str, Any]) -> tuple[GenerationBackend, dict[
     except (ValueError, OSError) as exc:  # a template that cannot be resolved, options a backend rejects
         raise GenerationError(str(exc)) from exc
     identity = {"backend": name, "model": str(model), "adapter": opts["adapter_path"], "template": template}
+    if name in ("hf", "vllm"):  # a journal resumed in another precision would mix two engines' samples
+        identity["dtype"] = opts["dtype"]
     return backend, identity, opts["batch_size"] or DEFAULT_BATCH.get(name, 8)
