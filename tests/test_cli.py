@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lfkit.pipeline.config import demo_config, demo_settings
 from lfkit.pipeline.layout import RunLayout
 
@@ -109,3 +111,23 @@ def test_missing_third_party_package_names_the_extra() -> None:
     run = _run_with_command(f"{package}:x")
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert f"`lfkit bogus` needs the Python package '{package}'" in run.stderr
+
+
+VERIFYING_COMMANDS = [
+    ("eval", "score"), ("eval", "select"), ("eval", "report"), ("tree", "build"), ("tree", "verify"),
+    ("prefs", "rejects"), ("prefs", "cot"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", VERIFYING_COMMANDS, ids=" ".join)
+def test_every_command_that_executes_sql_checks_the_verifier_options_alike(command: tuple[str, ...]) -> None:
+    from click.testing import CliRunner
+
+    from lfkit.cli import main
+
+    bad = CliRunner().invoke(main, [*command, "--comparison", "bag"])
+    assert bad.exit_code == 2 and "'bag' is not one of 'bird', 'testsuite'" in bad.output, bad.output
+    bad = CliRunner().invoke(main, [*command, "--timeout", "0"])
+    assert bad.exit_code == 2 and "--timeout" in bad.output and "x>0" in bad.output, bad.output
+    bad = CliRunner().invoke(main, [*command, "--workers", "-1"])
+    assert bad.exit_code == 2 and "--workers" in bad.output and "x>=0" in bad.output, bad.output

@@ -9,7 +9,7 @@ import click
 
 from lfkit.generate.commands import backend_options, stop_option
 from lfkit.generate.defaults import SAMPLING
-from lfkit.sql.compare import COMPARISONS
+from lfkit.sql.commands import verifier_options
 
 
 @click.group("eval")
@@ -43,17 +43,7 @@ def eval_group() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="dev.json giving the difficulty of each line when --gold is dev_gold.sql.",
 )
-@click.option(
-    "--comparison",
-    type=click.Choice(COMPARISONS),
-    default="bird",
-    show_default=True,
-    help="bird: set equality of rows (official BIRD). testsuite: bag equality, ordered if gold has ORDER BY.",
-)
-@click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds per query.")
-@click.option(
-    "--workers", type=click.IntRange(min=0), default=None, help="Worker processes (default: all cores; 0 = in-process)."
-)
+@verifier_options
 @click.option(
     "--match",
     type=click.Choice(["auto", "id", "position"]),
@@ -168,8 +158,7 @@ def score(
     "(`lfkit data sft --n-examples`; the demo uses 0).",
 )
 @click.option("--max-chars", type=click.IntRange(min=1), default=12_000, show_default=True, help="Prompt budget.")
-@click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds per query.")
-@click.option("--workers", type=click.IntRange(min=0), default=None, help="SQL worker processes (0 = in-process).")
+@verifier_options(comparison=False)
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -304,9 +293,7 @@ def predict(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Report JSON; <stem>_predictions/<strategy>/predict_dev.json and <stem>.png beside it.",
 )
-@click.option("--comparison", type=click.Choice(COMPARISONS), default="bird", show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds per query.")
-@click.option("--workers", type=click.IntRange(min=0), default=None, help="SQL worker processes (0 = in-process).")
+@verifier_options
 def select(
     candidates: Path,
     gold: Path,
@@ -394,9 +381,7 @@ def _stage_option(ctx: click.Context, param: click.Parameter, value: tuple[str, 
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="dev.json giving the difficulty (and question text) of each line when --gold is dev_gold.sql.",
 )
-@click.option("--comparison", type=click.Choice(COMPARISONS), default="bird", show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds per query.")
-@click.option("--workers", type=click.IntRange(min=0), default=None, help="SQL worker processes (0 = in-process).")
+@verifier_options
 @click.option(
     "--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The HTML file to write."
 )

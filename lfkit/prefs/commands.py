@@ -12,6 +12,7 @@ from lfkit.generate.commands import backend_options
 from lfkit.generate.defaults import SAMPLING
 from lfkit.generate.options import backend_from_options, pop_backend_options
 from lfkit.prefs.pairing import PAIRINGS
+from lfkit.sql.commands import COMPARISON, TIMEOUT, WORKERS
 from lfkit.sql.label import REJECT_KINDS, REJECTABLE
 
 
@@ -82,25 +83,9 @@ def job_options(fn: Callable) -> Callable:
             show_default=True,
             help="Use only the first N SFT rows (0 = all).",
         ),
-        click.option(
-            "--comparison",
-            type=click.Choice(["bird", "testsuite"]),
-            default="bird",
-            show_default=True,
-            help="bird: set equality of rows (official BIRD); testsuite: bag, ordered when gold has ORDER BY.",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            default=30.0,
-            show_default=True,
-            help="Seconds per SQL execution.",
-        ),
-        click.option(
-            "--workers",
-            type=click.IntRange(min=0),
-            help="SQL execution processes (default: CPU count; 0 = in-process).",
-        ),
+        COMPARISON,
+        TIMEOUT,
+        WORKERS,
         click.option(
             "--dedup-rejects/--no-dedup-rejects",
             "dedup",

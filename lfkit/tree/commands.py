@@ -10,6 +10,7 @@ import click
 
 from lfkit.generate.commands import backend_options, stop_option
 from lfkit.generate.defaults import SAMPLING
+from lfkit.sql.commands import verifier_options
 from lfkit.tree.verify import PAIR_CHECKS, TREE_CHECKS
 
 
@@ -86,9 +87,7 @@ def tree() -> None:
     show_default=True,
     help="Questions built together: their whole frontier is one generate call per depth.",
 )
-@click.option("--comparison", default="bird", show_default=True, help="bird (set) or testsuite (bag/order).")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per SQL execution.")
-@click.option("--workers", type=click.IntRange(min=0), help="SQL execution processes (default: CPU count).")
+@verifier_options
 @click.option("--gold-row-count", is_flag=True, help="Feedback also gives gold's ROW COUNT (never its rows).")
 @click.option("--prune", is_flag=True, help="Keep only paths to a correct node (ReSQLver's trees; default: full).")
 @click.option("--overwrite", is_flag=True, help="Discard an existing trees file and start again.")
@@ -263,9 +262,7 @@ def merge_cmd(
     help="Accept this check's findings: listed, but the exit status stays 0. E.g. --allow feedback_leak to "
     "verify ReSQLver's trees (their feedback shows gold's rows) for structure and labels. Repeatable.",
 )
-@click.option("--comparison", default="bird", show_default=True, help="bird (set) or testsuite (bag/order).")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per SQL execution.")
-@click.option("--workers", type=click.IntRange(min=0), help="SQL execution processes (default: CPU count).")
+@verifier_options
 @_diagnosed
 def verify_cmd(
     tree_files: tuple[str, ...],
