@@ -162,3 +162,18 @@ def test_every_lever_changes_only_lever_settings_and_stops_where_run_full_can(le
 def test_run_full_refuses_an_unknown_stop(tmp_path: Path) -> None:
     with pytest.raises(FullError, match="stop_after must be one of rounds, rm, got 'bon'"):
         run_full(full_config("tiny", out=tmp_path), stop_after="bon")
+
+
+def test_quality_seeds_do_not_follow_the_full_demos_profile(levers, monkeypatch, tmp_path: Path) -> None:
+    import quality
+
+    from lfkit.pipeline import full
+
+    before = quality.quality_config(0, tmp_path).settings()
+    assert before["rounds"] == 1 and before["rm_start"] == "base" and before["rm_pairs_per_question"] is None
+    # the profile takes a better lever: the measured seeds (and levers on them) keep what they ran with
+    monkeypatch.setitem(full.FULL_PROFILES, "smollm2-135m", {**full.FULL_PROFILES["smollm2-135m"], "rm_steps": 99})
+    assert full.full_config("smollm2-135m").rm_steps == 99
+    assert quality.quality_config(0, tmp_path).settings() == before
+    lever = quality.quality_config(1, tmp_path, {"rm_lr": 1e-3}).settings()
+    assert {k for k in before if lever[k] != before[k]} == {"seed", "rm_lr"}
