@@ -49,7 +49,7 @@ DECIDES: dict[str, tuple[str, ...]] = {
 }
 # Stages that read only the best policy and their own sizes (no lever setting): kept when a lever leaves the
 # policy as it was (no round stage decided), so an RM lever scores the seed's own held-out pairs and candidates.
-POLICY_ONLY = ("trees", "rm_test", "bon/sample")
+POLICY_ONLY = ("trees", "rm_test", "bon/sample", "grpo", "eval_grpo")
 # Settings that change how a journalled stage samples (its journal header's settings), by stage: the copy's
 # journal of that stage is deleted, since it would refuse the new setting. Pairing settings are not here: their
 # stages re-pair the journalled samples.

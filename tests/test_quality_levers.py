@@ -78,7 +78,7 @@ def test_derive_cuts_at_the_earliest_stage_of_several_settings(levers, tmp_path:
 
 
 def test_an_rm_lever_keeps_the_stages_that_read_only_the_policy(levers, tmp_path: Path) -> None:
-    order = [*ORDER, "rm_test", "rm_eval", "bon/sample", "bon/score", "bon/select"]
+    order = [*ORDER, "rm_test", "rm_eval", "bon/sample", "bon/score", "bon/select", "grpo", "eval_grpo"]
     parent = finished_seed(tmp_path / "seed0", order)
     # the policy is the seed's: its trees, held-out pairs and best-of-N candidates stay; the RM's stages go
     dropped = levers.derive(parent, tmp_path / "rm" / "seed0", {"rm_start": "policy", "rm_lr": 1e-3})
