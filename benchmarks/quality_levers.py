@@ -253,6 +253,8 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
         "rm_top1": bon(mine, "rm_top1") if lever.stop_after is None else None,
         "seed_rm_top1": bon(base, "rm_top1"),
         "vote": bon(mine, "vote") if lever.stop_after is None else None,
+        "rm_vote": bon(mine, "rm_vote") if lever.stop_after is None else None,
+        "rm_top1_exec": bon(mine, "rm_top1_exec") if lever.stop_after is None else None,
         "greedy": bon(mine, "greedy") if lever.stop_after is None else None,
         "changes": mine.get("changes"),
     }
@@ -267,8 +269,8 @@ def table(out: Path, seeds: dict[int, dict[str, Any]]) -> tuple[str, list[dict[s
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     lines = [
         "| lever | seed | DPO pairs | SFT | DPO | seed's DPO | DPO - SFT | RM pairs | RM % | seed's RM % "
-        "| RM top-1 | seed's RM top-1 | vote (greedy) of N |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| RM top-1 | seed's RM top-1 | RM top-1 executable | RM-weighted vote | vote (greedy) of N |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         delta = None if r["dpo"] is None or r["sft"] is None else r["dpo"] - r["sft"]
@@ -276,7 +278,8 @@ def table(out: Path, seeds: dict[int, dict[str, Any]]) -> tuple[str, list[dict[s
         lines.append(
             f"| {r['about']} | {r['seed']} | {r['dpo_pairs'] or '-'} | {fmt(r['sft'])} | {fmt(r['dpo'])} | "
             f"{fmt(r['seed_dpo'])} | {'-' if delta is None else f'{delta:+.1f}'} | {r['rm_pairs'] or '-'} | "
-            f"{fmt(r['rm'])} | {fmt(r['seed_rm'])} | {fmt(r['rm_top1'])} | {fmt(r['seed_rm_top1'])} | {vote} |"
+            f"{fmt(r['rm'])} | {fmt(r['seed_rm'])} | {fmt(r['rm_top1'])} | {fmt(r['seed_rm_top1'])} | "
+            f"{fmt(r['rm_top1_exec'])} | {fmt(r['rm_vote'])} | {vote} |"
         )
     return "\n".join(lines), rows
 
