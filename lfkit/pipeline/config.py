@@ -32,9 +32,12 @@ class ConfigError(LfkitError, ValueError):
 PREF_LOSSES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
 
 
-def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, cli: bool = True) -> Any:
-    """A dataclass field with its help text (and, for a closed set, its choices); ``cli=False``: no option."""
-    return field(default=default, metadata={"help": help, "choices": choices, "cli": cli})
+def setting(
+    default: Any, help: str, *, choices: tuple[str, ...] | None = None, cli: bool = True, minimum: int = 1
+) -> Any:
+    """A dataclass field with its help text (and, for a closed set, its choices); ``cli=False``: no option;
+    ``minimum``: the least value a count may take where the config checks its counts (1 unless 0 means "off")."""
+    return field(default=default, metadata={"help": help, "choices": choices, "cli": cli, "minimum": minimum})
 
 
 def positive(obj: Any, names: tuple[str, ...], error: type[LfkitError] = ConfigError) -> None:

@@ -103,7 +103,7 @@ class FullConfig(RoundsSettings):
     bon_n: int = setting(4, "Best-of-N: candidates per dev question.")
     bon_questions: int = setting(32, "Best-of-N: the first N dev questions.")
     bon_temperature: float = setting(SAMPLING["candidates"].temperature, "Best-of-N and held-out sampling temperature.")
-    grpo_steps: int = setting(10, "GRPO optimizer steps (2 prompts x 4 completions); 0 skips GRPO.")
+    grpo_steps: int = setting(10, "GRPO optimizer steps (2 prompts x 4 completions); 0 skips GRPO.", minimum=0)
     grpo_lr: float | None = setting(None, "GRPO learning rate (default: the preset's).")
 
     def __post_init__(self) -> None:
@@ -112,12 +112,11 @@ class FullConfig(RoundsSettings):
             raise FullError(f"unknown demo model {self.model!r}; choose one of: {', '.join(FULL_PROFILES)}")
         self.check_rounds(FullError)
         one_of(self, "rm_start", RM_STARTS, FullError)
-        own = [f.name for f in fields(self) if f.name not in {g.name for g in fields(RoundsSettings)}]
-        for name in own:
-            value = getattr(self, name)
-            least = 0 if name == "grpo_steps" else 1
+        own = [f for f in fields(self) if f.name not in {g.name for g in fields(RoundsSettings)}]
+        for f in own:
+            value, least = getattr(self, f.name), f.metadata["minimum"]
             if isinstance(value, int) and not isinstance(value, bool) and value < least:
-                raise FullError(f"{name} must be >= {least}, got {value}")
+                raise FullError(f"{f.name} must be >= {least}, got {value}")
 
     @property
     def demo(self) -> DemoConfig:
