@@ -9,7 +9,7 @@ import click
 
 from lfkit.generate.commands import backend_options, stop_option
 from lfkit.generate.defaults import SAMPLING
-from lfkit.sql.commands import verifier_options
+from lfkit.sql.commands import TIMEOUT, WORKERS, verifier_options
 
 
 @click.group("eval")
@@ -158,7 +158,8 @@ def score(
     "(`lfkit data sft --n-examples`; the demo uses 0).",
 )
 @click.option("--max-chars", type=click.IntRange(min=1), default=12_000, show_default=True, help="Prompt budget.")
-@verifier_options(comparison=False)
+@TIMEOUT
+@WORKERS
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False, path_type=Path),

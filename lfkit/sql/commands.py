@@ -1,8 +1,8 @@
 """Click options of the SQL verifier (:class:`lfkit.sql.Verifier`), one declaration each, shared by every
 command that executes candidate SQL against gold: ``--comparison``, ``--timeout``, ``--workers``.
 
-A command decorates itself with :func:`verifier_options` (or ``verifier_options(comparison=False)`` where
-the comparison is fixed) and passes the three values to ``Verifier(...)`` unchanged.
+A command decorates itself with :func:`verifier_options` (or with ``TIMEOUT`` and ``WORKERS`` alone where the
+comparison is fixed) and passes the values to ``Verifier(...)`` unchanged.
 """
 
 from __future__ import annotations
@@ -36,15 +36,9 @@ WORKERS = click.option(
 )
 
 
-def verifier_options(fn: Callable | None = None, *, comparison: bool = True) -> Callable:
-    """Decorator adding ``--comparison`` (unless ``comparison=False``), ``--timeout`` and ``--workers``."""
-
-    def decorate(f: Callable) -> Callable:
-        for option in (WORKERS, TIMEOUT, *((COMPARISON,) if comparison else ())):
-            f = option(f)
-        return f
-
-    return decorate(fn) if fn is not None else decorate
+def verifier_options(fn: Callable) -> Callable:
+    """Decorator adding ``--comparison``, ``--timeout`` and ``--workers`` (in that order in ``--help``)."""
+    return COMPARISON(TIMEOUT(WORKERS(fn)))
 
 
 __all__ = ["COMPARISON", "TIMEOUT", "WORKERS", "verifier_options"]
