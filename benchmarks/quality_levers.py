@@ -237,6 +237,9 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
     def bon(s: dict[str, Any], selector: str) -> float | None:
         return s["best_of_n"]["ex"].get(selector) if s.get("best_of_n") else None
 
+    def my_bon(selector: str) -> float | None:  # a lever that stopped before best-of-N has none of its own
+        return bon(mine, selector) if lever.stop_after is None else None
+
     pairs = sum(r["pairs"] for r in mine["rounds"])
     rounds = changes_policy(lever_settings(lever))  # else its DPO is the seed's
     return {
@@ -250,12 +253,12 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
         "rm": rm(mine) if lever.stop_after != "rounds" else None,
         "seed_rm": rm(base),
         "rm_pairs": mine["pairs"].get("pairs") if lever.stop_after != "rounds" else None,
-        "rm_top1": bon(mine, "rm_top1") if lever.stop_after is None else None,
+        "rm_top1": my_bon("rm_top1"),
         "seed_rm_top1": bon(base, "rm_top1"),
-        "vote": bon(mine, "vote") if lever.stop_after is None else None,
-        "rm_vote": bon(mine, "rm_vote") if lever.stop_after is None else None,
-        "rm_top1_exec": bon(mine, "rm_top1_exec") if lever.stop_after is None else None,
-        "greedy": bon(mine, "greedy") if lever.stop_after is None else None,
+        "vote": my_bon("vote"),
+        "rm_vote": my_bon("rm_vote"),
+        "rm_top1_exec": my_bon("rm_top1_exec"),
+        "greedy": my_bon("greedy"),
         "changes": mine.get("changes"),
     }
 
