@@ -76,6 +76,11 @@ LEVERS: dict[str, Lever] = {
         Lever("dpo_lr5e-5", "DPO lr 5e-5 (seed: 2e-4), same pairs", {"dpo_lr": 5e-5}),
         Lever("dpo_lr1e-4", "DPO lr 1e-4 (seed: 2e-4; lever dpo_lr5e-5: 5e-5), same pairs", {"dpo_lr": 1e-4}),
         Lever("dpo_lr5e-5_beta0.3", "DPO lr 5e-5, pref_beta 0.3", {"dpo_lr": 5e-5, "pref_beta": 0.3}),
+        Lever(
+            "dpo_epochs3",
+            "DPO lr 5e-5 for 3 epochs (seed: 2e-4, 1 epoch), same pairs",
+            {"dpo_lr": 5e-5, "dpo_epochs": 3.0},
+        ),
         Lever("rm_lr1e-3", "RM lr 1e-3 (seed: 1e-4), 60 steps, same pairs", {"rm_lr": 1e-3, "rm_steps": 60}, "rm"),
         Lever(
             "pairs4_epochs3",
