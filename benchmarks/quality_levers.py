@@ -30,6 +30,7 @@ from lfkit.prefs.job import default_journal
 # The stages each setting decides, earliest first (in the run order of lfkit.pipeline.full.stage_rank). Settings
 # that decide the corpus or the SFT are not levers: they make a new seed run.
 DECIDES: dict[str, tuple[str, ...]] = {
+    "questions_per_round": ("round1/sample",),
     "chosen": ("round1/sample",),
     "reject_kinds": ("round1/sample",),
     "pairs_per_question": ("round1/sample",),
@@ -53,7 +54,10 @@ POLICY_ONLY = ("trees", "rm_test", "bon/sample", "grpo", "eval_grpo")
 # Settings that change how a journalled stage samples (its journal header's settings), by stage: the copy's
 # journal of that stage is deleted, since it would refuse the new setting. Pairing settings are not here: their
 # stages re-pair the journalled samples.
-RESAMPLES: dict[str, tuple[str, ...]] = {"bon_temperature": ("rm_test",)}
+RESAMPLES: dict[str, tuple[str, ...]] = {
+    "questions_per_round": ("round1/sample",),  # an edited questions file: the journal refuses it (its sha256)
+    "bon_temperature": ("rm_test",),
+}
 TEXT_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".html", ".txt", ".bak"}
 
 
@@ -76,6 +80,11 @@ LEVERS: dict[str, Lever] = {
         Lever("dpo_lr5e-5", "DPO lr 5e-5 (seed: 2e-4), same pairs", {"dpo_lr": 5e-5}),
         Lever("dpo_lr1e-4", "DPO lr 1e-4 (seed: 2e-4; lever dpo_lr5e-5: 5e-5), same pairs", {"dpo_lr": 1e-4}),
         Lever("dpo_lr5e-5_beta0.3", "DPO lr 5e-5, pref_beta 0.3", {"dpo_lr": 5e-5, "pref_beta": 0.3}),
+        Lever(
+            "questions192",
+            "one DPO round on 192 train questions (seed: 64) x 8 samples, 1 pair each, DPO lr 1e-4",
+            {"questions_per_round": 192, "dpo_lr": 1e-4},
+        ),
         Lever(
             "dpo_epochs3",
             "DPO lr 5e-5 for 3 epochs (seed: 2e-4, 1 epoch), same pairs",

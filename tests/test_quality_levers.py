@@ -33,7 +33,8 @@ def finished_seed(root: Path, order: list[str]) -> Path:
     for k, name in enumerate(order):
         f = root / "stages" / f"{name}.json"
         f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(json.dumps({"predictions": f"{root.resolve()}/report/{name}.json", "pairs_file": "data/p.jsonl"}))
+        pairs = "rounds/round1/pairs.jsonl" if name.startswith("round1/") else "data/p.jsonl"
+        f.write_text(json.dumps({"predictions": f"{root.resolve()}/report/{name}.json", "pairs_file": pairs}))
         os.utime(f, (1_000_000 - 10 * k, 1_000_000 - 10 * k))
     (root / "settings.json").write_text(json.dumps({"seed": 0, "dpo_lr": None}))
     (root / "report.json").write_text(json.dumps({"stages": []}))  # the seed's, not the lever's
@@ -115,6 +116,12 @@ def test_a_lever_that_samples_otherwise_drops_that_stages_journal(levers, tmp_pa
     assert levers.derive(parent, cool, {"bon_temperature": 0.4}) == ["rm_test", "rm_eval"]
     assert not (cool / "data" / "p.jsonl.candidates.jsonl").exists()
     assert (parent / "data" / "p.jsonl.candidates.jsonl").exists()
+    # more questions per round: a new questions file, which the round's journal would refuse
+    more = tmp_path / "more" / "seed0"
+    assert levers.derive(parent, more, {"questions_per_round": 192})[0] == "round1/sample"
+    assert not (more / "rounds" / "round1" / "pairs.jsonl.candidates.jsonl").exists()
+    assert (parent / "rounds" / "round1" / "pairs.jsonl.candidates.jsonl").exists()
+    assert (more / "data" / "p.jsonl.candidates.jsonl").exists()
     # an RM setting keeps the held-out pairs and their journal
     rm = tmp_path / "rm" / "seed0"
     assert levers.derive(parent, rm, {"rm_lr": 1e-3}) == ["rm", "rm_eval"]
