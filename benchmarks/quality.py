@@ -97,22 +97,60 @@ def template_of(sql: str) -> str:
     return tree.sql(dialect="sqlite")
 
 
-def per_question(root: Path, predictions: str) -> dict[Any, bool]:
+def shape_change(before: str | None, after: str | None) -> str:
+    """What ``after`` changed against ``before`` in the one feature DPO was seen to drift on: its WHERE
+    conditions (``"WHERE +1"``), else ``"other"`` (``"unparsable"`` when either does not parse).
+
+    >>> shape_change("SELECT a FROM t WHERE y = 1998", "SELECT a FROM t WHERE y = 1998 AND lgID = 1998")
+    'WHERE +1'
+    >>> shape_change("SELECT W FROM Teams WHERE name = 'x'", "SELECT L FROM Teams WHERE name = 'x'")
+    'other'
+    """
+    from lfkit.sql.shape import where_conditions
+
+    a, b = where_conditions(before), where_conditions(after)
+    if a is None or b is None:
+        return "unparsable"
+    return f"WHERE {b - a:+d}" if a != b else "other"
+
+
+def pair_shapes(pairs_file: Path) -> dict[str, int]:
+    """A preference file's chosen against its rejected SQL: how often the chosen has more / fewer WHERE
+    conditions, and is longer / shorter. A skew is a surface feature DPO can learn instead of the SQL."""
+    from lfkit.sql.extract import extract_sql
+    from lfkit.sql.shape import where_conditions
+
+    out = Counter({"more_conditions": 0, "fewer_conditions": 0, "longer": 0, "shorter": 0})
+    for line in pairs_file.read_text().splitlines():
+        row = json.loads(line)
+        chosen, rejected = extract_sql(row["chosen"]), extract_sql(row["rejected"])
+        c, r = where_conditions(chosen), where_conditions(rejected)
+        if c is not None and r is not None and c != r:
+            out["more_conditions" if c > r else "fewer_conditions"] += 1
+        if len(chosen) != len(rejected):
+            out["longer" if len(chosen) > len(rejected) else "shorter"] += 1
+        out["pairs"] += 1
+    return dict(out)
+
+
+def per_question(root: Path, predictions: str) -> dict[str, tuple[bool, str | None]]:
+    """Each dev question's (correct, predicted SQL) in a stage's predictions file, re-scored."""
     from lfkit.data.bird import split_db_root
     from lfkit.eval import score_predictions
 
     corpus = root / "corpus"
     r = score_predictions(root / predictions, corpus / "dev.json", split_db_root(corpus, "dev"))
-    return {str(x["question_id"]): bool(x["correct"]) for x in r["results"]}
+    return {str(x["question_id"]): (bool(x["correct"]), x["pred_sql"]) for x in r["results"]}
 
 
 def changes(root: Path, report: dict[str, Any], before: str, after: str) -> dict[str, Any]:
-    """Questions fixed / broken from stage ``before`` to ``after``, by difficulty and gold template."""
+    """Questions fixed / broken from stage ``before`` to ``after``, by difficulty and gold template, and what the
+    broken and the fixed answers changed (:func:`shape_change`)."""
     stages = {s["name"]: s for s in report["stages"]}
     a, b = per_question(root, stages[before]["predictions"]), per_question(root, stages[after]["predictions"])
     gold = {str(q["question_id"]): q for q in json.loads((root / "corpus" / "dev.json").read_text())}
-    fixed = [q for q in a if not a[q] and b.get(q)]
-    broken = [q for q in a if a[q] and not b.get(q)]
+    fixed = [q for q in a if not a[q][0] and q in b and b[q][0]]
+    broken = [q for q in a if a[q][0] and not (q in b and b[q][0])]
     out: dict[str, Any] = {"from": before, "to": after, "fixed": len(fixed), "broken": len(broken)}
     for key, of in (
         ("difficulty", lambda q: gold[q]["difficulty"]),
@@ -121,6 +159,8 @@ def changes(root: Path, report: dict[str, Any], before: str, after: str) -> dict
         net = Counter(of(q) for q in fixed)
         net.subtract(of(q) for q in broken)
         out[f"net_by_{key}"] = {k: v for k, v in sorted(net.items(), key=lambda kv: kv[1]) if v}
+    for key, qs in (("broken", broken), ("fixed", fixed)):
+        out[f"{key}_by_change"] = dict(Counter(shape_change(a[q][1], b.get(q, (False, None))[1]) for q in qs))
     return out
 
 
@@ -136,7 +176,7 @@ def seed_summary(root: Path) -> dict[str, Any]:
         "ex": ex,
         "n_dev": report["stages"][0]["n"],
         "best_round": best_round,
-        "rounds": report.get("rounds", []),
+        "rounds": [{**r, "shapes": pair_shapes(root / r["pairs_file"])} for r in report.get("rounds", [])],
         "pairs": report.get("pairs", {}),
         "rm_eval": rm,
         "rm_eval_untrained": ((report.get("rm_eval") or {}).get("models") or {}).get("none"),
@@ -215,12 +255,21 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"- round {r['round']}: {r['pairs']} pairs; rejects by kind {r['pairs_by_reject_kind']}; chosen by "
                 f"source {r['pairs_by_chosen_source']}; sample labels {r['labels']}"
             )
+            sh = r["shapes"]
+            lines.append(
+                f"  - chosen vs rejected SQL: more WHERE conditions in {sh['more_conditions']} pairs, fewer in "
+                f"{sh['fewer_conditions']}; longer in {sh['longer']}, shorter in {sh['shorter']} (of {sh['pairs']})"
+            )
         if "changes" in s:
             c = s["changes"]
             lines.append(f"- SFT -> {c['to']}: {c['fixed']} questions fixed, {c['broken']} broken")
             lines.append(f"  - net by difficulty: {c['net_by_difficulty']}")
             worst = list(c["net_by_template"].items())
             lines.append(f"  - templates lost most: {worst[:3]}; gained most: {worst[::-1][:3]}")
+            lines.append(
+                f"  - what the broken answers changed against SFT's: {c['broken_by_change']}; the fixed ones: "
+                f"{c['fixed_by_change']}"
+            )
         rm = s["rm_eval"]
         if rm:
             untrained = s["rm_eval_untrained"] or {}

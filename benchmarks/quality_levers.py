@@ -34,6 +34,7 @@ DECIDES: dict[str, tuple[str, ...]] = {
     "chosen": ("round1/sample",),
     "reject_kinds": ("round1/sample",),
     "pairs_per_question": ("round1/sample",),
+    "pairing": ("round1/sample",),
     "dpo_lr": ("round1/dpo",),
     "dpo_epochs": ("round1/dpo",),
     "pref_beta": ("round1/dpo",),
@@ -80,6 +81,11 @@ LEVERS: dict[str, Lever] = {
         Lever("dpo_lr5e-5", "DPO lr 5e-5 (seed: 2e-4), same pairs", {"dpo_lr": 5e-5}),
         Lever("dpo_lr1e-4", "DPO lr 1e-4 (seed: 2e-4; lever dpo_lr5e-5: 5e-5), same pairs", {"dpo_lr": 1e-4}),
         Lever("dpo_lr5e-5_beta0.3", "DPO lr 5e-5, pref_beta 0.3", {"dpo_lr": 5e-5, "pref_beta": 0.3}),
+        Lever(
+            "same_where",
+            "DPO pairs whose rejected keeps the chosen's WHERE conditions where one exists (seed: the closest reject)",
+            {"pairing": "hardest_same_where"},
+        ),
         Lever(
             "questions192",
             "one DPO round on 192 train questions (seed: 64) x 8 samples, 1 pair each, DPO lr 1e-4",

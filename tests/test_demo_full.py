@@ -55,6 +55,8 @@ def test_full_config_profiles_and_bad_values(tmp_path: Path) -> None:
     with pytest.raises(LfkitError, match="--rm-start must be one of base, policy, got 'sft'"):
         full_config("tiny", out=tmp_path, rm_start="sft")
     assert full_config("tiny", out=tmp_path).settings()["rm_start"] == "base"
+    with pytest.raises(LfkitError, match="--pairing must be one of all, random, hardest, hardest_same_where, got 'x'"):
+        full_config("tiny", out=tmp_path, pairing="x")
     with pytest.raises(LfkitError, match="unknown demo model"):
         full_config("gpt-5", out=tmp_path)
 
@@ -224,3 +226,20 @@ def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
         ).read_bytes().replace(str(out.resolve()).encode(), str(rm_lever.resolve()).encode())
     rm_data = json.loads(RunLayout(rm_lever).stage_file("rm_data").read_text())
     assert any("rm_pairs.jsonl" in path for path in rm_data["inputs"])
+
+
+def test_the_rounds_pairing_reaches_their_sampling_job(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from lfkit.pipeline.steps import ROUND_PAIRING, rejects_config
+
+    run = SimpleNamespace(corpus=tmp_path, max_new_tokens=64, batch_size=8, force=False)  # what the job reads of it
+
+    def pairing(setting: str | None, given: str | None = None) -> str:
+        cfg = full_config("tiny", out=tmp_path, pairing=setting)
+        files = dict(questions=tmp_path / "q.json", output=tmp_path / "p.jsonl")
+        return rejects_config(run, cfg, **files, db_split="train", seed=0, pairing=given).pairing
+
+    assert pairing(None) == ROUND_PAIRING == "hardest"  # unset: the rounds' default
+    assert pairing("hardest_same_where") == "hardest_same_where"
+    assert pairing("hardest_same_where", given="all") == "all"  # held-out pairs name their own

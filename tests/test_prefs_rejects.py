@@ -5,6 +5,7 @@ question's gold SQL; every one is executed for real on the demo Lahman database.
 
 from __future__ import annotations
 
+import doctest
 import json
 import random
 import shutil
@@ -14,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from prefs_canned import CannedBackend, cycle_answers, variants
 
+import lfkit.prefs.pairing
 from lfkit.cli import main
 from lfkit.data.prompts import format_sql_answer
 from lfkit.data.sft_questions import load_questions
@@ -209,8 +211,15 @@ def test_pairing_strategies(demo_sft: Path, demo_corpus: Path, tmp_path: Path) -
     assert select_pairs([gold], [far, near, same], "all", 0, random.Random(0)) == [(gold, far), (gold, near)]
     picks = {select_pairs([gold], [far, near], "random", 1, random.Random(s))[0][1].text for s in range(20)}
     assert picks == {"n", "f"}
-    with pytest.raises(ValueError, match="pairing must be one of all, random, hardest, got 'nearest'"):
+    # a rejected answer with the chosen's WHERE conditions goes first, even though the one lacking one is closer
+    fewer = Option("w", "SELECT name FROM singer")
+    other = Option("o", "SELECT song, year FROM singer WHERE country = 'x'")
+    assert select_pairs([gold], [other, fewer], "hardest", 1, random.Random(0)) == [(gold, fewer)]
+    assert select_pairs([gold], [fewer, other], "hardest_same_where", 1, random.Random(0)) == [(gold, other)]
+    assert select_pairs([gold], [fewer, far], "hardest_same_where", 1, random.Random(0)) == [(gold, fewer)]
+    with pytest.raises(ValueError, match="pairing must be one of all, random, hardest, hardest_same_where, got 'near"):
         select_pairs([gold], [far], "nearest", 0, random.Random(0))
+    assert doctest.testmod(lfkit.prefs.pairing).failed == 0
     assert edit_distance("kitten", "sitting") == 3 and edit_distance([], ["a"]) == 1
 
     summary, _ = run(demo_sft, demo_corpus, tmp_path / "h.json", pairing="hardest")

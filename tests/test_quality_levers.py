@@ -184,3 +184,22 @@ def test_quality_seeds_do_not_follow_the_full_demos_profile(levers, monkeypatch,
     assert quality.quality_config(0, tmp_path).settings() == before
     lever = quality.quality_config(1, tmp_path, {"rm_lr": 1e-3}).settings()
     assert {k for k in before if lever[k] != before[k]} == {"seed", "rm_lr"}
+
+
+def test_the_report_counts_what_pairs_and_broken_answers_changed_in_their_where(levers, tmp_path: Path) -> None:
+    import doctest
+
+    import quality
+
+    assert doctest.testmod(quality).failed == 0
+
+    def row(chosen: str, rejected: str) -> str:
+        return json.dumps({"chosen": f"```sql\n{chosen}\n```", "rejected": f"```sql\n{rejected}\n```"})
+
+    two, one = "SELECT a FROM t WHERE y = 1 AND x = 2", "SELECT a FROM t WHERE y = 1"
+    rows = [row(two, one), row(two, one), row(one, two), row(one, "SELECT b FROM t WHERE y = 2"), row(one, "SELECT (")]
+    (tmp_path / "pairs.jsonl").write_text("\n".join(rows) + "\n")
+    shapes = quality.pair_shapes(tmp_path / "pairs.jsonl")
+    # the unparsable reject counts for length only; the same-WHERE pair (of equal length) for neither
+    assert shapes == {"more_conditions": 2, "fewer_conditions": 1, "longer": 3, "shorter": 1, "pairs": 5}
+    assert quality.shape_change(one, two) == "WHERE +1" and quality.shape_change(two, "SELECT (") == "unparsable"

@@ -22,6 +22,7 @@ from typing import Any
 
 from lfkit.errors import LfkitError
 from lfkit.generate.defaults import SAMPLING
+from lfkit.prefs.pairing import PAIRINGS
 from lfkit.prefs.rejects import CHOSEN_SOURCES, REJECT_KINDS, parse_reject_kinds
 
 
@@ -89,11 +90,18 @@ class SamplingSettings:
     reject_kinds: str = setting(
         ",".join(REJECT_KINDS), "Sample labels that may be rejected, comma-separated, of " + ", ".join(REJECT_KINDS)
     )
-    pairs_per_question: int = setting(1, "DPO pairs kept per question (the rejects closest to the chosen first).")
+    pairs_per_question: int = setting(1, "DPO pairs kept per question, in --pairing's order.")
+    pairing: str | None = setting(
+        None,
+        "Which of a question's pairs are kept first (lfkit.prefs.pairing): hardest = the rejects closest to the "
+        "chosen answer (the default); hardest_same_where = those with as many WHERE conditions as the chosen first.",
+        choices=tuple(PAIRINGS),
+    )
 
     def check_sampling(self) -> None:
         positive(self, ("num_candidates", "pairs_per_question"))
         one_of(self, "chosen", CHOSEN_SOURCES)
+        one_of(self, "pairing", tuple(PAIRINGS))
         try:
             kinds = parse_reject_kinds(self.reject_kinds)
         except ValueError as exc:

@@ -262,12 +262,13 @@ def rejects_config(
     seed: int,
     max_questions: int = 0,
     round: int = 1,
-    pairing: str = ROUND_PAIRING,
+    pairing: str | None = None,
     model_info: dict[str, Any] | None = None,
 ) -> RejectsConfig:
     """The one preference-sampling set-up: ``num_candidates`` answers per question at ``temperature``,
-    top_p :data:`PREF_TOP_P`, labelled by execution, the hardest ``pairs_per_question`` pairs kept
-    (``pairing="all"`` with ``pairs_per_question=0``: every pair, as held-out test pairs are made)."""
+    top_p :data:`PREF_TOP_P`, labelled by execution, the first ``pairs_per_question`` pairs in ``sampling.pairing``'s
+    order kept (:data:`ROUND_PAIRING` when unset; ``pairing="all"`` with ``pairs_per_question=0``: every pair, as
+    held-out test pairs are made)."""
     from lfkit.data.bird import split_db_root
     from lfkit.prefs.rejects import RejectsConfig
 
@@ -282,7 +283,7 @@ def rejects_config(
         max_new_tokens=run.max_new_tokens,
         max_samples=max_questions,
         batch_size=max(1, run.batch_size // sampling.num_candidates),
-        pairing=pairing,
+        pairing=pairing or sampling.pairing or ROUND_PAIRING,
         max_pairs_per_question=sampling.pairs_per_question,
         chosen=sampling.chosen,
         reject_kinds=tuple(sampling.reject_kinds.split(",")),

@@ -102,7 +102,8 @@ def stage_rm_data(
     write_pairs(result, layout.tree_pairs)
     inputs = [layout.tree_pairs] if result.train else []
     if per_question is not None:
-        pairing = dict(chosen=rounds.chosen, reject_kinds=tuple(rounds.reject_kinds.split(",")), pairing=ROUND_PAIRING)
+        kinds = tuple(rounds.reject_kinds.split(","))
+        pairing = dict(chosen=rounds.chosen, reject_kinds=kinds, pairing=rounds.pairing or ROUND_PAIRING)
         repaired = []
         for pairs in round_pairs:
             journal = default_journal(pairs)

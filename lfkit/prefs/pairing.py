@@ -120,6 +120,29 @@ def _hardest(pairs: Pairs, rng: random.Random) -> Pairs:
     return sorted(pairs, key=lambda p: edit_distance(tokens[p[0].sql], tokens[p[1].sql]))
 
 
+@register_pairing("hardest_same_where", default_cap=1)
+def _hardest_same_where(pairs: Pairs, rng: random.Random) -> Pairs:
+    """``hardest``, but a rejected answer with as many WHERE conditions as the chosen one first
+    (:func:`lfkit.sql.shape.where_conditions`): the closest wrong answer is often the chosen minus a
+    condition, and a round of such pairs teaches "add a condition" rather than the SQL.
+
+    >>> c = Option("c", "SELECT a FROM t WHERE y = 1 AND x = 2")
+    >>> near, same = Option("n", "SELECT a FROM t WHERE y = 1"), Option("s", "SELECT b, c FROM u WHERE y = 2 AND x = 3")
+    >>> [r.text for _, r in _hardest([(c, near), (c, same)], rng=None)]
+    ['n', 's']
+    >>> [r.text for _, r in _hardest_same_where([(c, near), (c, same)], rng=None)]
+    ['s', 'n']
+    """
+    from lfkit.sql.shape import where_conditions
+
+    counts: dict[str, int | None] = {}
+    for pair in pairs:
+        for opt in pair:
+            if opt.sql not in counts:
+                counts[opt.sql] = where_conditions(opt.sql)
+    return sorted(_hardest(pairs, rng), key=lambda p: counts[p[0].sql] != counts[p[1].sql])
+
+
 def check_pairing(name: str) -> Pairing:
     """The registered strategy ``name``; :class:`PairingError` naming the choices otherwise."""
     if name not in PAIRINGS:

@@ -1,0 +1,39 @@
+"""Shape features of a query that a pair rule or a report compares across answers.
+
+So far one: :func:`where_conditions`, the number of AND-joined conditions in the outermost WHERE.
+Measured on ``make quality`` seed 0: the round's closest rejected answer usually lacked one of the
+chosen answer's conditions, and DPO learnt "add a condition" instead of the SQL (README, "make
+quality"); the ``hardest_same_where`` pairing and the quality report read this feature.
+
+>>> where_conditions("SELECT name FROM Teams WHERE yearID = 1998 AND lgID = 'NL' AND W > 90")
+3
+"""
+
+from __future__ import annotations
+
+
+def where_conditions(sql: str | None) -> int | None:
+    """How many conditions the outermost SELECT's WHERE joins with AND (0: no WHERE, or no plain SELECT at the
+    top, as in a UNION; None: the SQL does not parse).
+
+    Conditions inside a subquery, an OR or a JOIN's ON do not count: they are one condition of the
+    outer WHERE at most.
+
+    >>> where_conditions("SELECT COUNT(*) FROM (SELECT a FROM t WHERE b = 1 AND c = 2)")
+    0
+    >>> where_conditions("SELECT a FROM t WHERE (b = 1 OR c = 2) AND d > 3")
+    2
+    >>> where_conditions("SELECT FROM WHERE") is None, where_conditions("SELECT 'x") is None
+    (True, True)
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql or "", read="sqlite")
+    except sqlglot.errors.SqlglotError:  # model SQL: parse and token errors alike
+        return None
+    where = tree.args.get("where") if isinstance(tree, exp.Select) else None
+    if where is None:
+        return 0
+    return len(list(where.this.flatten())) if isinstance(where.this, exp.And) else 1
