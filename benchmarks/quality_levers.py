@@ -87,6 +87,12 @@ LEVERS: dict[str, Lever] = {
             {"pairing": "hardest_same_where"},
         ),
         Lever(
+            "same_where_epochs3",
+            "lever same_where's pairs for 3 epochs (seed: 1) at the seed's lr 2e-4",
+            {"dpo_epochs": 3.0},
+            on="same_where",
+        ),
+        Lever(
             "questions192",
             "one DPO round on 192 train questions (seed: 64) x 8 samples, 1 pair each, DPO lr 1e-4",
             {"questions_per_round": 192, "dpo_lr": 1e-4},
