@@ -98,15 +98,16 @@ def job_options(fn: Callable) -> Callable:
             type=click.Choice(list(PAIRINGS)),
             default="all",
             show_default=True,
-            help="Pairs per question (lfkit.prefs.pairing.PAIRINGS): all, one random, or the hardest (smallest "
-            "SQL edit distance to chosen).",
+            help="Pairs per question (lfkit.prefs.pairing.PAIRINGS): all, one random, the hardest (smallest "
+            "SQL edit distance to chosen), or hardest_same_where (the hardest reject with as many WHERE conditions "
+            "as the chosen first: pairs whose only difference is a missing condition teach DPO to add conditions).",
         ),
         click.option(
             "--max-pairs-per-question",
             type=click.IntRange(min=0),
             default=0,
             show_default=True,
-            help="Cap on pairs per question (0: no cap for all, 1 for random/hardest).",
+            help="Cap on pairs per question (0: the strategy's own: no cap for all, 1 for the others).",
         ),
         click.option(
             "--num-shards",
