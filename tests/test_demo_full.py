@@ -231,7 +231,8 @@ def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
 def test_the_rounds_pairing_reaches_their_sampling_job(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from lfkit.pipeline.steps import ROUND_PAIRING, rejects_config
+    from lfkit.pipeline.config import ROUND_PAIRING
+    from lfkit.pipeline.steps import rejects_config
 
     run = SimpleNamespace(corpus=tmp_path, max_new_tokens=64, batch_size=8, force=False)  # what the job reads of it
 

@@ -76,6 +76,9 @@ class RunSettings:
         self.backend = choose_backend(self.backend)
 
 
+ROUND_PAIRING = "hardest"  # unless --pairing says otherwise, a round keeps the rejects closest to the chosen answer
+
+
 @dataclass
 class SamplingSettings:
     """How preference candidates are sampled and paired (one rule for the demo and every DPO round)."""
@@ -97,6 +100,11 @@ class SamplingSettings:
         "chosen answer (the default); hardest_same_where = those with as many WHERE conditions as the chosen first.",
         choices=tuple(PAIRINGS),
     )
+
+    @property
+    def round_pairing(self) -> str:
+        """The pairing the rounds use: ``--pairing``, else :data:`ROUND_PAIRING` (None keeps old runs resumable)."""
+        return self.pairing or ROUND_PAIRING
 
     def check_sampling(self) -> None:
         positive(self, ("num_candidates", "pairs_per_question"))

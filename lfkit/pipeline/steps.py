@@ -35,7 +35,6 @@ ROUND_DATASET = "lfkit_iter_round"  # + k: round k's pairs
 # Preference sampling's nucleus mass and each sampler's seed offset, from the one sampling-defaults table
 # (a run with seed 0 samples as the command it stands for); held-out RM pairs take a stream of their own.
 PREF_TOP_P = SAMPLING["prefs"].top_p
-ROUND_PAIRING = "hardest"  # a round keeps, per question, the rejects closest to the chosen answer
 SEED_OFFSETS = {
     "prefs": SAMPLING["prefs"].seed,
     "trees": SAMPLING["tree"].seed,
@@ -266,9 +265,9 @@ def rejects_config(
     model_info: dict[str, Any] | None = None,
 ) -> RejectsConfig:
     """The one preference-sampling set-up: ``num_candidates`` answers per question at ``temperature``,
-    top_p :data:`PREF_TOP_P`, labelled by execution, the first ``pairs_per_question`` pairs in ``sampling.pairing``'s
-    order kept (:data:`ROUND_PAIRING` when unset; ``pairing="all"`` with ``pairs_per_question=0``: every pair, as
-    held-out test pairs are made)."""
+    top_p :data:`PREF_TOP_P`, labelled by execution, the first ``pairs_per_question`` pairs in
+    ``sampling.round_pairing``'s order kept (``pairing`` given instead: ``"all"`` with ``pairs_per_question=0`` is
+    every pair, as held-out test pairs are made)."""
     from lfkit.data.bird import split_db_root
     from lfkit.prefs.rejects import RejectsConfig
 
@@ -283,7 +282,7 @@ def rejects_config(
         max_new_tokens=run.max_new_tokens,
         max_samples=max_questions,
         batch_size=max(1, run.batch_size // sampling.num_candidates),
-        pairing=pairing or sampling.pairing or ROUND_PAIRING,
+        pairing=pairing or sampling.round_pairing,
         max_pairs_per_question=sampling.pairs_per_question,
         chosen=sampling.chosen,
         reject_kinds=tuple(sampling.reject_kinds.split(",")),

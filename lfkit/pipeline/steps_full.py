@@ -87,7 +87,6 @@ def stage_rm_data(
     per question (``rounds``' chosen side and reject kinds, the rounds' pairing) into ``rm_pairs.jsonl``
     beside them."""
     from lfkit.io import read_rows
-    from lfkit.pipeline.steps import ROUND_PAIRING
     from lfkit.prefs import merge_outputs
     from lfkit.prefs.job import default_journal
     from lfkit.prefs.rejects import pairs_from_journal
@@ -103,7 +102,7 @@ def stage_rm_data(
     inputs = [layout.tree_pairs] if result.train else []
     if per_question is not None:
         kinds = tuple(rounds.reject_kinds.split(","))
-        pairing = dict(chosen=rounds.chosen, reject_kinds=kinds, pairing=rounds.pairing or ROUND_PAIRING)
+        pairing = dict(chosen=rounds.chosen, reject_kinds=kinds, pairing=rounds.round_pairing)
         repaired = []
         for pairs in round_pairs:
             journal = default_journal(pairs)
