@@ -14,7 +14,7 @@ from __future__ import annotations
 
 def where_conditions(sql: str | None) -> int | None:
     """How many conditions the outermost SELECT's WHERE joins with AND (0: no WHERE, or no plain SELECT at the
-    top, as in a UNION; None: the SQL does not parse).
+    top, as in a UNION; None: the SQL is not exactly one query that parses).
 
     Conditions inside a subquery, an OR or a JOIN's ON do not count: they are one condition of the
     outer WHERE at most.
@@ -26,12 +26,12 @@ def where_conditions(sql: str | None) -> int | None:
     >>> where_conditions("SELECT FROM WHERE") is None, where_conditions("SELECT 'x") is None
     (True, True)
     """
-    import sqlglot
     from sqlglot import exp
 
-    try:
-        tree = sqlglot.parse_one(sql or "", read="sqlite")
-    except sqlglot.errors.SqlglotError:  # model SQL: parse and token errors alike
+    from lfkit.sql.issues import parse_query
+
+    tree = parse_query(sql).tree  # the detectors' parse: never raises on model SQL, None unless one query
+    if tree is None:
         return None
     where = tree.args.get("where") if isinstance(tree, exp.Select) else None
     if where is None:
