@@ -87,6 +87,16 @@ LEVERS: dict[str, Lever] = {
             {"pairing": "hardest_same_where"},
         ),
         Lever(
+            "same_where_lr5e-5",
+            "lever same_where's pairs at DPO lr 5e-5 (seed: 2e-4; lever dpo_lr5e-5: the seed's pairs)",
+            {"pairing": "hardest_same_where", "dpo_lr": 5e-5},
+        ),
+        Lever(
+            "wrong_rejects_lr5e-5",
+            "only wrong-result rejects (seed: errors too), DPO lr 5e-5 (lever dpo_lr5e-5: both kinds)",
+            {"reject_kinds": "wrong", "dpo_lr": 5e-5},
+        ),
+        Lever(
             "same_where_epochs3",
             "lever same_where's pairs for 3 epochs (seed: 1) at the seed's lr 2e-4",
             {"dpo_epochs": 3.0},
