@@ -115,22 +115,20 @@ def shape_change(before: str | None, after: str | None) -> str:
 
 
 def pair_shapes(pairs_file: Path) -> dict[str, int]:
-    """A preference file's chosen against its rejected SQL: how often the chosen has more / fewer WHERE
-    conditions, and is longer / shorter. A skew is a surface feature DPO can learn instead of the SQL."""
-    from lfkit.sql.extract import extract_sql
-    from lfkit.sql.shape import where_conditions
+    """A preference file's chosen against its rejected SQL (:func:`lfkit.prefs.skew.pair_skew`): how often the
+    chosen has more / fewer WHERE conditions, and is longer / shorter."""
+    from lfkit.prefs.skew import pair_skew
 
-    out = Counter({"more_conditions": 0, "fewer_conditions": 0, "longer": 0, "shorter": 0})
-    for line in pairs_file.read_text().splitlines():
-        row = json.loads(line)
-        chosen, rejected = extract_sql(row["chosen"]), extract_sql(row["rejected"])
-        c, r = where_conditions(chosen), where_conditions(rejected)
-        if c is not None and r is not None and c != r:
-            out["more_conditions" if c > r else "fewer_conditions"] += 1
-        if len(chosen) != len(rejected):
-            out["longer" if len(chosen) > len(rejected) else "shorter"] += 1
-        out["pairs"] += 1
-    return dict(out)
+    rows = [json.loads(line) for line in pairs_file.read_text().splitlines()]
+    skew = pair_skew((row["chosen"], row["rejected"]) for row in rows)
+    where, chars = skew["WHERE conditions"], skew["characters"]
+    return {
+        "more_conditions": where["more"],
+        "fewer_conditions": where["fewer"],
+        "longer": chars["more"],
+        "shorter": chars["fewer"],
+        "pairs": len(rows),
+    }
 
 
 def per_question(root: Path, predictions: str) -> dict[str, tuple[bool, str | None]]:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from prefs_canned import CannedBackend, cycle_answers, variants
 
 import lfkit.prefs.pairing
+import lfkit.prefs.skew
 from lfkit.cli import main
 from lfkit.data.prompts import format_sql_answer
 from lfkit.data.sft_questions import load_questions
@@ -466,3 +467,32 @@ def test_pairs_from_a_journal_equal_a_run_with_those_pairing_settings(
     with pytest.raises(JobError, match=r"2 question\(s\) not sampled yet"):
         pairs_from_journal(journal, tmp_path / "x.jsonl")
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_the_summary_counts_what_separates_chosen_from_rejected(
+    demo_sft: Path, demo_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The canned "wrong" answer wraps gold in SELECT * FROM (...) LIMIT 0: longer than its gold chosen in every
+    # pair, and its outer SELECT has no WHERE, so the chosen has more conditions wherever gold has a WHERE.
+    from lfkit.sql.shape import where_conditions
+
+    out = tmp_path / "skew.jsonl"
+    summary, _ = run(demo_sft, demo_corpus, out, kinds=["wrong"], max_samples=12)
+    rows = read_rows(out)
+    assert summary.pairs == len(rows) == 12
+    assert (summary.extra["chosen_fewer_characters"], summary.extra["chosen_more_characters"]) == (12, 0)
+    with_where = sum(where_conditions(extract_sql(r["chosen"])) > 0 for r in rows)
+    assert with_where > 0 and summary.extra["chosen_more_where_conditions"] == with_where
+    assert summary.extra["chosen_fewer_where_conditions"] == 0
+    assert [w.split(":")[0] for w in summary.warnings] == [
+        f"the chosen SQL has more WHERE conditions than its rejected in {with_where} of the {with_where} pairs that "
+        "differ in them",
+        "the chosen SQL has fewer characters than its rejected in 12 of the 12 pairs that differ in them",
+    ]
+    summary.render()
+    printed = capsys.readouterr().out
+    assert "chosen fewer characters" in printed and "warning:" in printed and "DPO may learn" in printed
+
+    few, _ = run(demo_sft, demo_corpus, tmp_path / "few.jsonl", kinds=["wrong"], max_samples=6)
+    assert few.extra["chosen_fewer_characters"] == 6 and few.warnings == []  # too few pairs to call it a skew
+    assert doctest.testmod(lfkit.prefs.skew).failed == 0

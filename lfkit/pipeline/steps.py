@@ -13,6 +13,7 @@ sampling set-up (:func:`rejects_config`, :data:`PREF_TOP_P`, :func:`prefs_seed`)
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,6 +302,8 @@ def stage_sample(run: RunContext, job: RejectsConfig, policy: ModelRef, *, regis
 
     with make_backend(run.gen, policy) as backend:
         summary = build_rejects(job, backend, progress=True)
+    for warning in summary.warnings:
+        print(f"warning: {job.output}: {warning}", file=sys.stderr)
     output = Path(job.output)
     rows = read_rows(output) if summary.pairs else []
     kinds = Counter(r["reject_kind"] for r in rows)

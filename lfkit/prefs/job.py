@@ -220,6 +220,7 @@ class Summary:
     pairs: int = 0
     questions_without_pair: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def count_record(self, record: dict[str, Any]) -> bool:
         """Add a journal record; False when its gold did not execute (question unusable)."""
@@ -259,4 +260,6 @@ class Summary:
             table.add_row(k, v)
         console = Console()
         console.print(table)
+        for warning in self.warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
         console.print(f"output: {self.output}\njournal: {self.journal}")

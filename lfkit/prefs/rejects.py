@@ -28,6 +28,7 @@ from lfkit.io import iter_jsonl, write_rows
 from lfkit.jobs import JobError, Journal, shard
 from lfkit.prefs.job import FINGERPRINT_FIELDS, JobConfig, Summary, journal_key, load_questions, run_job
 from lfkit.prefs.pairing import Option, dedup_options, pair_rng, select_pairs
+from lfkit.prefs.skew import pair_skew, skew_warnings
 from lfkit.sql.label import REJECT_KINDS, REJECTABLE, parse_reject_kinds
 
 SOURCE = "rejects"
@@ -156,6 +157,11 @@ def write_rejects(cfg: RejectsConfig, items: list[Question], journal: Journal) -
         rows += q_rows
     write_rows(cfg.output, rows)
     summary.rows = summary.pairs = len(rows)
+    skew = pair_skew((r["chosen"], r["rejected"]) for r in rows)
+    for feature, n in skew.items():  # surface features DPO could learn instead of the SQL (lfkit.prefs.skew)
+        slug = feature.lower().replace(" ", "_")
+        summary.extra[f"chosen_more_{slug}"], summary.extra[f"chosen_fewer_{slug}"] = n["more"], n["fewer"]
+    summary.warnings += skew_warnings(skew)
     return summary
 
 
