@@ -97,6 +97,11 @@ LEVERS: dict[str, Lever] = {
             {"reject_kinds": "wrong", "dpo_lr": 5e-5},
         ),
         Lever(
+            "simpo_lr5e-5",
+            "SimPO (length-normalised, no reference model; seed: DPO), beta 2.0, DPO lr 5e-5, same pairs",
+            {"pref_loss": "simpo", "pref_beta": 2.0, "dpo_lr": 5e-5},
+        ),
+        Lever(
             "same_where_epochs3",
             "lever same_where's pairs for 3 epochs (seed: 1) at the seed's lr 2e-4",
             {"dpo_epochs": 3.0},
