@@ -102,6 +102,11 @@ LEVERS: dict[str, Lever] = {
             {"pref_loss": "simpo", "pref_beta": 2.0, "dpo_lr": 5e-5},
         ),
         Lever(
+            "simpo_same_where",
+            "SimPO (beta 2.0) on lever same_where's pairs at the seed's lr 2e-4: no length or WHERE skew to learn",
+            {"pref_loss": "simpo", "pref_beta": 2.0, "pairing": "hardest_same_where"},
+        ),
+        Lever(
             "same_where_epochs3",
             "lever same_where's pairs for 3 epochs (seed: 1) at the seed's lr 2e-4",
             {"dpo_epochs": 3.0},
