@@ -26,6 +26,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from lfkit.errors import LfkitError
+
 BUDGET_ENV = "LFKIT_MERGED_CACHE_GB"
 DEFAULT_BUDGET_GB = 10.0
 RECENT_S = 600.0
@@ -55,15 +57,19 @@ def merged_model(base: str, adapters: Sequence[str]) -> Path:
     return out
 
 
+class CacheBudgetError(LfkitError, ValueError):
+    """``$LFKIT_MERGED_CACHE_GB`` is not a number of gigabytes >= 0."""
+
+
 def budget_bytes() -> int:
     """The cache's size budget: ``$LFKIT_MERGED_CACHE_GB`` gigabytes, else :data:`DEFAULT_BUDGET_GB`."""
     raw = os.environ.get(BUDGET_ENV, "").strip()
     try:
         gb = float(raw) if raw else DEFAULT_BUDGET_GB
     except ValueError:
-        raise ValueError(f"{BUDGET_ENV}={raw!r}: expected a number of gigabytes (e.g. 10 or 0.5)") from None
+        raise CacheBudgetError(f"{BUDGET_ENV}={raw!r}: expected a number of gigabytes (e.g. 10 or 0.5)") from None
     if gb < 0:
-        raise ValueError(f"{BUDGET_ENV}={raw!r}: expected a number of gigabytes >= 0")
+        raise CacheBudgetError(f"{BUDGET_ENV}={raw!r}: expected a number of gigabytes >= 0")
     return int(gb * 1e9)
 
 
@@ -110,4 +116,4 @@ def _locked(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
-__all__ = ["BUDGET_ENV", "DEFAULT_BUDGET_GB", "RECENT_S", "budget_bytes", "merged_model", "prune"]
+__all__ = ["BUDGET_ENV", "DEFAULT_BUDGET_GB", "RECENT_S", "CacheBudgetError", "budget_bytes", "merged_model", "prune"]
