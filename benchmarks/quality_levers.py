@@ -27,9 +27,11 @@ from typing import Any
 
 from lfkit.prefs.job import default_journal
 
-# The stages each setting decides, earliest first (in the run order of lfkit.pipeline.full.stage_rank). Settings
-# that decide the corpus or the SFT are not levers: they make a new seed run.
+# The stages each setting decides, earliest first (in the run order of lfkit.pipeline.full.stage_rank). A lever
+# with a setting that decides the corpus and the SFT is a fresh run (Lever.fresh): it copies nothing.
 DECIDES: dict[str, tuple[str, ...]] = {
+    "n_sft": ("corpus",),
+    "round_questions": ("round1/sample",),
     "questions_per_round": ("round1/sample",),
     "chosen": ("round1/sample",),
     "reject_kinds": ("round1/sample",),
@@ -57,6 +59,7 @@ POLICY_ONLY = ("trees", "rm_test", "bon/sample", "grpo", "eval_grpo")
 # stages re-pair the journalled samples.
 RESAMPLES: dict[str, tuple[str, ...]] = {
     "questions_per_round": ("round1/sample",),  # an edited questions file: the journal refuses it (its sha256)
+    "round_questions": ("round1/sample",),
     "bon_temperature": ("rm_test",),
 }
 TEXT_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".html", ".txt", ".bak"}
@@ -73,6 +76,11 @@ class Lever:
     settings: dict[str, Any] = field(default_factory=dict)
     stop_after: str | None = "rounds"
     on: str | None = None
+
+    @property
+    def fresh(self) -> bool:
+        """A setting decides the corpus and the SFT: the lever runs every stage itself and needs no finished seed."""
+        return any(DECIDES[k][0] == "corpus" for k in lever_settings(self))
 
 
 LEVERS: dict[str, Lever] = {
@@ -105,6 +113,17 @@ LEVERS: dict[str, Lever] = {
             "simpo_same_where",
             "SimPO (beta 2.0) on lever same_where's pairs at the seed's lr 2e-4: no length or WHERE skew to learn",
             {"pref_loss": "simpo", "pref_beta": 2.0, "pairing": "hardest_same_where"},
+        ),
+        Lever(
+            "unseen320",
+            "SFT on 320 train rows (seed: 400), the round's 64 questions from the 80 it left out, DPO lr 5e-5",
+            {"n_sft": 320, "round_questions": "unseen", "dpo_lr": 5e-5},
+        ),
+        Lever(
+            "unseen320_lr2e-4",
+            "lever unseen320 (SFT on 320 rows, round on the 80 left out) at DPO lr 2e-4",
+            {"dpo_lr": 2e-4},
+            on="unseen320",
         ),
         Lever(
             "same_where_epochs3",
@@ -224,6 +243,9 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     unknown = sorted(set(settings) - set(DECIDES))
     if unknown:
         raise SystemExit(f"not a lever setting: {unknown}; levers change {', '.join(DECIDES)}")
+    fresh = sorted(k for k in settings if DECIDES[k][0] == "corpus")
+    if fresh:
+        raise SystemExit(f"{fresh} decide the corpus and the SFT: a fresh lever's run, nothing to copy")
     order = stage_order(parent)
     decided = {stage for k in settings for stage in DECIDES[k]}
     firsts = [k for k in (cut_at(order, setting) for setting in settings) if k is not None]
@@ -258,15 +280,15 @@ def run_lever(out: Path, seed: int, lever: Lever) -> dict[str, Any]:
 
     parent = out / "levers" / lever.on / f"seed{seed}" if lever.on else out / f"seed{seed}"
     child = out / "levers" / lever.name / f"seed{seed}"
-    dropped = derive(parent, child, lever.settings)
+    dropped = [] if lever.fresh and not lever.on else derive(parent, child, lever.settings)
     if dropped:
         print(f"{child}: copied from {parent}, stages to redo: {', '.join(dropped)}", flush=True)
     return run_seed(seed, child, lever_settings(lever), stop_after=lever.stop_after)
 
 
-def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[str, Any] | None:
-    """One lever on one seed against the seed itself (``base``: its ``quality.seed_summary``): SFT / DPO EX and
-    RM accuracy, from the report.json files."""
+def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any] | None) -> dict[str, Any] | None:
+    """One lever on one seed against the seed itself (``base``: its ``quality.seed_summary``; None: the seed has
+    not run here, its columns are empty): SFT / DPO EX and RM accuracy, from the report.json files."""
     from quality import seed_summary
 
     child = out / "levers" / lever.name / f"seed{seed}"
@@ -274,14 +296,14 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
         return None
     mine = seed_summary(child)
 
-    def dpo(s: dict[str, Any]) -> float | None:
-        return s["ex"][s["best_round"]] if s["best_round"] else None
+    def dpo(s: dict[str, Any] | None) -> float | None:
+        return s["ex"][s["best_round"]] if s and s["best_round"] else None
 
-    def rm(s: dict[str, Any]) -> float | None:
-        return 100 * s["rm_eval"]["accuracy"] if s["rm_eval"] else None
+    def rm(s: dict[str, Any] | None) -> float | None:
+        return 100 * s["rm_eval"]["accuracy"] if s and s["rm_eval"] else None
 
-    def bon(s: dict[str, Any], selector: str) -> float | None:
-        return s["best_of_n"]["ex"].get(selector) if s.get("best_of_n") else None
+    def bon(s: dict[str, Any] | None, selector: str) -> float | None:
+        return s["best_of_n"]["ex"].get(selector) if s and s.get("best_of_n") else None
 
     def my_bon(selector: str) -> float | None:  # a lever that stopped before best-of-N has none of its own
         return bon(mine, selector) if lever.stop_after is None else None
@@ -309,9 +331,9 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any]) -> dict[
     }
 
 
-def table(out: Path, seeds: dict[int, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+def table(out: Path, seeds: dict[int, dict[str, Any] | None]) -> tuple[str, list[dict[str, Any]]]:
     """The markdown table of every lever that finished on one of ``seeds`` (seed -> its finished run's
-    ``quality.seed_summary``), and its rows."""
+    ``quality.seed_summary``, None where only fresh levers ran), and its rows."""
     rows = [r for lv in LEVERS.values() for k, base in seeds.items() if (r := lever_row(out, k, lv, base))]
     if not rows:
         return "", []
@@ -350,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_lever(args.out, seed, LEVERS[name])
     from quality import seed_summary
 
-    finished = [k for k in args.seeds if (args.out / f"seed{k}" / "report.json").is_file()]
-    text, _ = table(args.out, {k: seed_summary(args.out / f"seed{k}") for k in finished})
+    runs = {k: args.out / f"seed{k}" for k in args.seeds}
+    text, _ = table(args.out, {k: seed_summary(d) if (d / "report.json").is_file() else None for k, d in runs.items()})
     print(text or "no lever has finished yet")
     return 0
 

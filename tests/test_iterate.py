@@ -67,6 +67,61 @@ def test_question_slices_are_fresh_every_round() -> None:
         question_slice(pool, 4, 10, seed=3)
 
 
+def test_unseen_rounds_never_sample_a_question_the_sft_trained_on(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--round-questions unseen: round 1's questions (the real corpus stage's pool and SFT rows, sampled through
+    the run's engine) avoid every SFT question, where the default draws some; a pool too small is refused first."""
+    from lfkit.models.presets import load_preset
+    from lfkit.pipeline.full import FullConfig, FullError
+    from lfkit.pipeline.iterate import round_steps, rounds_context
+    from lfkit.pipeline.layout import RunLayout
+    from lfkit.pipeline.steps import stage_corpus
+
+    class Canned:
+        """The run's shared engine: every candidate is the question's gold SQL (no pairs: the questions matter)."""
+
+        def __init__(self, gen: engine.Generation) -> None:
+            pass
+
+        def backend_for(self, model: ModelRef) -> CannedBackend:
+            gold = gold_by_prompt(layout.pool)  # the run's own pool, read when its sampling starts
+            return CannedBackend(lambda user, j: f"```sql\n{gold[user]}\n```")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setitem(engine.ENGINES, "hf", Canned)
+    for kind, questions in (("all", 380), ("unseen", 368)):
+        # tiny's demo SFT trains on 32 of the 400 train questions: 380 must hold some of them, 368 need not
+        out = tmp_path / kind
+        cfg = IterateConfig(preset="tiny", out=out, rounds=1, questions_per_round=questions, num_candidates=1)
+        cfg.round_questions = kind
+        layout = RunLayout(out)
+        run = rounds_context(cfg, cfg.preset, layout, load_preset("tiny"), corpus=None, backend="hf")
+        with engine.pipeline_engine(run.gen) as gen:
+            run.gen = gen
+            stage_corpus(run, run.demo, pool=True)
+            steps, _ = round_steps(cfg, run, 1, ModelRef(str(tiny_model)), backend="hf")
+            next(s for s in steps if s.name == "round1/sample").run()
+        trained = {r["question_id"] for r in read_rows(layout.sft_data)}
+        pool = {r["question_id"] for r in read_rows(layout.pool)}
+        drawn = {r["question_id"] for r in read_rows(out / "rounds/round1/questions.json")}
+        assert len(trained) == 32 and len(pool) == 400 and len(drawn) == questions
+        if kind == "unseen":
+            assert drawn == pool - trained
+        else:
+            assert len(drawn & trained) >= 12
+    with pytest.raises(IterateError, match=r"trains on 32 of 400 train questions, leaving 368; 2 round\(s\) x 200"):
+        IterateConfig(preset="tiny", rounds=2, questions_per_round=200, round_questions="unseen")
+    with pytest.raises(IterateError, match="needs the demo SFT"):
+        IterateConfig(preset="tiny", from_path=str(tiny_model), round_questions="unseen")
+    with pytest.raises(FullError, match="trains on 400 of 400 train questions, leaving 0"):
+        FullConfig(n_sft=400, rounds=1, questions_per_round=64, round_questions="unseen")
+    result = CliRunner().invoke(main, ["demo", "--full", "--round-questions", "unseen", "--n-sft", "400"])
+    assert result.exit_code == 1 and "leaving 0" in result.output and "lower --n-sft" in result.output
+
+
 def test_dry_run_round_k_reads_round_k_minus_1_merged(tmp_path: Path) -> None:
     out = tmp_path / "dry"
     preset = "qwen3-coder-30b-a3b"

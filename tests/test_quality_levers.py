@@ -145,25 +145,47 @@ def test_a_rounds_lever_keeps_the_seeds_rounds_and_drops_what_follows(levers, tm
 
 def test_derive_refuses_what_is_no_lever_or_has_not_run(levers, tmp_path: Path) -> None:
     parent = finished_seed(tmp_path / "seed0", ORDER[:4])
-    with pytest.raises(SystemExit, match="not a lever setting: \\['n_sft'\\]"):
-        levers.derive(parent, tmp_path / "a" / "seed0", {"n_sft": 100})
+    with pytest.raises(SystemExit, match="not a lever setting: \\['tree_depth'\\]"):
+        levers.derive(parent, tmp_path / "a" / "seed0", {"tree_depth": 3})
+    with pytest.raises(SystemExit, match="\\['n_sft'\\] decide the corpus and the SFT"):
+        levers.derive(parent, tmp_path / "a" / "seed0", {"n_sft": 100, "dpo_lr": 5e-5})
     with pytest.raises(SystemExit, match="round1/dpo"):
         levers.derive(parent, tmp_path / "b" / "seed0", {"dpo_lr": 5e-5})
     assert not (tmp_path / "b").exists()
 
 
-def test_every_lever_changes_only_lever_settings_and_stops_where_run_full_can(levers) -> None:
+def test_every_lever_changes_only_lever_settings_and_stops_where_run_full_can(levers, tmp_path: Path) -> None:
+    import quality
+
     from lfkit.pipeline.full import FULL_STOPS
 
     for lever in levers.LEVERS.values():
         assert set(lever.settings) <= set(levers.DECIDES), lever.name
         assert lever.stop_after in (None, *FULL_STOPS)
-        full_config("smollm2-135m", **levers.lever_settings(lever))  # each value is valid for the full demo
+        quality.quality_config(0, tmp_path, levers.lever_settings(lever))  # valid at the quality sizes it runs at
     # a lever built on another keeps that one's settings under its own
     assert levers.lever_settings(levers.LEVERS["pairs4_rm_policy"]) == {
         **levers.LEVERS["pairs4"].settings,
         "rm_start": "policy",
     }
+
+
+def test_a_fresh_lever_runs_every_stage_itself_without_a_seed(levers, monkeypatch, tmp_path: Path) -> None:
+    import quality
+
+    fresh, on_it = levers.LEVERS["unseen320"], levers.LEVERS["unseen320_lr2e-4"]
+    assert fresh.fresh and on_it.fresh and not levers.LEVERS["dpo_lr5e-5"].fresh
+    ran: list[tuple] = []
+    monkeypatch.setattr(quality, "run_seed", lambda *args, **kwargs: ran.append((*args, kwargs)) or {})
+    levers.run_lever(tmp_path, 0, fresh)  # no tmp_path/seed0 here: nothing is copied
+    assert ran == [(0, tmp_path / "levers/unseen320/seed0", fresh.settings, {"stop_after": "rounds"})]
+    assert not (tmp_path / "levers/unseen320/seed0").exists()
+    cfg = quality.quality_config(0, tmp_path, levers.lever_settings(on_it))
+    assert (cfg.demo.n_sft, cfg.round_questions, cfg.dpo_lr) == (320, "unseen", 2e-4)
+    # a lever on it copies its run like any other
+    finished_seed(tmp_path / "levers/unseen320/seed0", ORDER)
+    levers.run_lever(tmp_path, 0, on_it)
+    assert levers.stage_order(tmp_path / "levers/unseen320_lr2e-4/seed0") == ORDER[: ORDER.index("round1/dpo")]
 
 
 def test_run_full_refuses_an_unknown_stop(tmp_path: Path) -> None:

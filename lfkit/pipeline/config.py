@@ -31,6 +31,7 @@ class ConfigError(LfkitError, ValueError):
 
 
 PREF_LOSSES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
+ROUND_QUESTIONS = ("all", "unseen")
 
 
 def setting(
@@ -205,6 +206,12 @@ class RoundsSettings(SamplingSettings, RunSettings):
 
     rounds: int = setting(3, "DPO rounds after round 0 (the start model).")
     questions_per_round: int = setting(24, "Fresh train questions sampled per round.")
+    round_questions: str | None = setting(
+        None,
+        "Where the rounds' fresh questions come from: all (every train question; the default) or unseen (only "
+        "those the run's own SFT did not train on, whose gold SQL the policy has not memorised).",
+        choices=ROUND_QUESTIONS,
+    )
     stop_when_worse: bool = setting(False, "Stop after a round whose dev EX falls; the best round is kept.")
     n_dev: int | None = from_demo("n_dev", "the demo's (demo corpus only)")
     max_new_tokens: int | None = from_demo("max_new_tokens", "the demo profile's, else 512")
@@ -223,6 +230,22 @@ class RoundsSettings(SamplingSettings, RunSettings):
         except ConfigError as exc:
             raise error(str(exc)) from exc
         one_of(self, "pref_loss", PREF_LOSSES, error)
+        one_of(self, "round_questions", ROUND_QUESTIONS, error)
+
+    def check_unseen(self, sft: DemoConfig | None, error: type[LfkitError]) -> None:
+        """``--round-questions unseen`` needs the run's own SFT (``sft``: its profile; None: a given start model)
+        and enough train questions left out of it for every round."""
+        if self.round_questions != "unseen":
+            return
+        if sft is None:
+            raise error("--round-questions unseen leaves out the run's own SFT rows: it needs the demo SFT (no --from)")
+        left, need = sft.n_train - sft.n_sft, self.rounds * self.questions_per_round
+        if left < need:
+            raise error(
+                f"--round-questions unseen: the SFT trains on {sft.n_sft} of {sft.n_train} train questions, leaving "
+                f"{left}; {self.rounds} round(s) x {self.questions_per_round} questions need {need}: lower --n-sft "
+                "or --questions-per-round"
+            )
 
     def demo_profile(self, model: str, out: Path) -> DemoConfig | None:
         """The demo profile of an embedded ``model`` with this run's values; None for other presets."""
@@ -267,6 +290,7 @@ __all__ = [
     "DEMO_VALUES",
     "PREF_LOSSES",
     "PROFILES",
+    "ROUND_QUESTIONS",
     "ConfigError",
     "DemoConfig",
     "RoundsSettings",

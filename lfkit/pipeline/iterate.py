@@ -87,6 +87,7 @@ class IterateConfig(RoundsSettings):
             raise IterateError(f"preset {self.preset} has no demo profile: give --corpus (a BIRD folder)")
         if self.corpus is not None and self.from_path is None and not self.dry_run:
             raise IterateError("with --corpus give --from: the demo SFT is trained on the demo corpus only")
+        self.check_unseen(None if self.from_path else self.demo_profile(self.preset, self.out), IterateError)
 
     def settle_backend(self) -> None:
         """``auto`` on an embedded preset is its demo profile's engine (tiny: hf), else what is installed."""
@@ -132,6 +133,20 @@ def rounds_context(
 
 
 # ----------------------------------------------------------------------------- the plan
+
+
+def unseen_questions(pool: list[dict[str, Any]], trained: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``pool`` whose question no row of ``trained`` (the SFT data) has, by ``question_id``.
+
+    Why a rule: the SFT's seeded sample of train and :func:`question_slice`'s shuffle share the run's seed, and
+    Python's ``random.sample`` draws like ``shuffle`` does, so the shuffle already puts the SFT's questions last
+    (seed 0, 32 of 400: 31 of them) and the rounds drew mostly unseen questions by coincidence, until they ran out.
+
+    >>> unseen_questions([{"question_id": i} for i in range(5)], [{"question_id": 1}, {"question_id": 3}])
+    [{'question_id': 0}, {'question_id': 2}, {'question_id': 4}]
+    """
+    seen = {row["question_id"] for row in trained}
+    return [row for row in pool if row["question_id"] not in seen]
 
 
 def question_slice(pool: list[dict[str, Any]], k: int, per_round: int, seed: int) -> list[dict[str, Any]]:
@@ -236,12 +251,14 @@ def round_steps(
     )
 
     def sample() -> PrefsResult:
-        write_rows(
-            rdir / "questions.json", question_slice(read_rows(layout.pool), k, cfg.questions_per_round, cfg.seed)
-        )
+        pool = read_rows(layout.pool)
+        if cfg.round_questions == "unseen":
+            pool = unseen_questions(pool, read_rows(layout.sft_data))
+        write_rows(rdir / "questions.json", question_slice(pool, k, cfg.questions_per_round, cfg.seed))
         return stage_sample(run, job, policy, register_as=f"{ROUND_DATASET}{k}")
 
     def show_sample() -> list[str]:
+        unseen = " the SFT did not train on" if cfg.round_questions == "unseen" else ""
         rejects = [
             "lfkit", "prefs", "rejects", "--backend", backend, "--base-model", policy.base,
             "--template", run.preset["template"], "--sft-data", job.sft_data, "--db-root", job.db_root,
@@ -254,7 +271,7 @@ def round_steps(
         register = ["lfkit", "register", "--dataset-info", str(layout.dataset_info), "--name", f"{ROUND_DATASET}{k}"]
         register += ["--file", job.output, "--kind", "preference", "--force"]
         return [
-            f"# questions: round {k}'s {cfg.questions_per_round} fresh train questions -> {job.sft_data}",
+            f"# questions: round {k}'s {cfg.questions_per_round} fresh train questions{unseen} -> {job.sft_data}",
             shlex.join(rejects),
             shlex.join(register),
         ]
@@ -472,5 +489,6 @@ __all__ = [
     "round_steps",
     "rounds_context",
     "run_iterate",
+    "unseen_questions",
     "walk_rounds",
 ]
