@@ -114,7 +114,7 @@ def test_unseen_rounds_never_sample_a_question_the_sft_trained_on(
             assert len(drawn & trained) >= 12
     with pytest.raises(IterateError, match=r"trains on 32 of 400 train questions, leaving 368; 2 round\(s\) x 200"):
         IterateConfig(preset="tiny", rounds=2, questions_per_round=200, round_questions="unseen")
-    with pytest.raises(IterateError, match="needs the demo SFT"):
+    with pytest.raises(IterateError, match="demo SFT rows: an embedded model, no --from"):
         IterateConfig(preset="tiny", from_path=str(tiny_model), round_questions="unseen")
     with pytest.raises(FullError, match="trains on 400 of 400 train questions, leaving 0"):
         FullConfig(n_sft=400, rounds=1, questions_per_round=64, round_questions="unseen")

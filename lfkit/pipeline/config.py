@@ -238,7 +238,7 @@ class RoundsSettings(SamplingSettings, RunSettings):
         if self.round_questions != "unseen":
             return
         if sft is None:
-            raise error("--round-questions unseen leaves out the run's own SFT rows: it needs the demo SFT (no --from)")
+            raise error("--round-questions unseen leaves out the run's demo SFT rows: an embedded model, no --from")
         left, need = sft.n_train - sft.n_sft, self.rounds * self.questions_per_round
         if left < need:
             raise error(
