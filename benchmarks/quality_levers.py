@@ -126,6 +126,12 @@ LEVERS: dict[str, Lever] = {
             on="unseen320",
         ),
         Lever(
+            "unseen320_lr5e-4",
+            "lever unseen320 (SFT on 320 rows, round on the 80 left out) at DPO lr 5e-4",
+            {"dpo_lr": 5e-4},
+            on="unseen320",
+        ),
+        Lever(
             "same_where_epochs3",
             "lever same_where's pairs for 3 epochs (seed: 1) at the seed's lr 2e-4",
             {"dpo_epochs": 3.0},
