@@ -7,6 +7,8 @@ settings resumes it: the corpus, SFT and sampling journals are reused (a changed
 the journalled candidates, it samples nothing), and the run stops where the lever is measured
 (after the DPO rounds, or after the reward model's held-out evaluation). So a DPO lever costs its
 DPO training and one evaluation, not a whole seed.
+A fresh lever (a setting that decides the SFT, such as ``n_sft``) copies nothing: it runs every stage
+into ``OUT/levers/<lever>/seed<k>`` itself, so it needs no finished seed, and levers can build on it.
 
     .venv/bin/python benchmarks/quality_levers.py run --out quality_out --levers dpo_lr5e-5 --seeds 0 1
     .venv/bin/python benchmarks/quality_levers.py table --out quality_out
