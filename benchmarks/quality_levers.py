@@ -82,7 +82,7 @@ class Lever:
     @property
     def fresh(self) -> bool:
         """A setting decides the corpus and the SFT: the lever runs every stage itself and needs no finished seed."""
-        return any(DECIDES[k][0] == "corpus" for k in lever_settings(self))
+        return bool(fresh_settings(lever_settings(self)))
 
 
 LEVERS: dict[str, Lever] = {
@@ -205,6 +205,11 @@ LEVERS: dict[str, Lever] = {
 }
 
 
+def fresh_settings(settings: dict[str, Any]) -> list[str]:
+    """Those of ``settings`` that decide the corpus and the SFT (a fresh run), sorted."""
+    return sorted(k for k in settings if DECIDES[k][0] == "corpus")
+
+
 def stage_order(root: Path) -> list[str]:
     """A run folder's cached stage names in the order the full demo runs them (``full.stage_rank``; not file times:
     a lever's copy keeps old stages beside redone ones)."""
@@ -251,7 +256,7 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     unknown = sorted(set(settings) - set(DECIDES))
     if unknown:
         raise SystemExit(f"not a lever setting: {unknown}; levers change {', '.join(DECIDES)}")
-    fresh = sorted(k for k in settings if DECIDES[k][0] == "corpus")
+    fresh = fresh_settings(settings)
     if fresh:
         raise SystemExit(f"{fresh} decide the corpus and the SFT: a fresh lever's run, nothing to copy")
     order = stage_order(parent)

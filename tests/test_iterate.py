@@ -95,8 +95,9 @@ def test_unseen_rounds_never_sample_a_question_the_sft_trained_on(
     for kind, questions in (("all", 380), ("unseen", 368)):
         # tiny's demo SFT trains on 32 of the 400 train questions: 380 must hold some of them, 368 need not
         out = tmp_path / kind
-        cfg = IterateConfig(preset="tiny", out=out, rounds=1, questions_per_round=questions, num_candidates=1)
-        cfg.round_questions = kind
+        cfg = IterateConfig(
+            preset="tiny", out=out, rounds=1, questions_per_round=questions, num_candidates=1, round_questions=kind
+        )
         layout = RunLayout(out)
         run = rounds_context(cfg, cfg.preset, layout, load_preset("tiny"), corpus=None, backend="hf")
         with engine.pipeline_engine(run.gen) as gen:

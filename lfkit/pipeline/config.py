@@ -16,6 +16,7 @@ generated from these fields (``lfkit.pipeline.commands``); their help comes from
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -232,11 +233,12 @@ class RoundsSettings(SamplingSettings, RunSettings):
         one_of(self, "pref_loss", PREF_LOSSES, error)
         one_of(self, "round_questions", ROUND_QUESTIONS, error)
 
-    def check_unseen(self, sft: DemoConfig | None, error: type[LfkitError]) -> None:
-        """``--round-questions unseen`` needs the run's own SFT (``sft``: its profile; None: a given start model)
-        and enough train questions left out of it for every round."""
+    def check_unseen(self, sft_profile: Callable[[], DemoConfig | None], error: type[LfkitError]) -> None:
+        """``--round-questions unseen`` needs the run's own SFT (``sft_profile()``: its profile, built only for
+        unseen; None: a given start model) and enough train questions left out of it for every round."""
         if self.round_questions != "unseen":
             return
+        sft = sft_profile()
         if sft is None:
             raise error("--round-questions unseen leaves out the run's demo SFT rows: an embedded model, no --from")
         left, need = sft.n_train - sft.n_sft, self.rounds * self.questions_per_round

@@ -111,7 +111,7 @@ class FullConfig(RoundsSettings):
         if self.model not in FULL_PROFILES:
             raise FullError(f"unknown demo model {self.model!r}; choose one of: {', '.join(FULL_PROFILES)}")
         self.check_rounds(FullError)
-        self.check_unseen(self.demo, FullError)
+        self.check_unseen(lambda: self.demo, FullError)
         one_of(self, "rm_start", RM_STARTS, FullError)
         own = [f for f in fields(self) if f.name not in {g.name for g in fields(RoundsSettings)}]
         for f in own:

@@ -87,7 +87,7 @@ class IterateConfig(RoundsSettings):
             raise IterateError(f"preset {self.preset} has no demo profile: give --corpus (a BIRD folder)")
         if self.corpus is not None and self.from_path is None and not self.dry_run:
             raise IterateError("with --corpus give --from: the demo SFT is trained on the demo corpus only")
-        self.check_unseen(None if self.from_path else self.demo_profile(self.preset, self.out), IterateError)
+        self.check_unseen(lambda: None if self.from_path else self.demo_profile(self.preset, self.out), IterateError)
 
     def settle_backend(self) -> None:
         """``auto`` on an embedded preset is its demo profile's engine (tiny: hf), else what is installed."""
