@@ -32,6 +32,7 @@ from lfkit.prefs.job import default_journal
 # The stages each setting decides, earliest first (in the run order of lfkit.pipeline.full.stage_rank). A lever
 # with a setting that decides the corpus and the SFT is a fresh run (Lever.fresh): it copies nothing.
 DECIDES: dict[str, tuple[str, ...]] = {
+    "n_train": ("corpus",),
     "n_sft": ("corpus",),
     "round_questions": ("round1/sample",),
     "questions_per_round": ("round1/sample",),
@@ -132,6 +133,24 @@ LEVERS: dict[str, Lever] = {
             "lever unseen320 (SFT on 320 rows, round on the 80 left out) at DPO lr 5e-4",
             {"dpo_lr": 5e-4},
             on="unseen320",
+        ),
+        Lever(
+            "unseen464",
+            "a corpus of 464 train questions (seed: 400), SFT on 400 of them, the round's 64 questions the 64 it "
+            "left out, DPO lr 5e-5",
+            {"n_train": 464, "n_sft": 400, "round_questions": "unseen", "dpo_lr": 5e-5},
+        ),
+        Lever(
+            "unseen464_lr2e-4",
+            "lever unseen464 (SFT on 400 of 464 rows, round on the 64 left out) at DPO lr 2e-4",
+            {"dpo_lr": 2e-4},
+            on="unseen464",
+        ),
+        Lever(
+            "unseen464_lr1e-4",
+            "lever unseen464 (SFT on 400 of 464 rows, round on the 64 left out) at DPO lr 1e-4",
+            {"dpo_lr": 1e-4},
+            on="unseen464",
         ),
         Lever(
             "same_where_epochs3",

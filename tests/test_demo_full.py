@@ -46,6 +46,15 @@ def test_full_config_profiles_and_bad_values(tmp_path: Path) -> None:
     # the SFT's size can be given (make quality trains on every train row); 0 GRPO steps = no GRPO stage
     big = full_config("smollm2-135m", out=tmp_path, n_sft=400, sft_epochs=2.0, grpo_steps=0)
     assert (big.demo.n_sft, big.demo.sft_epochs, big.settings()["demo.n_sft"]) == (400, 2.0, 400)
+    # a larger corpus leaves train questions out of a 400-row SFT (--round-questions unseen); an old run folder's
+    # settings.json has no n_train key, read as None: the default must stay None there to resume
+    wide = full_config("smollm2-135m", out=tmp_path, n_train=464)
+    assert (wide.demo.n_train, wide.settings()["demo.n_train"], wide.demo.n_dev) == (464, 464, 64)
+    assert (smol.settings()["n_train"], smol.settings()["demo.n_train"]) == (None, 400)
+    with pytest.raises(LfkitError, match=r"n_sft \(400\) and n_prefs \(24\) cannot exceed n_train \(300\)"):
+        full_config("smollm2-135m", out=tmp_path, n_train=300)
+    with pytest.raises(LfkitError, match=r"cannot exceed n_train \(400\)"):
+        full_config("smollm2-135m", out=tmp_path, n_sft=401)
     with pytest.raises(LfkitError, match="grpo_steps must be >= 0, got -1"):
         full_config("tiny", out=tmp_path, grpo_steps=-1)
     with pytest.raises(LfkitError, match="rm_steps must be >= 1, got 0"):

@@ -119,8 +119,10 @@ def test_unseen_rounds_never_sample_a_question_the_sft_trained_on(
         IterateConfig(preset="tiny", from_path=str(tiny_model), round_questions="unseen")
     with pytest.raises(FullError, match="trains on 400 of 400 train questions, leaving 0"):
         FullConfig(n_sft=400, rounds=1, questions_per_round=64, round_questions="unseen")
+    wide = FullConfig(n_train=464, n_sft=400, rounds=1, questions_per_round=64, round_questions="unseen")
+    assert wide.demo.n_train - wide.demo.n_sft == 64  # a larger corpus leaves room beside a 400-row SFT
     result = CliRunner().invoke(main, ["demo", "--full", "--round-questions", "unseen", "--n-sft", "400"])
-    assert result.exit_code == 1 and "leaving 0" in result.output and "lower --n-sft" in result.output
+    assert result.exit_code == 1 and "leaving 0" in result.output and "raise --n-train" in result.output
 
 
 def test_dry_run_round_k_reads_round_k_minus_1_merged(tmp_path: Path) -> None:

@@ -245,8 +245,8 @@ class RoundsSettings(SamplingSettings, RunSettings):
         if left < need:
             raise error(
                 f"--round-questions unseen: the SFT trains on {sft.n_sft} of {sft.n_train} train questions, leaving "
-                f"{left}; {self.rounds} round(s) x {self.questions_per_round} questions need {need}: lower --n-sft "
-                "or --questions-per-round"
+                f"{left}; {self.rounds} round(s) x {self.questions_per_round} questions need {need}: lower --rounds "
+                "or --questions-per-round (lfkit demo --full: or lower --n-sft, or raise --n-train)"
             )
 
     def demo_profile(self, model: str, out: Path) -> DemoConfig | None:
