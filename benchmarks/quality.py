@@ -5,8 +5,9 @@ for each seed into ``OUT/seed<k>/`` (every stage cached: re-run to resume), then
 ``OUT/report.md`` / ``OUT/report.json`` / ``OUT/ex_by_seed.png``: EX per stage and seed on the
 corpus's 120 dev questions (each re-scored from its own ``predict_dev.json``), the issue's goals
 with the margin to each, and the evidence for the next lever: questions fixed and broken between
-SFT and the best DPO round, by difficulty and by gold-SQL template, pair kinds, RM accuracy and
-margin by pair kind. Each seed's own ``report.html`` is the page to drill into per question.
+SFT and the best DPO round, by difficulty and by gold-SQL template, pair kinds, how far each DPO round
+moved its policy (:func:`dpo_movement`), RM accuracy and margin by pair kind. Each seed's own
+``report.html`` is the page to drill into per question.
 
     .venv/bin/python benchmarks/quality.py [--seeds 0 1] [--out quality_out]   # make quality
     .venv/bin/python benchmarks/quality.py --report-only --out quality_out     # rewrite the report
@@ -131,6 +132,25 @@ def pair_shapes(pairs_file: Path) -> dict[str, int]:
     }
 
 
+def dpo_movement(adapter: Path) -> dict[str, float] | None:
+    """How far a DPO run moved its policy from the reference: the mean chosen-minus-rejected reward margin
+    (beta x log-ratio) and reward accuracy over the last half of its logged steps, from the trainer's
+    ``trainer_state.json`` (None where it is not there: a run trained elsewhere, or before it was kept).
+    A margin near 0 with the loss near ln 2 means the round changed the policy too little to move dev EX."""
+    state = adapter / "trainer_state.json"
+    if not state.is_file():
+        return None
+    logged = [r for r in json.loads(state.read_text()).get("log_history", []) if "rewards/margins" in r]
+    if not logged:
+        return None
+    half = logged[len(logged) // 2 :]
+    return {
+        "steps": len(logged),
+        "margin": sum(r["rewards/margins"] for r in half) / len(half),
+        "accuracy": sum(r["rewards/accuracies"] for r in half) / len(half),
+    }
+
+
 def per_question(root: Path, predictions: str) -> dict[str, tuple[bool, str | None]]:
     """Each dev question's (correct, predicted SQL) in a stage's predictions file, re-scored."""
     from lfkit.data.bird import split_db_root
@@ -163,6 +183,8 @@ def changes(root: Path, report: dict[str, Any], before: str, after: str) -> dict
 
 
 def seed_summary(root: Path) -> dict[str, Any]:
+    from lfkit.pipeline.layout import RunLayout
+
     report = json.loads((root / "report.json").read_text())
     ex = {s["name"]: s["ex"] for s in report["stages"]}
     rounds = [name for name in ex if name.startswith("round")]
@@ -174,7 +196,14 @@ def seed_summary(root: Path) -> dict[str, Any]:
         "ex": ex,
         "n_dev": report["stages"][0]["n"],
         "best_round": best_round,
-        "rounds": [{**r, "shapes": pair_shapes(root / r["pairs_file"])} for r in report.get("rounds", [])],
+        "rounds": [
+            {
+                **r,
+                "shapes": pair_shapes(root / r["pairs_file"]),
+                "dpo": dpo_movement(RunLayout(root).round_adapter(r["round"])),
+            }
+            for r in report.get("rounds", [])
+        ],
         "pairs": report.get("pairs", {}),
         "rm_eval": rm,
         "rm_eval_untrained": ((report.get("rm_eval") or {}).get("models") or {}).get("none"),
@@ -258,6 +287,12 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"  - chosen vs rejected SQL: more WHERE conditions in {sh['more_conditions']} pairs, fewer in "
                 f"{sh['fewer_conditions']}; longer in {sh['longer']}, shorter in {sh['shorter']} (of {sh['pairs']})"
             )
+            if r.get("dpo"):
+                d = r["dpo"]
+                lines.append(
+                    f"  - DPO over the last half of its {d['steps']} steps: reward margin {d['margin']:+.3f}, "
+                    f"reward accuracy {d['accuracy']:.2f} (both 0 at the reference policy)"
+                )
         if "changes" in s:
             c = s["changes"]
             lines.append(f"- SFT -> {c['to']}: {c['fixed']} questions fixed, {c['broken']} broken")

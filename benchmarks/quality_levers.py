@@ -153,6 +153,24 @@ LEVERS: dict[str, Lever] = {
             on="unseen464",
         ),
         Lever(
+            "unseen528",
+            "a corpus of 528 train questions (seed: 400), SFT on 400 of them, the round's 128 questions (seed: 64) "
+            "the 128 it left out, DPO lr 1e-4",
+            {"n_train": 528, "n_sft": 400, "round_questions": "unseen", "questions_per_round": 128, "dpo_lr": 1e-4},
+        ),
+        Lever(
+            "unseen528_lr2e-4",
+            "lever unseen528 (SFT on 400 of 528 rows, round on the 128 left out) at DPO lr 2e-4",
+            {"dpo_lr": 2e-4},
+            on="unseen528",
+        ),
+        Lever(
+            "unseen528_lr2e-4_ftx0",
+            "lever unseen528_lr2e-4 without the SFT term on the chosen (pref_ftx 0; seed: 1.0)",
+            {"pref_ftx": 0.0},
+            on="unseen528_lr2e-4",
+        ),
+        Lever(
             "same_where_epochs3",
             "lever same_where's pairs for 3 epochs (seed: 1) at the seed's lr 2e-4",
             {"dpo_epochs": 3.0},

@@ -225,3 +225,20 @@ def test_the_report_counts_what_pairs_and_broken_answers_changed_in_their_where(
     # the unparsable reject counts for length only; the same-WHERE pair (of equal length) for neither
     assert shapes == {"more_conditions": 2, "fewer_conditions": 1, "longer": 3, "shorter": 1, "pairs": 5}
     assert quality.shape_change(one, two) == "WHERE +1" and quality.shape_change(two, "SELECT (") == "unparsable"
+
+
+def test_dpo_movement_reads_the_last_half_of_the_trainers_reward_log(levers, tmp_path: Path) -> None:
+    import quality
+
+    assert quality.dpo_movement(tmp_path) is None  # no trainer_state.json: a run trained elsewhere
+    steps = [
+        {"step": k, "loss": 0.7, "rewards/margins": m, "rewards/accuracies": a}
+        for k, (m, a) in enumerate([(0.0, 0.0), (0.5, 1.0), (0.01, 0.5), (0.03, 1.0)], start=1)
+    ]
+    summary = {"step": 4, "train_loss": 0.7, "train_runtime": 9.0}  # the Trainer's closing entry: no rewards
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"log_history": [*steps, summary]}))
+    moved = quality.dpo_movement(tmp_path)
+    assert moved is not None and moved["steps"] == 4
+    assert moved["margin"] == pytest.approx(0.02) and moved["accuracy"] == pytest.approx(0.75)  # steps 3-4 only
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"log_history": [summary]}))  # an SFT's log
+    assert quality.dpo_movement(tmp_path) is None
