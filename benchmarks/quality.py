@@ -138,10 +138,12 @@ def dpo_movement(adapter: Path) -> dict[str, float] | None:
     ``trainer_state.json`` (None where it is not there: a run trained elsewhere, or before it was kept).
     Both are 0 at the reference; the unseen levers read +0.005..+0.05 at lr <= 2e-4 and +0.24 at 5e-4 (README
     "make quality"): how far the policy moved on the pairs, not whether dev EX gained."""
-    state = adapter / "trainer_state.json"
-    if not state.is_file():
+    from lfkit.train import read_trainer_state
+
+    state = read_trainer_state(adapter)
+    if state is None:
         return None
-    logged = [r for r in json.loads(state.read_text()).get("log_history", []) if "rewards/margins" in r]
+    logged = [r for r in state.get("log_history", []) if "rewards/margins" in r]
     if not logged:
         return None
     half = logged[len(logged) // 2 :]
@@ -186,6 +188,7 @@ def changes(root: Path, report: dict[str, Any], before: str, after: str) -> dict
 def seed_summary(root: Path) -> dict[str, Any]:
     from lfkit.pipeline.layout import RunLayout
 
+    layout = RunLayout(root)
     report = json.loads((root / "report.json").read_text())
     ex = {s["name"]: s["ex"] for s in report["stages"]}
     rounds = [name for name in ex if name.startswith("round")]
@@ -201,7 +204,7 @@ def seed_summary(root: Path) -> dict[str, Any]:
             {
                 **r,
                 "shapes": pair_shapes(root / r["pairs_file"]),
-                "dpo": dpo_movement(RunLayout(root).round_adapter(r["round"])),
+                "dpo": dpo_movement(layout.round_adapter(r["round"])),
             }
             for r in report.get("rounds", [])
         ],

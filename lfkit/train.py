@@ -75,6 +75,15 @@ class TrainResult:
         return logged[-1].get("rewards/accuracies") if logged else None
 
 
+TRAINER_STATE = "trainer_state.json"  # the HF Trainer's: log_history (loss, DPO rewards/* per step), global_step
+
+
+def read_trainer_state(output_dir: Path) -> dict[str, Any] | None:
+    """A train run's ``trainer_state.json`` (what :class:`TrainResult` is read from); None where it wrote none."""
+    state_file = Path(output_dir) / TRAINER_STATE
+    return json.loads(state_file.read_text()) if state_file.is_file() else None
+
+
 # Shown by `lfkit iterate --dry-run` and in a failed run's message: what decides devices, hub and cache.
 REPORTED_ENV = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "HF_HOME", "HF_HUB_CACHE", "FORCE_TORCHRUN", "NNODES")
 
@@ -212,13 +221,12 @@ def run_llamafactory(
         )
     result = TrainResult(recipe=recipe, command=command, output_dir=output_dir, log_path=log_path, seconds=seconds)
     if command == "train":
-        state_file = output_dir / "trainer_state.json"
-        if not state_file.exists():
+        state = read_trainer_state(output_dir)
+        if state is None:
             raise TrainError(
-                f"{title}: llamafactory-cli train {recipe} finished but wrote no {state_file}; "
+                f"{title}: llamafactory-cli train {recipe} finished but wrote no {output_dir / TRAINER_STATE}; "
                 f"log: {log_path}\n{_log_tail(log_path)}"
             )
-        state = json.loads(state_file.read_text())
         result.log_history = state.get("log_history", [])
         result.steps = state.get("global_step", 0)
         results_file = output_dir / "train_results.json"
