@@ -84,20 +84,6 @@ def quality_config(seed: int, root: Path, settings: dict[str, Any] | None = None
     return FullConfig(model="smollm2-135m", seed=seed, out=root, **{**QUALITY, **(settings or {})})
 
 
-def template_of(sql: str) -> str:
-    """The gold SQL with its literals replaced by ``?``: the corpus template a question came from.
-
-    >>> template_of("SELECT W FROM Teams WHERE name = 'Royals' AND yearID = 1984")
-    'SELECT W FROM Teams WHERE name = ? AND yearID = ?'
-    """
-    import sqlglot
-    from sqlglot import exp
-
-    tree = sqlglot.parse_one(sql, read="sqlite")
-    tree = tree.transform(lambda node: exp.Placeholder() if isinstance(node, exp.Literal) else node)
-    return tree.sql(dialect="sqlite")
-
-
 def shape_change(before: str | None, after: str | None) -> str:
     """What ``after`` changed against ``before`` in the one feature DPO was seen to drift on: its WHERE
     conditions (``"WHERE +1"``), else ``"other"`` (``"unparsable"`` when either does not parse).
@@ -167,6 +153,8 @@ def per_question(root: Path, predictions: str) -> dict[str, tuple[bool, str | No
 def changes(root: Path, report: dict[str, Any], before: str, after: str) -> dict[str, Any]:
     """Questions fixed / broken from stage ``before`` to ``after``, by difficulty and gold template, and what the
     broken and the fixed answers changed (:func:`shape_change`)."""
+    from lfkit.sql.shape import skeleton
+
     stages = {s["name"]: s for s in report["stages"]}
     a, b = per_question(root, stages[before]["predictions"]), per_question(root, stages[after]["predictions"])
     gold = {str(q["question_id"]): q for q in json.loads((root / "corpus" / "dev.json").read_text())}
@@ -175,7 +163,7 @@ def changes(root: Path, report: dict[str, Any], before: str, after: str) -> dict
     out: dict[str, Any] = {"from": before, "to": after, "fixed": len(fixed), "broken": len(broken)}
     for key, of in (
         ("difficulty", lambda q: gold[q]["difficulty"]),
-        ("template", lambda q: template_of(gold[q]["SQL"])),
+        ("template", lambda q: skeleton(gold[q]["SQL"])),
     ):
         net = Counter(of(q) for q in fixed)
         net.subtract(of(q) for q in broken)

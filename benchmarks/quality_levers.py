@@ -34,6 +34,7 @@ from lfkit.prefs.job import default_journal
 DECIDES: dict[str, tuple[str, ...]] = {
     "n_train": ("corpus",),
     "n_sft": ("corpus",),
+    "sft_sample": ("corpus",),
     "round_questions": ("round1/sample",),
     "questions_per_round": ("round1/sample",),
     "chosen": ("round1/sample",),
@@ -169,6 +170,19 @@ LEVERS: dict[str, Lever] = {
             "lever unseen528_lr2e-4 without the SFT term on the chosen (pref_ftx 0; seed: 1.0)",
             {"pref_ftx": 0.0},
             on="unseen528_lr2e-4",
+        ),
+        Lever(
+            "unseen528_by_template",
+            "lever unseen528_lr2e-4 with the SFT's 400 rows drawn per gold-SQL template (sft_sample template), so "
+            "the round's 128 questions hold 3-5 of every template (random draw: 0-8)",
+            {
+                "n_train": 528,
+                "n_sft": 400,
+                "sft_sample": "template",
+                "round_questions": "unseen",
+                "questions_per_round": 128,
+                "dpo_lr": 2e-4,
+            },
         ),
         Lever(
             "same_where_epochs3",

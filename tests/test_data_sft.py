@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from lfkit.data.prompts import SchemaPromptBuilder, format_sql_answer
 from lfkit.data.sft import SFTOptions, build_sft, select_examples
 from lfkit.io import read_rows
 from lfkit.sql import execute_sql, extract_sql
+from lfkit.sql.shape import skeleton
 
 
 def test_rows_match_the_contract(bird_corpus: Path, tmp_path: Path) -> None:
@@ -54,6 +56,35 @@ def test_limit_and_seeded_sample(bird_corpus: Path, demo_corpus: Path) -> None:
     assert a != [e.question_id for e in select_examples(examples, 20, 8)]
     with pytest.raises(ValueError, match="limit must be positive"):
         SFTOptions(limit=0)
+
+
+def test_by_template_sample_keeps_each_template_in_proportion(demo_corpus: Path, tmp_path: Path) -> None:
+    """The rows kept and those left out both hold every template in its share (what --round-questions unseen
+    samples); a plain random sample of the same size leaves some templates nearly all in or all out."""
+    examples = load_bird(demo_corpus, "train")
+    everyone = Counter(skeleton(e.gold_sql) for e in examples)
+    limit = len(examples) * 3 // 4
+
+    def spread(kept: list) -> tuple[int, int]:
+        counts = Counter(skeleton(e.gold_sql) for e in kept)
+        off = [counts[t] - limit * n / len(examples) for t, n in everyone.items()]
+        left_out = min(n - counts[t] for t, n in everyone.items())
+        return max(abs(x) for x in off), left_out
+
+    strat = select_examples(examples, limit, 0, by_template=True)
+    assert len(strat) == limit and strat == select_examples(examples, limit, 0, by_template=True)
+    ids = [e.question_id for e in strat]
+    assert ids == sorted(ids) and len(set(ids)) == limit
+    worst, fewest_left = spread(strat)
+    assert worst < 1 and fewest_left >= min(everyone.values()) // 4 >= 2  # every template left out 1/4 of its rows
+    plain_worst, _ = spread(select_examples(examples, limit, 0))
+    assert plain_worst > 2
+    assert ids != [e.question_id for e in select_examples(examples, limit, 1, by_template=True)]
+    out = tmp_path / "sft.json"
+    args = ["data", "sft", "--bird-dir", str(demo_corpus), "--split", "train", "--out", str(out), "--limit", str(limit)]
+    result = CliRunner().invoke(main, [*args, "--sample-seed", "0", "--by-template"])
+    assert result.exit_code == 0, result.output
+    assert [r["question_id"] for r in read_rows(out)] == ids
 
 
 def test_output_file_is_replaced_atomically(bird_corpus: Path, tmp_path: Path) -> None:

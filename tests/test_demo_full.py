@@ -51,6 +51,15 @@ def test_full_config_profiles_and_bad_values(tmp_path: Path) -> None:
     wide = full_config("smollm2-135m", out=tmp_path, n_train=464)
     assert (wide.demo.n_train, wide.settings()["demo.n_train"], wide.demo.n_dev) == (464, 464, 64)
     assert (smol.settings()["n_train"], smol.settings()["demo.n_train"]) == (None, 400)
+    # the SFT's rows drawn per gold-SQL template; unset stays None in settings.json, so older run folders resume
+    strat = full_config("smollm2-135m", out=tmp_path, n_train=528, sft_sample="template")
+    assert (strat.demo.sft_sample, strat.settings()["demo.sft_sample"], smol.settings()["demo.sft_sample"]) == (
+        "template",
+        "template",
+        None,
+    )
+    with pytest.raises(LfkitError, match="--sft-sample must be one of random, template, got 'skeleton'"):
+        full_config("smollm2-135m", out=tmp_path, sft_sample="skeleton")
     with pytest.raises(LfkitError, match=r"n_sft \(400\) and n_prefs \(24\) cannot exceed n_train \(300\)"):
         full_config("smollm2-135m", out=tmp_path, n_train=300)
     with pytest.raises(LfkitError, match=r"cannot exceed n_train \(400\)"):

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,8 @@ def test_unseen_rounds_never_sample_a_question_the_sft_trained_on(
     from lfkit.pipeline.iterate import round_steps, rounds_context
     from lfkit.pipeline.layout import RunLayout
     from lfkit.pipeline.steps import stage_corpus
+    from lfkit.sql import extract_sql
+    from lfkit.sql.shape import skeleton
 
     class Canned:
         """The run's shared engine: every candidate is the question's gold SQL (no pairs: the questions matter)."""
@@ -113,6 +117,17 @@ def test_unseen_rounds_never_sample_a_question_the_sft_trained_on(
             assert drawn == pool - trained
         else:
             assert len(drawn & trained) >= 12
+
+    # --sft-sample template (lfkit demo --full): the same corpus stage draws the SFT's 32 rows per gold template,
+    # one or two of each of the corpus's templates, where the plain sample above missed some templates
+    def templates(rows: list[dict]) -> Counter[str]:
+        return Counter(skeleton(extract_sql(r["output"])) for r in rows)
+
+    plain, every = templates(read_rows(layout.sft_data)), templates(read_rows(layout.pool))
+    stage_corpus(run, replace(run.demo, sft_sample="template"), pool=False)
+    by_template = templates(read_rows(layout.sft_data))
+    assert sum(by_template.values()) == 32 and set(by_template) == set(every) and max(by_template.values()) <= 2
+    assert len(plain) < len(every)
     with pytest.raises(IterateError, match=r"trains on 32 of 400 train questions, leaving 368; 2 round\(s\) x 200"):
         IterateConfig(preset="tiny", rounds=2, questions_per_round=200, round_questions="unseen")
     with pytest.raises(IterateError, match="demo SFT rows: an embedded model, no --from"):

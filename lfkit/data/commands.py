@@ -107,6 +107,12 @@ def demo(out_dir: Path, seed: int, n_train: int, n_dev: int) -> None:
 @click.option("--limit", type=int, default=None, help="Keep at most N questions (the first N, or see --sample-seed).")
 @click.option("--sample-seed", type=int, default=None, help="With --limit: draw a random sample with this seed.")
 @click.option(
+    "--by-template",
+    is_flag=True,
+    help="With --sample-seed: sample each gold-SQL template (literals as ?) in proportion, so the rows kept and "
+    "those left out both cover every template.",
+)
+@click.option(
     "--check-gold", is_flag=True, help="Execute every gold query and drop rows whose SQL errors or times out."
 )
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds per gold query (--check-gold).")
@@ -121,6 +127,7 @@ def sft(
     n_examples: int,
     limit: int | None,
     sample_seed: int | None,
+    by_template: bool,
     check_gold: bool,
     timeout: float,
     workers: int | None,
@@ -137,6 +144,8 @@ def sft(
       lfkit data sft --bird-dir corpus --split train --out data/sft.json
       lfkit data sft --bird-dir BIRD/train --split train --out data/bird_train.jsonl \\
           --check-gold --limit 2000 --sample-seed 0
+      lfkit data sft --bird-dir corpus --split train --out data/sft.json \\
+          --limit 400 --sample-seed 0 --by-template
       lfkit data sft --bird-dir corpus --split train --out data/sft.json \\
           --max-tokens 1024 --tokenizer smollm2-135m
     """
@@ -160,7 +169,12 @@ def sft(
             max_chars=max_chars, n_examples=n_examples, max_tokens=max_tokens, count_tokens=count_tokens
         )
         options = SFTOptions(
-            limit=limit, sample_seed=sample_seed, check_gold=check_gold, timeout=timeout, workers=workers
+            limit=limit,
+            sample_seed=sample_seed,
+            by_template=by_template,
+            check_gold=check_gold,
+            timeout=timeout,
+            workers=workers,
         )
         # The bar draws at the first prompt, so it never overlaps the gold-execution progress bar.
         with progress_bar("building prompts") as bar:

@@ -33,6 +33,7 @@ class ConfigError(LfkitError, ValueError):
 
 PREF_LOSSES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
 ROUND_QUESTIONS = ("all", "unseen")
+SFT_SAMPLES = ("random", "template")
 
 
 def setting(
@@ -130,6 +131,13 @@ class DemoConfig(SamplingSettings, RunSettings):
     n_train: int = setting(400, "Train questions in the corpus.")
     n_dev: int = setting(64, "Dev questions in the corpus (all are evaluated).")
     n_sft: int = setting(160, "SFT rows used for training (a seeded sample of train).")
+    sft_sample: str | None = setting(
+        None,
+        "How the SFT's rows are drawn from train: random (a seeded sample; unset means random) or template (a "
+        "seeded sample of each gold-SQL template in proportion, so the questions left out for --round-questions "
+        "unseen cover every template too).",
+        choices=SFT_SAMPLES,
+    )
     sft_epochs: float = setting(1.0, "SFT epochs.")
     # a LoRA on few layers needs a high lr to learn the schema in 40 steps
     sft_lr: float = setting(2e-3, "SFT learning rate.")
@@ -158,6 +166,7 @@ class DemoConfig(SamplingSettings, RunSettings):
         if self.sft_lr <= 0 or self.dpo_lr <= 0:
             raise ConfigError(f"learning rates must be > 0, got sft_lr={self.sft_lr}, dpo_lr={self.dpo_lr}")
         one_of(self, "pref_loss", PREF_LOSSES)
+        one_of(self, "sft_sample", SFT_SAMPLES)
         self.check_sampling()
         if self.n_sft > self.n_train or self.n_prefs > self.n_train:
             raise ConfigError(

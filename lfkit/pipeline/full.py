@@ -81,6 +81,7 @@ class FullConfig(RoundsSettings):
     out: Path = setting(Path("demo_full_out"), "Output folder.", cli=False)  # noqa: RUF009 -- a Path is immutable
     n_train: int | None = from_demo("n_train", "the demo profile's")
     n_sft: int | None = from_demo("n_sft", "the demo profile's")
+    sft_sample: str | None = from_demo("sft_sample", "the demo profile's")
     sft_epochs: float | None = from_demo("sft_epochs", "the demo profile's")
     tree_questions: int = setting(16, "Train questions given a revision tree.")
     tree_depth: int = setting(2, "Deepest revision level.")
@@ -112,8 +113,8 @@ class FullConfig(RoundsSettings):
         if self.model not in FULL_PROFILES:
             raise FullError(f"unknown demo model {self.model!r}; choose one of: {', '.join(FULL_PROFILES)}")
         self.check_rounds(FullError)
-        if self.n_train is not None or self.n_sft is not None:
-            _ = self.demo  # the profile refuses an n_sft above n_train: at construction, not at the run's start
+        if self.n_train is not None or self.n_sft is not None or self.sft_sample is not None:
+            _ = self.demo  # the profile refuses a bad SFT setting (n_sft above n_train): at construction
         self.check_unseen(lambda: self.demo, FullError)
         one_of(self, "rm_start", RM_STARTS, FullError)
         own = [f for f in fields(self) if f.name not in {g.name for g in fields(RoundsSettings)}]
@@ -127,7 +128,9 @@ class FullConfig(RoundsSettings):
         """The demo profile the corpus, SFT and evaluations use (``lfkit demo``'s, same sizes)."""
         demo = self.demo_profile(self.model, self.out)
         assert demo is not None  # every FULL_PROFILES model has a demo profile
-        sft = given({"n_train": self.n_train, "n_sft": self.n_sft, "sft_epochs": self.sft_epochs})
+        sft = given(
+            {"n_train": self.n_train, "n_sft": self.n_sft, "sft_sample": self.sft_sample, "sft_epochs": self.sft_epochs}
+        )
         return replace(demo, **sft) if sft else demo
 
     def settle_backend(self) -> None:
@@ -140,7 +143,7 @@ class FullConfig(RoundsSettings):
         """What decides the results: every field but out/force, and the demo profile's other values (``demo.*``;
         the SFT's size always, as the profile's default may change)."""
         mine = settings_of(self)
-        sft = ("n_train", "n_sft", "sft_epochs")
+        sft = ("n_train", "n_sft", "sft_sample", "sft_epochs")
         demo = {f"demo.{k}": v for k, v in settings_of(self.demo).items() if k not in mine or k in sft}
         return {**mine, **demo}
 

@@ -128,7 +128,9 @@ def stage_corpus(run: RunContext, cfg: DemoConfig, *, pool: bool = False) -> Cor
             "train",
             layout.sft_data,
             builder=run.builder(),
-            options=SFTOptions(limit=cfg.n_sft, sample_seed=cfg.seed, check_gold=True),
+            options=SFTOptions(
+                limit=cfg.n_sft, sample_seed=cfg.seed, by_template=cfg.sft_sample == "template", check_gold=True
+            ),
         )
         register_dataset(layout.dataset_info, SFT_DATASET, layout.sft_data, "sft", force=True)
         result = CorpusResult(cfg.n_train, cfg.n_dev, sft["rows"], json.loads(json.dumps(stats, default=str)))
