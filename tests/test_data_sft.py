@@ -85,6 +85,10 @@ def test_by_template_sample_keeps_each_template_in_proportion(demo_corpus: Path,
     result = CliRunner().invoke(main, [*args, "--sample-seed", "0", "--by-template"])
     assert result.exit_code == 0, result.output
     assert [r["question_id"] for r in read_rows(out)] == ids
+    unseeded = CliRunner().invoke(main, [*args, "--by-template"])
+    assert unseeded.exit_code == 1 and "by_template draws a seeded sample: give it a limit and a sample_seed" in (
+        unseeded.output
+    )
 
 
 def test_output_file_is_replaced_atomically(bird_corpus: Path, tmp_path: Path) -> None:

@@ -52,6 +52,8 @@ class SFTOptions:
             raise ValueError(f"limit must be positive, got {self.limit}")
         if self.timeout <= 0:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
+        if self.by_template and (self.limit is None or self.sample_seed is None):
+            raise ValueError("by_template draws a seeded sample: give it a limit and a sample_seed")
 
 
 def select_examples(
@@ -74,9 +76,9 @@ def select_examples(
 
 
 def stratified_sample(groups: Sequence[str], limit: int, seed: int) -> list[int]:
-    """``limit`` indices of ``groups`` (one group name per item), sorted, each group's share as close to
-    ``limit / len(groups)`` as whole items allow: the floor of its exact share, then one more for the largest
-    remainders (ties in a seeded order); the items within a group are a seeded sample.
+    """``limit`` indices of ``groups`` (one group name per item), sorted, each group's count as close to its
+    exact share (``limit`` x its size / ``len(groups)``) as whole items allow: the floor of that share, then
+    one more for the largest remainders (ties in a seeded order); the items within a group are a seeded sample.
 
     Why: a plain sample of 400 of 528 demo questions left every question of one template in the SFT (seed 0),
     so ``--round-questions unseen`` never asked the round about it (README, "make quality").
