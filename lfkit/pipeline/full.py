@@ -63,6 +63,8 @@ console = Console()
 
 
 RM_STARTS = ("base", "policy")
+# FullConfig's fields that size the demo profile's corpus and SFT: given, they replace the profile's values.
+SFT_SETTINGS = ("n_train", "n_sft", "sft_sample", "sft_epochs")
 
 
 class FullError(LfkitError, RuntimeError):
@@ -113,7 +115,7 @@ class FullConfig(RoundsSettings):
         if self.model not in FULL_PROFILES:
             raise FullError(f"unknown demo model {self.model!r}; choose one of: {', '.join(FULL_PROFILES)}")
         self.check_rounds(FullError)
-        if self.n_train is not None or self.n_sft is not None or self.sft_sample is not None:
+        if self.sft_settings():
             _ = self.demo  # the profile refuses a bad SFT setting (n_sft above n_train): at construction
         self.check_unseen(lambda: self.demo, FullError)
         one_of(self, "rm_start", RM_STARTS, FullError)
@@ -128,10 +130,12 @@ class FullConfig(RoundsSettings):
         """The demo profile the corpus, SFT and evaluations use (``lfkit demo``'s, same sizes)."""
         demo = self.demo_profile(self.model, self.out)
         assert demo is not None  # every FULL_PROFILES model has a demo profile
-        sft = given(
-            {"n_train": self.n_train, "n_sft": self.n_sft, "sft_sample": self.sft_sample, "sft_epochs": self.sft_epochs}
-        )
+        sft = self.sft_settings()
         return replace(demo, **sft) if sft else demo
+
+    def sft_settings(self) -> dict[str, Any]:
+        """The corpus and SFT settings (:data:`SFT_SETTINGS`) this run gives the demo profile (None: the profile's)."""
+        return given({k: getattr(self, k) for k in SFT_SETTINGS})
 
     def settle_backend(self) -> None:
         """``auto`` -> the demo profile's engine on this machine, kept here (``demo`` is a new profile per access)."""
@@ -143,8 +147,7 @@ class FullConfig(RoundsSettings):
         """What decides the results: every field but out/force, and the demo profile's other values (``demo.*``;
         the SFT's size always, as the profile's default may change)."""
         mine = settings_of(self)
-        sft = ("n_train", "n_sft", "sft_sample", "sft_epochs")
-        demo = {f"demo.{k}": v for k, v in settings_of(self.demo).items() if k not in mine or k in sft}
+        demo = {f"demo.{k}": v for k, v in settings_of(self.demo).items() if k not in mine or k in SFT_SETTINGS}
         return {**mine, **demo}
 
 
