@@ -185,6 +185,14 @@ LEVERS: dict[str, Lever] = {
             },
         ),
         Lever(
+            "unseen528_by_template_rm",
+            "lever unseen528_by_template's DPO policy through the RM (from that policy, on 4 pairs per round question, "
+            "lr 1e-3, 60 steps) and best-of-8",
+            {"rm_pairs_per_question": 4, "rm_start": "policy", "rm_lr": 1e-3, "rm_steps": 60},
+            stop_after=None,
+            on="unseen528_by_template",
+        ),
+        Lever(
             "same_where_epochs3",
             "lever same_where's pairs for 3 epochs (seed: 1) at the seed's lr 2e-4",
             {"dpo_epochs": 3.0},
@@ -297,11 +305,23 @@ def cut_at(order: list[str], setting: str) -> int | None:
     return order.index(first) if first in order else None
 
 
+def stopped_before(parent: Path, order: list[str], decided: set[str]) -> bool:
+    """Whether ``parent`` is a finished run that stopped where ``run_full`` can stop (``FULL_STOPS``: after its
+    rounds or its RM) before every stage in ``decided``: a lever that goes on from there, such as an RM lever on a
+    lever that stopped after its rounds, redoes nothing of it."""
+    from lfkit.pipeline.full import stage_rank
+
+    if not (parent / "report.json").is_file() or not order or not (order[-1].startswith("round") or order[-1] == "rm"):
+        return False
+    return all(stage_rank(s) > stage_rank(order[-1]) for s in decided if s != "round")
+
+
 def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     """``child`` = ``parent`` without the stages ``settings`` decide (and those after); returns the dropped
     stage names (:data:`POLICY_ONLY` stages stay when the policy does; :data:`RESAMPLES` journals go with their
-    stage). A ``child`` already derived is left as it is (its run resumes). A whole copy (~630 MB for a quality
-    seed, most of it the merged round-0 model): nothing a lever's run writes can reach the seed."""
+    stage; none where the parent stopped before them: :func:`stopped_before`). A ``child`` already derived is
+    left as it is (its run resumes). A whole copy (~630 MB for a quality seed, most of it the merged round-0
+    model): nothing a lever's run writes can reach the seed."""
     if (child / "stages").is_dir():
         return []
     unknown = sorted(set(settings) - set(DECIDES))
@@ -313,10 +333,13 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
     order = stage_order(parent)
     decided = {stage for k in settings for stage in DECIDES[k]}
     firsts = [k for k in (cut_at(order, setting) for setting in settings) if k is not None]
-    if not firsts:
+    if firsts:
+        keep = () if changes_policy(settings) else POLICY_ONLY
+        dropped = [s for s in order[min(firsts) :] if s in decided or s not in keep]
+    elif stopped_before(parent, order, decided):
+        dropped = []  # the copy goes on from where the parent stopped
+    else:
         raise SystemExit(f"{parent}: none of {sorted(decided)} ran there yet")
-    keep = () if changes_policy(settings) else POLICY_ONLY
-    dropped = [s for s in order[min(firsts) :] if s in decided or s not in keep]
     partial = child.with_name(child.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(parent, partial, ignore=shutil.ignore_patterns("*.lfkit-lock"))

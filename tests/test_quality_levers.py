@@ -141,6 +141,15 @@ def test_a_rounds_lever_keeps_the_seeds_rounds_and_drops_what_follows(levers, tm
     assert levers.stage_order(tmp_path / "lr_r2" / "seed0") == ORDER[: ORDER.index("trees")]
     with pytest.raises(SystemExit, match="ran there yet"):
         levers.derive(finished_seed(tmp_path / "sft" / "seed0", ORDER[:4]), tmp_path / "x" / "seed0", {"rounds": 2})
+    # an RM lever on it goes on from its rounds; not on a run that never finished, nor one cut before its rounds
+    rm = {"rm_start": "policy", "rm_pairs_per_question": 4}
+    assert levers.derive(stopped, tmp_path / "lr_rm" / "seed0", rm) == []
+    assert levers.stage_order(tmp_path / "lr_rm" / "seed0") == ORDER[: ORDER.index("trees")]
+    (stopped / "report.json").unlink()
+    with pytest.raises(SystemExit, match="ran there yet"):
+        levers.derive(stopped, tmp_path / "lr_rm2" / "seed0", rm)
+    with pytest.raises(SystemExit, match="ran there yet"):
+        levers.derive(finished_seed(tmp_path / "sft2" / "seed0", ORDER[:4]), tmp_path / "y" / "seed0", rm)
 
 
 def test_derive_refuses_what_is_no_lever_or_has_not_run(levers, tmp_path: Path) -> None:
