@@ -173,6 +173,47 @@ def changes(root: Path, report: dict[str, Any], before: str, after: str) -> dict
     return out
 
 
+def rm_picks(root: Path, report: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the RM's top-1 of best-of-N departs from the greedy decode (questions only one of them answers, each
+    re-scored), how often its pick fails to run, and the RM's mean score by candidate label with how often it
+    scores a question's correct candidates above its others on average (None: no RM-scored best-of-N here)."""
+    from lfkit.data.rows import question_key
+    from lfkit.eval.select import read_candidate_file, read_scores
+    from lfkit.pipeline.layout import RunLayout
+
+    strategies = (report.get("best_of_n") or {}).get("strategies") or {}
+    if not {"greedy", "rm_top1"} <= set(strategies):
+        return None
+    greedy = per_question(root, strategies["greedy"]["predictions"])
+    top1 = per_question(root, strategies["rm_top1"]["predictions"])
+    bon = RunLayout(root).bon
+    rows = read_candidate_file(bon / "candidates.jsonl")
+    with_greedy = all("greedy" in r for r in rows)
+    scores = read_scores(bon / "scores.jsonl", rows, greedy_candidate=with_greedy)
+    by_label: dict[str, list[float]] = {}
+    ranked = mixed = 0
+    for row in rows:
+        cands = ([row["greedy"]] if with_greedy else []) + row["candidates"]
+        mine = scores[question_key(row["question_id"])]
+        labelled = list(zip((c["label"] for c in cands), mine, strict=True))
+        for label, v in labelled:
+            by_label.setdefault(label, []).append(v)
+        right = [v for label, v in labelled if label == "correct"]
+        other = [v for label, v in labelled if label != "correct"]
+        if right and other:
+            mixed += 1
+            ranked += sum(right) / len(right) > sum(other) / len(other)
+    return {
+        "greedy_only": sum(greedy[q][0] and not top1.get(q, (False,))[0] for q in greedy),
+        "rm_only": sum(top1[q][0] and not greedy.get(q, (False,))[0] for q in top1),
+        "rm_top1_errors": strategies["rm_top1"].get("errors"),
+        "greedy_errors": strategies["greedy"].get("errors"),
+        "mean_score": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_label.items())},
+        "correct_above_others": ranked,
+        "mixed_questions": mixed,
+    }
+
+
 def seed_summary(root: Path) -> dict[str, Any]:
     from lfkit.pipeline.layout import RunLayout
 
@@ -207,6 +248,7 @@ def seed_summary(root: Path) -> dict[str, Any]:
     }
     if best_round:
         out["changes"] = changes(root, report, "sft", best_round)
+    out["rm_picks"] = rm_picks(root, report)
     return out
 
 
@@ -312,6 +354,14 @@ def markdown(summary: dict[str, Any]) -> str:
         pairs = s["pairs"]
         lines.append(f"- RM training pairs: {pairs.get('pairs')}, by source and kind {pairs.get('by_source_and_kind')}")
         lines.append(f"- best-of-{s['best_of_n']['n']}: pass@N {s['pass_at_n']}")
+        if s.get("rm_picks"):
+            p = s["rm_picks"]
+            lines.append(
+                f"  - RM top-1 against greedy: right where greedy is wrong on {p['rm_only']} questions, wrong where "
+                f"greedy is right on {p['greedy_only']}; its pick fails to run on {p['rm_top1_errors']} (greedy: "
+                f"{p['greedy_errors']}); mean RM score by label {p['mean_score']}; the correct candidates score above "
+                f"the others on average in {p['correct_above_others']} of {p['mixed_questions']} questions with both"
+            )
         spent = sorted((s["stage_seconds"] or {}).items(), key=lambda kv: -kv[1])
         lines.append("- minutes by stage: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in spent))
         lines.append("")

@@ -51,6 +51,7 @@ DECIDES: dict[str, tuple[str, ...]] = {
     "rm_lr": ("rm",),
     "rm_start": ("rm",),
     "rm_pairs_per_question": ("rm_data",),
+    "rm_test_questions": ("rm_test",),
     "bon_temperature": ("rm_test", "bon/sample"),  # the held-out pairs are sampled at best-of-N's temperature
     "bon_n": ("bon/sample",),
     "rounds": ("round",),  # more rounds than the seed: the new ones start after its last round stage (cut_at)
@@ -65,6 +66,7 @@ RESAMPLES: dict[str, tuple[str, ...]] = {
     "questions_per_round": ("round1/sample",),  # an edited questions file: the journal refuses it (its sha256)
     "round_questions": ("round1/sample",),
     "bon_temperature": ("rm_test",),
+    "rm_test_questions": ("rm_test",),  # the journal's header holds its question count (max_samples)
 }
 TEXT_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".html", ".txt", ".bak"}
 
@@ -191,6 +193,13 @@ LEVERS: dict[str, Lever] = {
             {"rm_pairs_per_question": 4, "rm_start": "policy", "rm_lr": 1e-3, "rm_steps": 60},
             stop_after=None,
             on="unseen528_by_template",
+        ),
+        Lever(
+            "unseen528_by_template_rm120",
+            "lever unseen528_by_template_rm's RM on held-out pairs from all 120 dev questions (seed: 64)",
+            {"rm_test_questions": 120},
+            stop_after=None,
+            on="unseen528_by_template_rm",
         ),
         Lever(
             "same_where_epochs3",

@@ -122,6 +122,11 @@ def test_a_lever_that_samples_otherwise_drops_that_stages_journal(levers, tmp_pa
     assert not (more / "rounds" / "round1" / "pairs.jsonl.candidates.jsonl").exists()
     assert (parent / "rounds" / "round1" / "pairs.jsonl.candidates.jsonl").exists()
     assert (more / "data" / "p.jsonl.candidates.jsonl").exists()
+    # more held-out questions: their journal's header holds the count, so it goes with the stage; the RM stays
+    wider = tmp_path / "wider" / "seed0"
+    assert levers.derive(parent, wider, {"rm_test_questions": 120}) == ["rm_test", "rm_eval"]
+    assert not (wider / "data" / "p.jsonl.candidates.jsonl").exists()
+    assert (wider / "stages" / "rm.json").exists()
     # an RM setting keeps the held-out pairs and their journal
     rm = tmp_path / "rm" / "seed0"
     assert levers.derive(parent, rm, {"rm_lr": 1e-3}) == ["rm", "rm_eval"]
@@ -251,3 +256,59 @@ def test_dpo_movement_reads_the_last_half_of_the_trainers_reward_log(levers, tmp
     assert moved["margin"] == pytest.approx(0.02) and moved["accuracy"] == pytest.approx(0.75)  # steps 3-4 only
     (tmp_path / "trainer_state.json").write_text(json.dumps({"log_history": [summary]}))  # an SFT's log
     assert quality.dpo_movement(tmp_path) is None
+
+
+def test_the_report_says_where_the_rms_top1_departs_from_greedy(levers, tmp_path: Path) -> None:
+    import sqlite3
+
+    import quality
+
+    from lfkit.eval.formats import write_bird_predictions
+
+    db = tmp_path / "corpus" / "dev_databases" / "t" / "t.sqlite"
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE t (a INTEGER, b INTEGER)")
+        con.executemany("INSERT INTO t VALUES (?, ?)", [(1, 10), (2, 20)])
+    right, wrong, broken = "SELECT a FROM t WHERE b = 10", "SELECT a FROM t WHERE b = 20", "SELECT nope FROM t"
+    gold = [
+        {"question_id": k, "db_id": "t", "question": f"q{k}", "SQL": right, "difficulty": "simple"} for k in range(3)
+    ]
+    (tmp_path / "corpus" / "dev.json").write_text(json.dumps(gold))
+
+    def cand(sql: str) -> dict[str, str]:
+        return {"sql": sql, "label": {right: "correct", wrong: "wrong", broken: "error"}[sql]}
+
+    # q0: greedy right, the RM picks a failing one; q1: greedy wrong, the RM picks right; q2: both right
+    rows = [
+        {"question_id": 0, "db_id": "t", "greedy": cand(right), "candidates": [cand(broken), cand(wrong)]},
+        {"question_id": 1, "db_id": "t", "greedy": cand(wrong), "candidates": [cand(right), cand(wrong)]},
+        {"question_id": 2, "db_id": "t", "greedy": cand(right), "candidates": [cand(right), cand(broken)]},
+    ]
+    scores = [[1.0, 3.0, 0.0], [0.0, 2.0, 1.0], [2.0, 2.0, -1.0]]
+    bon = tmp_path / "bon"
+    bon.mkdir()
+    (bon / "candidates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (bon / "scores.jsonl").write_text(
+        "".join(
+            json.dumps({"question_id": k, "greedy_score": s[0], "scores": s[1:]}) + "\n" for k, s in enumerate(scores)
+        )
+    )
+    picks = {"greedy": [right, wrong, right], "rm_top1": [broken, right, right]}
+    strategies = {}
+    for name, sqls in picks.items():
+        path = bon / name / "predict_dev.json"
+        path.parent.mkdir()
+        write_bird_predictions(path, {k: (sql, "t") for k, sql in enumerate(sqls)})
+        strategies[name] = {"predictions": f"bon/{name}/predict_dev.json", "errors": sqls.count(broken)}
+    got = quality.rm_picks(tmp_path, {"best_of_n": {"strategies": strategies}})
+    assert got == {
+        "greedy_only": 1,
+        "rm_only": 1,
+        "rm_top1_errors": 1,
+        "greedy_errors": 0,
+        "mean_score": {"correct": 1.75, "error": 1.0, "wrong": 0.333},  # rounded to 3 places
+        "correct_above_others": 2,  # q0 (1.0 against 1.5) is the one where the correct candidate scores lower
+        "mixed_questions": 3,
+    }
+    assert quality.rm_picks(tmp_path, {"best_of_n": {"strategies": {"greedy": strategies["greedy"]}}}) is None
