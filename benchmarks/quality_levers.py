@@ -71,6 +71,11 @@ RESAMPLES: dict[str, tuple[str, ...]] = {
 TEXT_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".html", ".txt", ".bak"}
 
 
+# The RM setting that met the 65% goal on both seeds (lever rm_pairs4_policy): from the policy, 4 pairs per round
+# question, lr 1e-3, 60 steps; levers that put another policy through the RM reuse it.
+RM_PAIRS4_POLICY: dict[str, Any] = {"rm_pairs_per_question": 4, "rm_start": "policy", "rm_lr": 1e-3, "rm_steps": 60}
+
+
 @dataclass(frozen=True)
 class Lever:
     """Settings changed against the seed (``FullConfig`` fields), where the run stops (``FULL_STOPS``; None:
@@ -190,7 +195,7 @@ LEVERS: dict[str, Lever] = {
             "unseen528_by_template_rm",
             "lever unseen528_by_template's DPO policy through the RM (from that policy, on 4 pairs per round question, "
             "lr 1e-3, 60 steps) and best-of-8",
-            {"rm_pairs_per_question": 4, "rm_start": "policy", "rm_lr": 1e-3, "rm_steps": 60},
+            RM_PAIRS4_POLICY,
             stop_after=None,
             on="unseen528_by_template",
         ),
@@ -198,6 +203,13 @@ LEVERS: dict[str, Lever] = {
             "unseen528_by_template_rm120",
             "lever unseen528_by_template_rm's RM on held-out pairs from all 120 dev questions (seed: 64)",
             {"rm_test_questions": 120},
+            stop_after=None,
+            on="unseen528_by_template_rm",
+        ),
+        Lever(
+            "unseen528_by_template_rm_steps120",
+            "lever unseen528_by_template_rm's RM trained 120 steps (seed: 60; its loss was still 0.58 at 60)",
+            {"rm_steps": 120},
             stop_after=None,
             on="unseen528_by_template_rm",
         ),
@@ -240,7 +252,7 @@ LEVERS: dict[str, Lever] = {
             "rm_pairs4_policy",
             "RM from the SFT policy on 4 pairs per round question re-paired from the round's samples (DPO keeps 1), "
             "lr 1e-3, 60 steps",
-            {"rm_pairs_per_question": 4, "rm_start": "policy", "rm_lr": 1e-3, "rm_steps": 60},
+            RM_PAIRS4_POLICY,
             stop_after=None,
         ),
         Lever(
