@@ -332,7 +332,12 @@ def stopped_before(parent: Path, order: list[str], decided: set[str]) -> bool:
     lever that stopped after its rounds, redoes nothing of it."""
     from lfkit.pipeline.full import stage_rank
 
-    if not (parent / "report.json").is_file() or not order or not (order[-1].startswith("round") or order[-1] == "rm"):
+    # the "rm" stop ends after the RM's held-out evaluation (full.after_rounds), the "rounds" stop after a round stage
+    if (
+        not (parent / "report.json").is_file()
+        or not order
+        or not (order[-1].startswith("round") or order[-1] == "rm_eval")
+    ):
         return False
     return all(stage_rank(s) > stage_rank(order[-1]) for s in decided if s != "round")
 

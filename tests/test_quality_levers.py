@@ -155,6 +155,11 @@ def test_a_rounds_lever_keeps_the_seeds_rounds_and_drops_what_follows(levers, tm
         levers.derive(stopped, tmp_path / "lr_rm2" / "seed0", rm)
     with pytest.raises(SystemExit, match="ran there yet"):
         levers.derive(finished_seed(tmp_path / "sft2" / "seed0", ORDER[:4]), tmp_path / "y" / "seed0", rm)
+    # a best-of-N lever on a lever that stopped after its RM (stop "rm": the held-out evaluation is its last stage)
+    at_rm = finished_seed(tmp_path / "p4" / "seed0", [*ORDER, "rm_test", "rm_eval"])
+    assert levers.derive(at_rm, tmp_path / "p4_bon" / "seed0", {"bon_n": 16}) == []
+    with pytest.raises(SystemExit, match="ran there yet"):  # cut inside the RM's stages: not a place run_full stops
+        levers.derive(finished_seed(tmp_path / "p5" / "seed0", ORDER), tmp_path / "p5_bon" / "seed0", {"bon_n": 16})
 
 
 def test_derive_refuses_what_is_no_lever_or_has_not_run(levers, tmp_path: Path) -> None:
