@@ -89,6 +89,17 @@ def test_verdict_calls_small_changes_noise() -> None:
     assert "DPO improved dev EX by +1.0 points vs sft (within noise" in text
 
 
+def test_full_verdict_names_every_best_of_n_selector_against_greedy() -> None:
+    from lfkit.pipeline.report import full_verdict
+
+    stages = [{"name": "base", "ex": 5.0, "n": 120}, {"name": "sft", "ex": 50.0, "n": 120}]
+    strategies = {k: {"ex": ex} for k, ex in (("greedy", 52.5), ("rm_top1", 42.5), ("rm_vote", 61.7), ("vote", 59.2))}
+    text = full_verdict(stages, 0, {"n_candidates": 9, "questions": 120, "strategies": strategies})
+    # in select.STRATEGIES' order, so the RM's weak top-1 is read beside its weighted vote
+    assert "Best-of-9 on 120 dev questions: greedy 52.5; vote 59.2, rm_top1 42.5, rm_vote 61.7." in text
+    assert "Best-of" not in full_verdict(stages, 0, None)
+
+
 @pytest.mark.slow
 def test_demo_tiny_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     from lfkit.eval import score_predictions

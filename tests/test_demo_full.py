@@ -3,6 +3,7 @@ report, every EX re-scored from the stage's own predict_dev.json, a re-run that 
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -111,6 +112,40 @@ def test_full_refuses_demo_only_options(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+def test_the_page_shows_the_runs_own_rounds_rm_best_of_n_and_trees() -> None:
+    from lfkit.pipeline.report_page import full_tables
+
+    by_difficulty = {"simple": {"accuracy": 0.9}, "challenging": {"accuracy": 0.5}}  # no moderate pair
+    report = {
+        "rounds": [{"round": 1, "pairs": 108, "pairs_by_reject_kind": {"wrong": 60, "error": 48, "timeout": 0},
+                    "pairs_by_chosen_source": {"gold": 40, "on-policy": 68}}],
+        "trees": {"trees": 16, "rescued_by_revision": 0,
+                  "summary": {"nodes_per_depth": {"depth_2": {"total": 36, "correct": 0},
+                                                  "depth_1": {"total": 32, "correct": 14}}}},
+        "pairs": {"pairs": 339},
+        "rm_eval": {"models": {
+            "rm": {"n": 122, "accuracy": 0.73770, "avg_margin": 0.91664, "by_difficulty": by_difficulty},
+            "none": {"n": 122, "accuracy": 0.59016, "avg_margin": 0.02077, "by_difficulty": {}},
+        }},
+        "best_of_n": {"n_candidates": 9, "questions": 120, "strategies": {
+            "rm_top1": {"ex": 42.5, "errors": 26, "by_difficulty": {"simple": {"ex": 62.5}}},
+            "greedy": {"ex": 52.5, "errors": 20, "by_difficulty": {"simple": {"ex": 64.58}}},
+        }},
+    }  # fmt: skip
+    rounds, trees, rm, bon = full_tables(report)
+    assert rounds.rows == [["round1", 108, "wrong 60, error 48", "gold 40, on-policy 68"]]  # zero kinds left out
+    assert trees.caption.startswith("Revision trees on 16 train questions")
+    assert trees.rows == [["depth 1", 32, 14], ["depth 2", 36, 0]]
+    assert rm.caption.endswith("trained on 339 pairs")
+    assert rm.rows == [
+        ["trained RM", 73.8, 90.0, "-", 50.0, 122, 0.917],
+        ["untrained head", 59.0, "-", "-", "-", 122, 0.021],
+    ]
+    assert bon.caption == "Best-of-N: EX % of each selector over 9 candidates on 120 dev questions"
+    assert bon.rows == [["greedy", 52.5, 64.6, "-", "-", 20], ["rm_top1", 42.5, 62.5, "-", "-", 26]]  # select's order
+    assert full_tables({"rounds": []}) == []  # a run stopped after SFT: no table
+
+
 @pytest.mark.slow
 def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     from lfkit.data.bird import split_db_root
@@ -136,6 +171,11 @@ def test_full_quick_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
         assert name in markdown
     for png in ("report/ex_by_stage.png", "report/loss.png", *report["plots"]):
         assert (out / png).stat().st_size > 1000, png
+    page = (out / "report.html").read_text()  # the page shows what report.md does, verdict first
+    assert f'<p id="lead">{report["verdict"]}</p>' in html.unescape(page)
+    for caption in ("DPO rounds: verified preference pairs", "Reward model: pairwise accuracy", "Best-of-N: EX %"):
+        assert f"<caption>{caption}" in page
+    assert page.count('<img src="data:image/png') == 2 + len(report["plots"])
 
     # every EX is the stage's own predict_dev.json, scored by lfkit's scoring
     corpus = out / "corpus"

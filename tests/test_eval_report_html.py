@@ -174,6 +174,8 @@ def test_images_and_extra_tables(data, tmp_path: Path) -> None:
     assert f'<img src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}" alt="loss.png">' in page
     assert "<caption>RM &lt;accuracy&gt;</caption>" in page
     assert '<td>tree&lt;/td&gt;</td><td class="num">12</td><td class="num">66.7</td>' in page
+    assert '<p id="lead">' not in page  # no verdict given, no empty paragraph
+    assert '<p id="lead">SFT &lt;b&gt;+1&lt;/b&gt;</p>' in render_page(data, lead="SFT <b>+1</b>")
 
 
 def test_bad_inputs(run: dict[str, Path], tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ import json
 import os
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lfkit.data.rows import DIFFICULTIES
 from lfkit.io import atomic_write_text
@@ -27,6 +28,9 @@ from lfkit.pipeline.results import (
     TreesResult,
 )
 from lfkit.pipeline.stages import StageRunner
+
+if TYPE_CHECKING:
+    from lfkit.eval.report_html import ReportTable
 
 EVAL_STAGES = (("eval_base", "base"), ("eval_sft", "sft"), ("eval_dpo", "dpo"))
 
@@ -193,13 +197,22 @@ def plot_loss(training: dict[str, dict[str, Any]], path: Path) -> None:
 
 
 def write_html(
-    layout: RunLayout, corpus: Path, stages: list[tuple[str, str]], title: str, *, trees: Path | None = None
+    layout: RunLayout,
+    corpus: Path,
+    stages: list[tuple[str, str]],
+    title: str,
+    *,
+    lead: str = "",
+    tables: Sequence[ReportTable] = (),
+    plots: Sequence[str] = (),
 ) -> Path:
-    """``report.html``: the page a person opens (``lfkit eval report``): EX by stage and difficulty, and every
-    dev question with each stage's answer, its label, what fixed or broke it and the issue detectors.
+    """``report.html``: the page a person opens (``lfkit eval report``): the run's verdict (``lead``), EX by stage
+    and difficulty, and every dev question with each stage's answer, its label, what fixed or broke it and the
+    issue detectors.
 
     ``stages``: ``(name, predictions file relative to the run folder)`` in pipeline order. The run's PNGs
-    (``report/*.png``) are embedded; ``trees`` adds each question's revision tree where one matches.
+    (``report/*.png``, then ``plots``: relative to the run folder) are embedded; ``tables``: the stages' own
+    summaries (:mod:`lfkit.pipeline.report_page`).
     """
     from lfkit.data.bird import split_db_root
     from lfkit.eval.report_html import write_html_report
@@ -210,8 +223,9 @@ def write_html(
         corpus / "dev.json",
         split_db_root(corpus, "dev"),
         title=title,
-        trees=trees if trees is not None and trees.exists() else None,
-        images=sorted(layout.report.glob("*.png")),
+        images=[*sorted(layout.report.glob("*.png")), *(layout.root / p for p in plots)],
+        extra_tables=tables,
+        lead=lead,
     )
 
 
@@ -242,7 +256,8 @@ def write_report(cfg: DemoConfig, layout: RunLayout, runner: StageRunner) -> dic
     layout.report.mkdir(parents=True, exist_ok=True)
     plot_ex(stages, layout.report / "ex_by_stage.png")
     plot_loss(training, layout.report / "loss.png")
-    write_html(layout, layout.corpus, [(s["name"], s["predictions"]) for s in stages], f"lfkit demo: {cfg.model}")
+    stage_files = [(s["name"], s["predictions"]) for s in stages]
+    write_html(layout, layout.corpus, stage_files, f"lfkit demo: {cfg.model}", lead=report["verdict"])
     atomic_write_text(layout.root / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(layout.root / "report.md", markdown(report))
     return report
@@ -297,11 +312,14 @@ def full_verdict(stages: list[dict[str, Any]], best_round: int, bon: dict[str, A
     move("grpo", best, f"GRPO vs the best policy ({best})")
     if bon:
         strategies = bon["strategies"]
-        if "greedy" in strategies and "rm_top1" in strategies:
+        if "greedy" in strategies:
+            from lfkit.eval.select import STRATEGIES
+
+            # every selector, not the RM's top-1 alone: on make quality's runs it is the RM's weakest use (README)
+            picks = ", ".join(f"{k} {strategies[k]['ex']:.1f}" for k in STRATEGIES if k in strategies and k != "greedy")
             parts.append(
-                f"Best-of-{bon['n_candidates']} on {bon['questions']} dev questions: RM top-1 "
-                f"{strategies['rm_top1']['ex']:.1f} vs greedy {strategies['greedy']['ex']:.1f}, "
-                f"oracle {strategies.get('oracle', {}).get('ex', 0.0):.1f}."
+                f"Best-of-{bon['n_candidates']} on {bon['questions']} dev questions: greedy "
+                f"{strategies['greedy']['ex']:.1f}; {picks}."
             )
     return " ".join(parts)
 
@@ -475,7 +493,12 @@ def write_full_report(
     if curves:
         plot_loss(curves, layout.report / "loss.png")
     stage_files = [(s["name"], s["predictions"]) for s in stages]
-    write_html(layout, layout.corpus, stage_files, f"lfkit demo --full: {model}", trees=layout.trees)
+    from lfkit.pipeline.report_page import full_tables
+
+    title = f"lfkit demo --full: {model}"
+    write_html(
+        layout, layout.corpus, stage_files, title, lead=report["verdict"], tables=full_tables(report), plots=plots
+    )
     atomic_write_text(layout.root / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(layout.root / "report.md", full_markdown(report))
     return report

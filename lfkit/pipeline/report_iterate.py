@@ -189,7 +189,7 @@ def write_report(
     }
     plot_rounds(rows, layout.root / "ex_by_round.png")
     stage_files = [(f"round {r['round']}", r["predictions"]) for r in rows if "predictions" in r]
-    write_html(layout, run.corpus, stage_files, f"lfkit iterate: {cfg.preset}")
+    write_html(layout, run.corpus, stage_files, f"lfkit iterate: {cfg.preset}", lead=verdict, plots=["ex_by_round.png"])
     atomic_write_text(layout.root / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(layout.root / "report.md", markdown(report))
     return report

@@ -40,6 +40,7 @@ def write_html_report(
     trees: str | os.PathLike[str] | None = None,
     images: Sequence[str | os.PathLike[str]] = (),
     extra_tables: Sequence[ReportTable] = (),
+    lead: str = "",
     difficulties: str | os.PathLike[str] | None = None,
     comparison: str = "bird",
     timeout: float = 30.0,
@@ -51,7 +52,8 @@ def write_html_report(
     ("sft", ...), ("dpo", ...)]``; ``gold``: ``dev.json`` (or ``dev_gold.sql`` with
     ``difficulties``); ``db_root``: ``<db_id>/<db_id>.sqlite``. ``trees``: a revision-tree file or a
     ``lfkit tree build`` folder. ``images``: PNG files embedded as data: URIs (e.g. the pipelines'
-    ``ex_by_stage.png``, ``loss.png``); ``extra_tables``: more summary tables.
+    ``ex_by_stage.png``, ``loss.png``); ``extra_tables``: more summary tables; ``lead``: a paragraph under the
+    title (a pipeline's verdict).
     """
     for image in images:  # checked before scoring: a typo should not cost a scoring run
         png_data_uri(image)
@@ -59,7 +61,7 @@ def write_html_report(
         stages, gold, db_root, trees=trees, difficulties=difficulties, comparison=comparison, timeout=timeout,
         workers=workers,
     )  # fmt: skip
-    page = render_page(data, title=title, images=images, extra_tables=extra_tables)
+    page = render_page(data, title=title, images=images, extra_tables=extra_tables, lead=lead)
     return atomic_write_text(out, page)
 
 

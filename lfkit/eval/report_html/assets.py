@@ -21,6 +21,7 @@ h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
 h3 { font-size: 13px; margin: 10px 0 4px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
 .meta { color: var(--muted); margin: 0; }
+#lead { max-width: 980px; margin: 10px 0 0; }
 .meta code { font-size: 12px; }
 table { border-collapse: collapse; }
 table.grid th, table.grid td { border: 1px solid var(--line); padding: 5px 10px; }

@@ -315,8 +315,10 @@ def render_page(
     title: str = "lfkit report",
     images: Sequence[str | os.PathLike[str]] = (),
     extra_tables: Sequence[ReportTable] = (),
+    lead: str = "",
 ) -> str:
-    """The whole page as one string (see the module docstring for how it escapes)."""
+    """The whole page as one string (see the module docstring for how it escapes); ``lead``: a paragraph under the
+    title (a pipeline's verdict)."""
     trees = sum(1 for q in data.questions if q.tree is not None)
     meta = (
         f"{len(data.questions)} questions &middot; gold <code>{_t(data.gold)}</code> &middot; "
@@ -327,13 +329,14 @@ def render_page(
     files = "".join(f"<li><b>{_t(s.name)}</b>: <code>{_t(s.predictions)}</code></li>" for s in data.stages)
     tables = [_ex_table(data), _labels_table(data), _issues_table(data)]
     tables += [_extra_table(t, k) for k, t in enumerate(extra_tables)]
+    lead_html = f'<p id="lead">{_t(lead)}</p>' if lead else ""
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{csp(JS)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_t(title)}</title><style>{CSS}</style></head>\n<body><main>"
-        f'<h1 id="title">{_t(title)}</h1><p class="meta">{meta}</p>{_notes(data)}'
+        f'<h1 id="title">{_t(title)}</h1><p class="meta">{meta}</p>{_notes(data)}{lead_html}'
         f'<h2>Execution accuracy</h2><div class="tables">{"".join(t for t in tables if t)}</div>'
         f"{_figures(images)}"
         f'<details><summary class="meta">prediction files</summary><ul>{files}</ul></details>'
