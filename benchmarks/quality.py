@@ -176,10 +176,10 @@ def changes(root: Path, report: dict[str, Any], before: str, after: str) -> dict
 def rm_picks(root: Path, report: dict[str, Any]) -> dict[str, Any] | None:
     """Where the RM's top-1 of best-of-N departs from the greedy decode (questions only one of them answers, each
     re-scored), how often its pick fails to run, and the RM's mean score by candidate label with how often it
-    scores a question's correct candidates above its others on average; where a question has both, how often its
-    top-1 is correct, and pairwise accuracy on its distinct candidates by the other's label (``candidate_pairs``:
-    [correct scored above, pairs]): what top-1 needs is one correct beating every other, not most pairs
-    (None: no RM-scored best-of-N here)."""
+    scores a question's correct candidates above its others on average; on the questions with both, how many each
+    selector answers (re-scored), and pairwise accuracy on their distinct candidates by the other's label
+    (``candidate_pairs``: [correct scored above, pairs]): top-1 needs one correct beating every other, not most
+    pairs (None: no RM-scored best-of-N here)."""
     from lfkit.data.rows import question_key
     from lfkit.eval.select import read_candidate_file, read_scores
     from lfkit.pipeline.layout import RunLayout
@@ -195,7 +195,8 @@ def rm_picks(root: Path, report: dict[str, Any]) -> dict[str, Any] | None:
     scores = read_scores(bon / "scores.jsonl", rows, greedy_candidate=with_greedy)
     by_label: dict[str, list[float]] = {}
     pairs: dict[str, list[int]] = {}  # label of the other -> [correct scored strictly above it, pairs]
-    ranked = mixed = top1_right = 0
+    ranked = 0
+    mixed: list[str] = []  # questions whose candidates hold both correct and other SQL: where selectors differ
     for row in rows:
         cands = ([row["greedy"]] if with_greedy else []) + row["candidates"]
         mine = scores[question_key(row["question_id"])]
@@ -205,9 +206,8 @@ def rm_picks(root: Path, report: dict[str, Any]) -> dict[str, Any] | None:
         right = [v for label, v in labelled if label == "correct"]
         other = [v for label, v in labelled if label != "correct"]
         if right and other:
-            mixed += 1
+            mixed.append(question_key(row["question_id"]))
             ranked += sum(right) / len(right) > sum(other) / len(other)
-            top1_right += labelled[max(range(len(mine)), key=lambda i: (mine[i], -i))][0] == "correct"
         # on-policy pairs, each distinct SQL once: the held-out pairs' chosen is gold, not a candidate
         distinct: dict[str, tuple[str, float]] = {}
         for c, v in zip(cands, mine, strict=True):
@@ -225,8 +225,11 @@ def rm_picks(root: Path, report: dict[str, Any]) -> dict[str, Any] | None:
         "greedy_errors": strategies["greedy"].get("errors"),
         "mean_score": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_label.items())},
         "correct_above_others": ranked,
-        "mixed_questions": mixed,
-        "top1_right_in_mixed": top1_right,
+        "mixed_questions": len(mixed),
+        "mixed_by_selector": {
+            name: sum(right.get(q, (False,))[0] for q in mixed)
+            for name, right in ((k, per_question(root, v["predictions"])) for k, v in strategies.items())
+        },
         "candidate_pairs": dict(sorted(pairs.items())),
     }
 
@@ -379,13 +382,14 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"{p['greedy_errors']}); mean RM score by label {p['mean_score']}; the correct candidates score above "
                 f"the others on average in {p['correct_above_others']} of {p['mixed_questions']} questions with both"
             )
-            if "candidate_pairs" in p:  # reports written before it lack it
+            if "mixed_by_selector" in p:  # summaries written before it lack it
                 on_policy = ", ".join(
                     f"{k} {100 * won / n:.1f}% of {n}" for k, (won, n) in p["candidate_pairs"].items() if n
                 )
+                by_selector = ", ".join(f"{k} {v}" for k, v in p["mixed_by_selector"].items())
                 lines.append(
-                    f"  - on those questions its top-1 is correct in {p['top1_right_in_mixed']}; a correct candidate "
-                    f"outscores another distinct candidate by the other's label: {on_policy}"
+                    f"  - right on those {p['mixed_questions']} questions: {by_selector}; a correct candidate "
+                    f"outscores another distinct candidate, by the other's label: {on_policy}"
                 )
         spent = sorted((s["stage_seconds"] or {}).items(), key=lambda kv: -kv[1])
         lines.append("- minutes by stage: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in spent))

@@ -315,7 +315,7 @@ def test_the_report_says_where_the_rms_top1_departs_from_greedy(levers, tmp_path
         "mean_score": {"correct": 1.75, "error": 1.0, "wrong": 0.333},  # rounded to 3 places
         "correct_above_others": 2,  # q0 (1.0 against 1.5) is the one where the correct candidate scores lower
         "mixed_questions": 3,
-        "top1_right_in_mixed": 2,  # q0's argmax is the failing candidate; q2's tie of two right ones is right
+        "mixed_by_selector": {"greedy": 2, "rm_top1": 2},  # q0 greedy only, q1 the RM only, q2 both
         # distinct SQL once, at its first score: q1's second wrong (1.0) is the greedy's SQL (0.0)
         "candidate_pairs": {"error": [1, 2], "wrong": [2, 2]},
     }
