@@ -120,7 +120,8 @@ def test_the_page_shows_the_runs_own_rounds_rm_best_of_n_and_trees() -> None:
         "rounds": [{"round": 1, "pairs": 108, "pairs_by_reject_kind": {"wrong": 60, "error": 48, "timeout": 0},
                     "pairs_by_chosen_source": {"gold": 40, "on-policy": 68}}],
         "trees": {"trees": 16, "rescued_by_revision": 0,
-                  "summary": {"nodes_per_depth": {"depth_2": {"total": 36, "correct": 0},
+                  "summary": {"nodes_per_depth": {"depth_10": {"total": 2, "correct": 1},
+                                                  "depth_2": {"total": 36, "correct": 0},
                                                   "depth_1": {"total": 32, "correct": 14}}}},
         "pairs": {"pairs": 339},
         "rm_eval": {"models": {
@@ -135,7 +136,7 @@ def test_the_page_shows_the_runs_own_rounds_rm_best_of_n_and_trees() -> None:
     rounds, trees, rm, bon = full_tables(report)
     assert rounds.rows == [["round1", 108, "wrong 60, error 48", "gold 40, on-policy 68"]]  # zero kinds left out
     assert trees.caption.startswith("Revision trees on 16 train questions")
-    assert trees.rows == [["depth 1", 32, 14], ["depth 2", 36, 0]]
+    assert trees.rows == [["depth 1", 32, 14], ["depth 2", 36, 0], ["depth 10", 2, 1]]  # by level, not by text
     assert rm.caption.endswith("trained on 339 pairs")
     assert rm.rows == [
         ["trained RM", 73.8, 90.0, "-", 50.0, 122, 0.917],

@@ -25,6 +25,17 @@ def _pct(x: float | None) -> float | str:
     return "-" if x is None else round(x, 1)
 
 
+def _share(x: float | None) -> float | str:
+    """A fraction as a percentage with one decimal; None (no pair) as ``-``."""
+    return "-" if x is None else round(100 * x, 1)
+
+
+def _depth(key: str) -> int:
+    """``"depth_10"`` -> 10, so level 10 sorts after level 2."""
+    tail = key.rpartition("_")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
 def rounds_table(rounds: list[dict[str, Any]]) -> ReportTable | None:
     """The DPO rounds' preference pairs: how many, rejected by kind, chosen from where."""
     if not rounds:
@@ -43,8 +54,9 @@ def rm_table(rm_eval: dict[str, Any] | None, training_pairs: int | None) -> Repo
     rows = []
     for name, m in rm_eval["models"].items():
         by = m.get("by_difficulty") or {}
-        cells = [_pct(100 * by[d]["accuracy"]) if d in by else "-" for d in DIFFICULTIES]
-        rows.append([RM_MODELS.get(name, name), _pct(100 * m["accuracy"]), *cells, m["n"], round(m["avg_margin"], 3)])
+        cells = [_share(by[d]["accuracy"]) if d in by else "-" for d in DIFFICULTIES]
+        margin = "-" if m.get("avg_margin") is None else round(m["avg_margin"], 3)
+        rows.append([RM_MODELS.get(name, name), _share(m.get("accuracy")), *cells, m["n"], margin])
     trained = f", trained on {training_pairs} pairs" if training_pairs else ""
     return ReportTable(
         f"Reward model: pairwise accuracy % on held-out dev pairs{trained}",
@@ -80,7 +92,7 @@ def trees_table(trees: dict[str, Any] | None) -> ReportTable | None:
     if not trees:
         return None
     depths = (trees.get("summary") or {}).get("nodes_per_depth") or {}
-    rows = [[depth.replace("_", " "), d["total"], d["correct"]] for depth, d in sorted(depths.items())]
+    rows = [[k.replace("_", " "), depths[k]["total"], depths[k]["correct"]] for k in sorted(depths, key=_depth)]
     return ReportTable(
         f"Revision trees on {trees['trees']} train questions ({trees['rescued_by_revision']} rescued by revision)",
         ["level", "nodes", "correct"],
