@@ -207,6 +207,13 @@ LEVERS: dict[str, Lever] = {
             on="unseen528_by_template_rm",
         ),
         Lever(
+            "unseen528_by_template_rm_t0.5",
+            "lever unseen528_by_template_rm's RM on best-of-8 and held-out pairs sampled at T 0.5 (seed: 0.7)",
+            {"bon_temperature": 0.5},
+            stop_after=None,
+            on="unseen528_by_template_rm",
+        ),
+        Lever(
             "unseen528_by_template_rm_steps120",
             "lever unseen528_by_template_rm's RM trained 120 steps, ~1.4 epochs of its pairs (seed: 60, ~0.7)",
             {"rm_steps": 120},
