@@ -187,8 +187,8 @@ def rm_picks(root: Path, report: dict[str, Any]) -> dict[str, Any] | None:
     strategies = (report.get("best_of_n") or {}).get("strategies") or {}
     if not {"greedy", "rm_top1"} <= set(strategies):
         return None
-    greedy = per_question(root, strategies["greedy"]["predictions"])
-    top1 = per_question(root, strategies["rm_top1"]["predictions"])
+    answered = {name: per_question(root, s["predictions"]) for name, s in strategies.items()}  # each scored once
+    greedy, top1 = answered["greedy"], answered["rm_top1"]
     bon = RunLayout(root).bon
     rows = read_candidate_file(bon / "candidates.jsonl")
     with_greedy = all("greedy" in r for r in rows)
@@ -226,10 +226,7 @@ def rm_picks(root: Path, report: dict[str, Any]) -> dict[str, Any] | None:
         "mean_score": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_label.items())},
         "correct_above_others": ranked,
         "mixed_questions": len(mixed),
-        "mixed_by_selector": {
-            name: sum(right.get(q, (False,))[0] for q in mixed)
-            for name, right in ((k, per_question(root, v["predictions"])) for k, v in strategies.items())
-        },
+        "mixed_by_selector": {name: sum(right.get(q, (False,))[0] for q in mixed) for name, right in answered.items()},
         "candidate_pairs": dict(sorted(pairs.items())),
     }
 
