@@ -79,14 +79,16 @@ RM_PAIRS4_POLICY: dict[str, Any] = {"rm_pairs_per_question": 4, "rm_start": "pol
 @dataclass(frozen=True)
 class Lever:
     """Settings changed against the seed (``FullConfig`` fields), where the run stops (``FULL_STOPS``; None:
-    after best-of-N) and the finished lever it builds on (``on``: its run is copied and its settings kept;
-    None: the seed's)."""
+    after best-of-N), the finished lever it builds on (``on``: its run is copied and its settings kept;
+    None: the seed's) and the seed's sizes its settings change (``quality.SIZES``; every lever so far changes
+    the first seeds')."""
 
     name: str
     about: str
     settings: dict[str, Any] = field(default_factory=dict)
     stop_after: str | None = "rounds"
     on: str | None = None
+    sizes: str = "first"
 
     @property
     def fresh(self) -> bool:
@@ -212,6 +214,14 @@ LEVERS: dict[str, Lever] = {
             {"bon_temperature": 0.5},
             stop_after=None,
             on="unseen528_by_template_rm",
+        ),
+        Lever(
+            "unseen528_by_template_rm120_t0.5",
+            "lever unseen528_by_template_rm_t0.5 (T 0.5) with held-out pairs from all 120 dev questions (seed: 64): "
+            "make quality's sizes since 2026-12-08",
+            {"rm_test_questions": 120},
+            stop_after=None,
+            on="unseen528_by_template_rm_t0.5",
         ),
         Lever(
             "unseen528_by_template_rm_steps120",
@@ -390,20 +400,30 @@ def derive(parent: Path, child: Path, settings: dict[str, Any]) -> list[str]:
 
 
 def lever_settings(lever: Lever) -> dict[str, Any]:
-    """What a lever's run sets against ``QUALITY``: the settings of the levers it builds on, then its own."""
+    """What a lever's run sets against its sizes (``quality.SIZES[lever.sizes]``): the settings of the levers it
+    builds on, then its own."""
     return {**(lever_settings(LEVERS[lever.on]) if lever.on else {}), **lever.settings}
 
 
 def run_lever(out: Path, seed: int, lever: Lever) -> dict[str, Any]:
     """Copy the seed's (or ``lever.on``'s) finished run without what the lever's own settings decide; resume it."""
-    from quality import run_seed
+    from quality import run_seed, seed_sizes
 
     parent = out / "levers" / lever.on / f"seed{seed}" if lever.on else out / f"seed{seed}"
     child = out / "levers" / lever.name / f"seed{seed}"
+    if not lever.on and not lever.fresh and not (child / "stages").is_dir():
+        # the copy's settings.json goes (the lever writes its own): nothing else would notice a seed at other sizes
+        ran = seed_sizes(parent, seed)
+        if ran != lever.sizes:
+            raise SystemExit(
+                f"lever {lever.name} changes the {lever.sizes!r} sizes; {parent} ran "
+                f"{'other settings' if ran is None else repr(ran) + ' sizes'}: run "
+                f"`benchmarks/quality.py --sizes {lever.sizes} --seeds {seed} --out DIR` and give this --out DIR"
+            )
     dropped = [] if lever.fresh and not lever.on else derive(parent, child, lever.settings)
     if dropped:
         print(f"{child}: copied from {parent}, stages to redo: {', '.join(dropped)}", flush=True)
-    return run_seed(seed, child, lever_settings(lever), stop_after=lever.stop_after)
+    return run_seed(seed, child, lever_settings(lever), stop_after=lever.stop_after, sizes=lever.sizes)
 
 
 def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -451,10 +471,18 @@ def lever_row(out: Path, seed: int, lever: Lever, base: dict[str, Any] | None) -
     }
 
 
-def table(out: Path, seeds: dict[int, dict[str, Any] | None]) -> tuple[str, list[dict[str, Any]]]:
+def table(
+    out: Path, seeds: dict[int, dict[str, Any] | None], sizes: str | None = "first"
+) -> tuple[str, list[dict[str, Any]]]:
     """The markdown table of every lever that finished on one of ``seeds`` (seed -> its finished run's
-    ``quality.seed_summary``, None where only fresh levers ran), and its rows."""
-    rows = [r for lv in LEVERS.values() for k, base in seeds.items() if (r := lever_row(out, k, lv, base))]
+    ``quality.seed_summary``, None where only fresh levers ran), and its rows; a lever's seed columns only where
+    the seeds ran at the ``sizes`` it changes (``quality.SIZES``' name; None: unknown)."""
+    rows = [
+        r
+        for lv in LEVERS.values()
+        for k, base in seeds.items()
+        if (r := lever_row(out, k, lv, base if lv.sizes == sizes else None))
+    ]
     if not rows:
         return "", []
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
@@ -490,10 +518,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             for seed in args.seeds:
                 run_lever(args.out, seed, LEVERS[name])
-    from quality import seed_summary
+    from quality import seed_sizes, seed_summary
 
-    runs = {k: args.out / f"seed{k}" for k in args.seeds}
-    text, _ = table(args.out, {k: seed_summary(d) if (d / "report.json").is_file() else None for k, d in runs.items()})
+    runs = {k: args.out / f"seed{k}" for k in args.seeds if (args.out / f"seed{k}" / "report.json").is_file()}
+    sizes = {seed_sizes(d, k) for k, d in runs.items()}
+    summaries = {k: seed_summary(runs[k]) if k in runs else None for k in args.seeds}
+    text, _ = table(args.out, summaries, sizes.pop() if len(sizes) == 1 else None)
     print(text or "no lever has finished yet")
     return 0
 

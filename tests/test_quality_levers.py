@@ -181,7 +181,8 @@ def test_every_lever_changes_only_lever_settings_and_stops_where_run_full_can(le
     for lever in levers.LEVERS.values():
         assert set(lever.settings) <= set(levers.DECIDES), lever.name
         assert lever.stop_after in (None, *FULL_STOPS)
-        quality.quality_config(0, tmp_path, levers.lever_settings(lever))  # valid at the quality sizes it runs at
+        assert lever.sizes in quality.SIZES, lever.name
+        quality.quality_config(0, tmp_path, levers.lever_settings(lever), lever.sizes)  # valid at the sizes it changes
     # a lever built on another keeps that one's settings under its own
     assert levers.lever_settings(levers.LEVERS["pairs4_rm_policy"]) == {
         **levers.LEVERS["pairs4"].settings,
@@ -197,9 +198,9 @@ def test_a_fresh_lever_runs_every_stage_itself_without_a_seed(levers, monkeypatc
     ran: list[tuple] = []
     monkeypatch.setattr(quality, "run_seed", lambda *args, **kwargs: ran.append((*args, kwargs)) or {})
     levers.run_lever(tmp_path, 0, fresh)  # no tmp_path/seed0 here: nothing is copied
-    assert ran == [(0, tmp_path / "levers/unseen320/seed0", fresh.settings, {"stop_after": "rounds"})]
+    assert ran == [(0, tmp_path / "levers/unseen320/seed0", fresh.settings, {"stop_after": "rounds", "sizes": "first"})]
     assert not (tmp_path / "levers/unseen320/seed0").exists()
-    cfg = quality.quality_config(0, tmp_path, levers.lever_settings(on_it))
+    cfg = quality.quality_config(0, tmp_path, levers.lever_settings(on_it), on_it.sizes)
     assert (cfg.demo.n_sft, cfg.round_questions, cfg.dpo_lr) == (320, "unseen", 2e-4)
     # a lever on it copies its run like any other
     finished_seed(tmp_path / "levers/unseen320/seed0", ORDER)
@@ -217,14 +218,91 @@ def test_quality_seeds_do_not_follow_the_full_demos_profile(levers, monkeypatch,
 
     from lfkit.pipeline import full
 
-    before = quality.quality_config(0, tmp_path).settings()
+    before = quality.quality_config(0, tmp_path, sizes="first").settings()
     assert before["rounds"] == 1 and before["rm_start"] == "base" and before["rm_pairs_per_question"] is None
+    mine = quality.quality_config(0, tmp_path).settings()
     # the profile takes a better lever: the measured seeds (and levers on them) keep what they ran with
     monkeypatch.setitem(full.FULL_PROFILES, "smollm2-135m", {**full.FULL_PROFILES["smollm2-135m"], "rm_steps": 99})
     assert full.full_config("smollm2-135m").rm_steps == 99
-    assert quality.quality_config(0, tmp_path).settings() == before
-    lever = quality.quality_config(1, tmp_path, {"rm_lr": 1e-3}).settings()
+    assert quality.quality_config(0, tmp_path, sizes="first").settings() == before
+    assert quality.quality_config(0, tmp_path).settings() == mine
+    lever = quality.quality_config(1, tmp_path, {"rm_lr": 1e-3}, "first").settings()
     assert {k for k in before if lever[k] != before[k]} == {"seed", "rm_lr"}
+
+
+def test_make_qualitys_sizes_are_the_lever_chain_that_met_the_goals(levers, tmp_path: Path) -> None:
+    import quality
+
+    chain = levers.LEVERS["unseen528_by_template_rm120_t0.5"]
+    assert chain.sizes == "first" and chain.stop_after is None
+    assert {**quality.FIRST_SEEDS, **levers.lever_settings(chain)} == quality.QUALITY
+    # so a finished run of that lever is a finished make-quality seed: what it recorded is what a seed records
+    ran = quality.quality_config(1, tmp_path, levers.lever_settings(chain), "first").settings()
+    assert ran == quality.quality_config(1, tmp_path).settings()
+    assert ran["bon_temperature"] == 0.5 and ran["rm_start"] == "policy" and ran["round_questions"] == "unseen"
+
+
+def record_sizes(quality, root: Path, seed: int, sizes: str, **changed) -> None:
+    settings = quality.quality_config(seed, root, changed or None, sizes).settings()
+    (root / "settings.json").write_text(json.dumps({**settings, "backend": "vllm"}))  # the engine settled
+
+
+def test_a_seed_knows_its_sizes_and_a_lever_refuses_a_seed_at_other_sizes(levers, monkeypatch, tmp_path: Path) -> None:
+    import quality
+
+    seed0 = finished_seed(tmp_path / "seed0", ORDER)
+    assert quality.seed_sizes(seed0, 0) is None  # settings of neither
+    record_sizes(quality, seed0, 0, "quality")
+    assert quality.seed_sizes(seed0, 0) == "quality" and quality.seed_sizes(seed0, 1) is None  # the seed is a setting
+    record_sizes(quality, seed0, 0, "quality", dpo_lr=5e-5)
+    assert quality.seed_sizes(seed0, 0) is None  # a lever's run is at no named sizes
+    record_sizes(quality, seed0, 0, "quality")
+    ran: list[tuple] = []
+    monkeypatch.setattr(quality, "run_seed", lambda *args, **kwargs: ran.append((*args, kwargs)) or {})
+    lever = levers.LEVERS["dpo_lr5e-5"]
+    with pytest.raises(SystemExit, match=r"lever dpo_lr5e-5 changes the 'first' sizes; .*seed0 ran 'quality' sizes"):
+        levers.run_lever(tmp_path, 0, lever)
+    assert not (tmp_path / "levers").exists() and not ran  # nothing copied, nothing run
+    record_sizes(quality, seed0, 0, "first")
+    assert quality.seed_sizes(seed0, 0) == "first"
+    levers.run_lever(tmp_path, 0, lever)
+    child = tmp_path / "levers/dpo_lr5e-5/seed0"
+    assert ran == [(0, child, lever.settings, {"stop_after": "rounds", "sizes": "first"})]
+
+
+def test_the_lever_table_compares_a_lever_only_with_seeds_at_its_sizes(levers, monkeypatch, tmp_path: Path) -> None:
+    bases: dict[str, object] = {}
+
+    def row(out, seed, lever, base):
+        bases[lever.name] = base
+        return None
+
+    monkeypatch.setattr(levers, "lever_row", row)
+    seed = {"ex": {"sft": 60.0}}
+    levers.table(tmp_path, {0: seed}, "first")
+    assert bases["dpo_lr5e-5"] is seed
+    levers.table(tmp_path, {0: seed}, "quality")
+    assert bases["dpo_lr5e-5"] is None and set(bases.values()) == {None}
+    levers.table(tmp_path, {0: seed}, None)  # seeds at mixed or unknown sizes
+    assert set(bases.values()) == {None}
+
+
+def test_the_goals_hold_the_rms_top1_with_and_without_execution_first(levers) -> None:
+    import quality
+
+    seed = {
+        "ex": {"sft": 55.0, "round1": 63.3},
+        "best_round": "round1",
+        "rm_eval": {"accuracy": 0.668, "n": 190},
+        "best_of_n": {"ex": {"greedy": 63.3, "rm_top1": 60.0, "rm_top1_exec": 69.2, "vote": 67.5}},
+    }
+    got = quality.goals(seed)
+    assert list(got) == list(quality.GOALS)
+    assert got["dpo"]["met"] and got["rm"]["met"] and got["rm_top1_exec"]["met"]
+    assert not got["rm_top1"]["met"] and got["rm_top1"]["margin"] == pytest.approx(-6.3)
+    assert not got["vote"]["met"] and got["vote"]["margin"] == pytest.approx(-0.8)
+    seed["rm_eval"]["n"] = 99  # under 100 held-out pairs: the RM goal is not measured
+    assert quality.goals(seed)["rm"] == {"value": None, "target": 65.0, "margin": None, "met": False}
 
 
 def test_the_report_counts_what_pairs_and_broken_answers_changed_in_their_where(levers, tmp_path: Path) -> None:
