@@ -46,7 +46,7 @@ def test_demo_defaults_are_what_the_demo_runs(tmp_path: Path) -> None:
     # the default model's profile overrides nothing: the dataclass defaults ARE the demo's settings
     assert PROFILES["smollm2-135m"] == {}
     cfg = DemoConfig(out=tmp_path)
-    assert (cfg.n_dev, cfg.dpo_lr, cfg.max_new_tokens, cfg.n_sft, cfg.lora_last_layers) == (64, 2e-4, 128, 160, 8)
+    assert (cfg.n_dev, cfg.dpo_lr, cfg.max_new_tokens, cfg.n_sft, cfg.lora_last_layers) == (64, 5e-5, 128, 400, 8)
     assert demo_config("smollm2-135m", out=tmp_path) == cfg
     # a profile is a few overrides; an option given on the command line wins over it
     tiny = demo_config("tiny", out=tmp_path, dpo_lr=1e-4)

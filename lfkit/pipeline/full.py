@@ -151,14 +151,14 @@ class FullConfig(RoundsSettings):
         return {**mine, **demo}
 
 
-# Overrides of FullConfig's defaults per model. smollm2-135m: the SFT on all 400 train rows and DPO at lr 5e-5,
-# what `make quality` showed better (dev EX 17.2 -> ~60 after SFT; lr 2e-4 lost 2-6 points after that SFT, 5e-5
-# gained 1-2), and the reward model trained from the best policy (held-out accuracy 63.9% against 53.7% from the
-# bare base, same pairs, lr and steps; RM top-1 of 9 50.0 against the seed's 38.3) on up to 4 pairs per round
-# question at lr 1e-3 (68.5% / 78.2% of 108 / 119 held-out pairs on both seeds; lr 1e-4 hardly moved its loss);
-# measured end to end with the vLLM engine on 2 quiet CPU cores: README "make demo-full". tiny: a few minutes.
+# Overrides of FullConfig's defaults per model. smollm2-135m (its SFT on all 400 train rows and DPO at lr 5e-5 are
+# the demo profile's, what `make quality` showed better): the reward model trained from the best policy (held-out
+# accuracy 63.9% against 53.7% from the bare base, same pairs, lr and steps; RM top-1 of 9 50.0 against the seed's
+# 38.3) on up to 4 pairs per round question at lr 1e-3 (68.5% / 78.2% of 108 / 119 held-out pairs on both seeds;
+# lr 1e-4 hardly moved its loss); measured end to end with the vLLM engine on 2 quiet CPU cores: README "make
+# demo-full". tiny: a few minutes.
 FULL_PROFILES: dict[str, dict[str, Any]] = {
-    "smollm2-135m": dict(rounds=2, n_sft=400, dpo_lr=5e-5, rm_start="policy", rm_pairs_per_question=4, rm_lr=1e-3),
+    "smollm2-135m": dict(rounds=2, rm_start="policy", rm_pairs_per_question=4, rm_lr=1e-3),
     "tiny": dict(
         n_dev=16, rounds=2, questions_per_round=4, num_candidates=2, tree_questions=4, rm_steps=2,
         rm_test_questions=4, bon_n=2, bon_questions=6, grpo_steps=2,
