@@ -123,28 +123,59 @@ def test_the_page_shows_the_runs_own_rounds_rm_best_of_n_and_trees() -> None:
                   "summary": {"nodes_per_depth": {"depth_10": {"total": 2, "correct": 1},
                                                   "depth_2": {"total": 36, "correct": 0},
                                                   "depth_1": {"total": 32, "correct": 14}}}},
-        "pairs": {"pairs": 339},
+        "pairs": {"pairs": 339, "by_source_and_kind": {"tree": {"correct_vs_wrong": 12},
+                                                        "rejects": {"correct_vs_wrong (wrong rejected)": 327}}},
         "rm_eval": {"models": {
-            "rm": {"n": 122, "accuracy": 0.73770, "avg_margin": 0.91664, "by_difficulty": by_difficulty},
+            "rm": {"n": 122, "accuracy": 0.73770, "avg_margin": 0.91664, "ties": 1, "by_difficulty": by_difficulty},
             "none": {"n": 122, "accuracy": 0.59016, "avg_margin": 0.02077, "by_difficulty": {}},
         }},
+        "best_policy": "round1",
         "best_of_n": {"n_candidates": 9, "questions": 120, "strategies": {
             "rm_top1": {"ex": 42.5, "errors": 26, "by_difficulty": {"simple": {"ex": 62.5}}},
             "greedy": {"ex": 52.5, "errors": 20, "by_difficulty": {"simple": {"ex": 64.58}}},
         }},
     }  # fmt: skip
-    rounds, trees, rm, bon = full_tables(report)
+    rounds, trees, rm_pairs, rm, bon = full_tables(report)
     assert rounds.rows == [["round1", 108, "wrong 60, error 48", "gold 40, on-policy 68"]]  # zero kinds left out
     assert trees.caption.startswith("Revision trees on 16 train questions")
     assert trees.rows == [["depth 1", 32, 14], ["depth 2", 36, 0], ["depth 10", 2, 1]]  # by level, not by text
+    assert rm_pairs.rows == [["tree", "correct_vs_wrong", 12], ["rejects", "correct_vs_wrong (wrong rejected)", 327],
+                             ["all", "", 339]]  # fmt: skip
     assert rm.caption.endswith("trained on 339 pairs")
     assert rm.rows == [
-        ["trained RM", 73.8, 90.0, "-", 50.0, 122, 0.917],
-        ["untrained head", 59.0, "-", "-", "-", 122, 0.021],
+        ["trained RM", 73.8, 90.0, "-", 50.0, 122, 1, 0.917],
+        ["untrained head", 59.0, "-", "-", "-", 122, "-", 0.021],  # an older rm eval without ties
     ]
-    assert bon.caption == "Best-of-N: EX % of each selector over 9 candidates on 120 dev questions"
+    assert bon.caption == "Best-of-N: EX % of each selector over 9 candidates sampled from round1 on 120 dev questions"
     assert bon.rows == [["greedy", 52.5, 64.6, "-", "-", 20], ["rm_top1", 42.5, 62.5, "-", "-", 26]]  # select's order
     assert full_tables({"rounds": []}) == []  # a run stopped after SFT: no table
+
+
+def test_report_md_prints_the_pages_tables() -> None:
+    from lfkit.pipeline.report import full_markdown
+    from lfkit.pipeline.report_page import full_tables
+
+    stage = {"name": "sft", "ex": 50.0, "by_difficulty": {}, "n": 2, "errors": 0, "predictions": "p.json"}
+    report = {
+        "model": "tiny", "stages": [stage], "best_policy": "sft", "verdict": "SFT moved.", "stopped": None,
+        "rounds": [{"round": 1, "pairs": 3, "pairs_by_reject_kind": {"wrong": 3}, "pairs_by_chosen_source": {}}],
+        "pairs": {"pairs": 3, "by_source_and_kind": {"rejects": {"correct_vs_wrong | x": 3}}},
+        "best_of_n": {"n_candidates": 3, "questions": 2, "strategies": {
+            "vote": {"ex": 50.0, "errors": 0, "by_difficulty": {}, "predictions": "bon/vote/predict_dev.json"}}},
+        "training": {}, "stage_seconds": {}, "plots": [], "recipes": [], "machine": "m", "finished": "now",
+        "total_seconds": 60.0,
+    }  # fmt: skip
+    text = full_markdown(report)
+    tables = full_tables(report)
+    assert [t.caption for t in tables] == [
+        "DPO rounds: verified preference pairs",
+        "Reward-model training pairs by source and kind",
+        "Best-of-N: EX % of each selector over 3 candidates sampled from sft on 2 dev questions",
+    ]
+    for t in tables:
+        assert t.markdown() in text
+    assert "| rejects | correct_vs_wrong \\| x | 3 |" in text  # a | inside a cell does not split it
+    assert "vote `bon/vote/predict_dev.json`" in text  # where to re-score each selector from
 
 
 @pytest.mark.slow

@@ -326,6 +326,7 @@ def full_verdict(stages: list[dict[str, Any]], best_round: int, bon: dict[str, A
 
 def full_markdown(report: dict[str, Any]) -> str:
     from lfkit.data.rows import DIFFICULTIES
+    from lfkit.pipeline.report_page import full_tables
 
     head = "| stage | EX % | " + " | ".join(f"{d} % (n)" for d in DIFFICULTIES) + " | n | errors | predictions |"
     lines = [f"# lfkit demo --full report ({report['model']})", "", "## Dev EX by stage", "", head]
@@ -349,45 +350,20 @@ def full_markdown(report: dict[str, Any]) -> str:
     ]
     if report.get("stopped"):
         lines += ["", f"DPO rounds stopped: {report['stopped']}"]
-    lines += ["", "## DPO rounds (lfkit iterate)", "", "| round | pairs | by reject kind | chosen on-policy / gold |"]
-    lines.append("|---|---|---|---|")
-    for r in report["rounds"]:
-        kinds = ", ".join(f"{k} {v}" for k, v in r.get("pairs_by_reject_kind", {}).items()) or "-"
-        src = r.get("pairs_by_chosen_source", {})
-        lines.append(f"| {r['round']} | {r['pairs']} | {kinds} | {src.get('on-policy', 0)} / {src.get('gold', 0)} |")
-    pairs = report["pairs"]
     trees = report.get("trees") or {}
-    lines += ["", "## Reward-model pairs by source and kind", ""]
     if trees:
-        lines.append(
-            f"Trees: {trees.get('trees')} trees, {trees.get('nodes')} nodes, correct at depth 1 "
-            f"{trees.get('correct_at_depth_1')}, rescued by revision {trees.get('rescued_by_revision')}, "
-            f"verified: {trees.get('verified_ok')}."
-        )
-        lines.append("")
-    lines += ["| source | kind | pairs |", "|---|---|---|"]
-    for source, kinds in pairs.get("by_source_and_kind", {}).items():
-        for kind, n in kinds.items():
-            lines.append(f"| {source} | {kind} | {n} |")
-    lines.append(f"| all | | {pairs.get('pairs', 0)} |")
-    rm = report.get("rm_eval") or {}
-    if rm:
-        lines += ["", "## Reward model on held-out dev pairs (rm eval)", ""]
-        lines += ["| model | pairs | accuracy | ties | avg margin |", "|---|---|---|---|---|"]
-        for name, m in rm["models"].items():
-            lines.append(f"| {name} | {m['n']} | {100 * m['accuracy']:.1f}% | {m['ties']} | {m['avg_margin']:.4f} |")
-    bon = report.get("best_of_n") or {}
-    if bon:
         lines += [
             "",
-            f"## Best-of-{bon['n_candidates']} on {bon['questions']} dev questions ({report['best_policy']})",
-            "",
-            "| strategy | EX % | " + " | ".join(f"{d} %" for d in DIFFICULTIES) + " | predictions |",
-            "|" + "---|" * (len(DIFFICULTIES) + 3),
+            f"Trees: {trees.get('trees')} trees, {trees.get('nodes')} nodes, correct at depth 1 "
+            f"{trees.get('correct_at_depth_1')}, rescued by revision {trees.get('rescued_by_revision')}, "
+            f"verified: {trees.get('verified_ok')}.",
         ]
-        for name, s in bon["strategies"].items():
-            diffs = [f"{s['by_difficulty'][d]['ex']:.1f}" if d in s["by_difficulty"] else "-" for d in DIFFICULTIES]
-            lines.append(f"| {name} | {s['ex']:.1f} | " + " | ".join(diffs) + f" | `{s['predictions']}` |")
+    for table in full_tables(report):  # the page's tables (report_page), so report.md and report.html agree
+        lines += ["", table.markdown()]
+    bon = report.get("best_of_n") or {}
+    if bon:
+        files = ", ".join(f"{name} `{s['predictions']}`" for name, s in bon["strategies"].items())
+        lines += ["", f"Each selector's predictions (re-score any): {files}."]
     lines += ["", "## Training", "", "| run | steps | loss first -> last | mean loss | reward acc. | seconds |"]
     lines.append("|---|---|---|---|---|---|")
     for name, t in report["training"].items():

@@ -1,8 +1,9 @@
-"""What a full run's ``report.html`` shows beside EX by stage: the DPO rounds' pairs, the reward model on its
-held-out pairs, best-of-N by selector and the revision trees, as the page's extra tables.
+"""What a full run's ``report.html`` and ``report.md`` show beside EX by stage: the DPO rounds' pairs, the revision
+trees, the reward model's training pairs and its held-out accuracy, best-of-N by selector.
 
-Each table is read from ``report.json``'s own fields (what ``report.md`` prints), so the page and the markdown
-cannot disagree; a stage the run did not reach gives no table. Percentages have one decimal, as the EX table's.
+Each table is read from ``report.json``'s own fields and rendered twice, as the page's extra tables and as
+``report.md``'s sections (:meth:`ReportTable.markdown`), so the page and the markdown cannot disagree; a stage the
+run did not reach gives no table. Percentages have one decimal, as the EX table's.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ def rounds_table(rounds: list[dict[str, Any]]) -> ReportTable | None:
     return ReportTable("DPO rounds: verified preference pairs", ["round", "pairs", "rejected", "chosen"], rows)
 
 
+def rm_pairs_table(pairs: dict[str, Any] | None) -> ReportTable | None:
+    """The reward model's training pairs by source (trees, the rounds' rejects) and kind, with their total."""
+    if not pairs or not pairs.get("by_source_and_kind"):
+        return None
+    rows: list[list[Any]] = [
+        [source, kind, n] for source, kinds in pairs["by_source_and_kind"].items() for kind, n in kinds.items()
+    ]
+    rows.append(["all", "", pairs.get("pairs", sum(r[2] for r in rows))])
+    return ReportTable("Reward-model training pairs by source and kind", ["source", "kind", "pairs"], rows)
+
+
 def rm_table(rm_eval: dict[str, Any] | None, training_pairs: int | None) -> ReportTable | None:
     """Pairwise accuracy (%) of the trained RM and of its base with an untrained head, by difficulty."""
     if not rm_eval:
@@ -56,17 +68,18 @@ def rm_table(rm_eval: dict[str, Any] | None, training_pairs: int | None) -> Repo
         by = m.get("by_difficulty") or {}
         cells = [_share(by[d]["accuracy"]) if d in by else "-" for d in DIFFICULTIES]
         margin = "-" if m.get("avg_margin") is None else round(m["avg_margin"], 3)
-        rows.append([RM_MODELS.get(name, name), _share(m.get("accuracy")), *cells, m["n"], margin])
+        rows.append([RM_MODELS.get(name, name), _share(m.get("accuracy")), *cells, m["n"], m.get("ties", "-"), margin])
     trained = f", trained on {training_pairs} pairs" if training_pairs else ""
     return ReportTable(
         f"Reward model: pairwise accuracy % on held-out dev pairs{trained}",
-        ["model", "accuracy", *DIFFICULTIES, "pairs", "mean margin"],
+        ["model", "accuracy", *DIFFICULTIES, "pairs", "ties", "mean margin"],
         rows,
     )
 
 
-def best_of_n_table(bon: dict[str, Any] | None) -> ReportTable | None:
-    """EX (%) of every best-of-N selector, by difficulty, in ``lfkit eval select``'s order."""
+def best_of_n_table(bon: dict[str, Any] | None, policy: str | None = None) -> ReportTable | None:
+    """EX (%) of every best-of-N selector, by difficulty, in ``lfkit eval select``'s order (``policy``: the model
+    that sampled the candidates, named in the caption)."""
     from lfkit.eval.select import STRATEGIES
 
     if not bon:
@@ -79,8 +92,10 @@ def best_of_n_table(bon: dict[str, Any] | None) -> ReportTable | None:
         by = s.get("by_difficulty") or {}
         cells = [_pct(by[d]["ex"]) if d in by else "-" for d in DIFFICULTIES]
         rows.append([name, _pct(s["ex"]), *cells, s.get("errors", "-")])
+    sampled = f" sampled from {policy}" if policy else ""
     return ReportTable(
-        f"Best-of-N: EX % of each selector over {bon['n_candidates']} candidates on {bon['questions']} dev questions",
+        f"Best-of-N: EX % of each selector over {bon['n_candidates']} candidates{sampled} on {bon['questions']} "
+        "dev questions",
         ["selector", "EX", *DIFFICULTIES, "errors"],
         rows,
     )
@@ -101,14 +116,16 @@ def trees_table(trees: dict[str, Any] | None) -> ReportTable | None:
 
 
 def full_tables(report: dict[str, Any]) -> list[ReportTable]:
-    """The extra tables of ``lfkit demo --full``'s page, from its ``report.json`` dict, in pipeline order."""
+    """The extra tables of ``lfkit demo --full``'s page and report.md, from its ``report.json`` dict, in pipeline
+    order."""
     tables = [
         rounds_table(report.get("rounds") or []),
         trees_table(report.get("trees")),
+        rm_pairs_table(report.get("pairs")),
         rm_table(report.get("rm_eval"), (report.get("pairs") or {}).get("pairs")),
-        best_of_n_table(report.get("best_of_n")),
+        best_of_n_table(report.get("best_of_n"), report.get("best_policy")),
     ]
     return [t for t in tables if t is not None]
 
 
-__all__ = ["best_of_n_table", "full_tables", "rm_table", "rounds_table", "trees_table"]
+__all__ = ["best_of_n_table", "full_tables", "rm_pairs_table", "rm_table", "rounds_table", "trees_table"]

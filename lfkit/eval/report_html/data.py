@@ -42,6 +42,25 @@ class ReportTable:
     headers: Sequence[str]
     rows: Sequence[Sequence[Any]]
 
+    def markdown(self, level: int = 2) -> str:
+        """The table in markdown under its caption as a heading, so a run's report.md prints what its page shows
+        (a ``|`` inside a cell is escaped).
+
+        >>> print(ReportTable("Reward model", ["model", "accuracy"], [["trained RM", 72.9], ["a|b", "-"]]).markdown())
+        ## Reward model
+        <BLANKLINE>
+        | model | accuracy |
+        |---|---|
+        | trained RM | 72.9 |
+        | a\\|b | - |
+        """
+
+        def row(cells: Sequence[Any]) -> str:
+            return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+        lines = [f"{'#' * level} {self.caption}", "", row(self.headers), "|" + "---|" * len(self.headers)]
+        return "\n".join(lines + [row(r) for r in self.rows])
+
 
 @dataclass
 class Answer:
