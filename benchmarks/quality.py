@@ -349,8 +349,9 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{', '.join(seeds)}. "
         "Every EX is re-scored from the stage's own predict_dev.json. Per-question detail: `seed<k>/report.html`.",
         "",
-        "| seed | base | SFT | DPO (best round) | greedy | vote | RM top-1 | oracle | RM pairs % | min |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| seed | base | SFT | DPO (best round) | greedy | vote | RM top-1 | RM top-1 that runs | RM-weighted vote "
+        "| oracle | RM pairs % | min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for k, s in seeds.items():
         ex, bon = s["ex"], s["best_of_n"]["ex"]
@@ -363,7 +364,8 @@ def markdown(summary: dict[str, Any]) -> str:
             + " | ".join("-" if v is None else f"{v:.1f}" for v in cells)
             + f" | {best} | "
             + " | ".join(
-                "-" if bon.get(n) is None else f"{bon[n]:.1f}" for n in ("greedy", "vote", "rm_top1", "oracle")
+                "-" if bon.get(n) is None else f"{bon[n]:.1f}"
+                for n in ("greedy", "vote", "rm_top1", "rm_top1_exec", "rm_vote", "oracle")
             )
             + f" | {rm_text} | {(s['total_seconds'] or 0) / 60:.1f} |"
         )
@@ -462,8 +464,8 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ["sft", "dpo", "greedy", "vote", "rm_top1", "oracle"]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    names = ["sft", "dpo", "greedy", "vote", "rm_top1", "rm_top1_exec", "rm_vote", "oracle"]
+    fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / max(len(summary["seeds"]), 1)
     for i, (k, s) in enumerate(summary["seeds"].items()):
         bon = s["best_of_n"]["ex"]
