@@ -17,7 +17,7 @@ Levers (one setting or a few changed against a finished seed, only the stages th
 ``benchmarks/quality_levers.py``; their table is part of this report once one has finished.
 
 Sizes (:data:`QUALITY`, since 2026-12-08: what the levers showed meets the issue's goals; planned for 90
-minutes for two seeds, measured ~70 minutes per seed on 2 CPU cores with the vLLM engine in float32, README
+minutes for two seeds, measured ~78 minutes per seed on 2 CPU cores with the vLLM engine in float32, README
 "make quality"): a corpus of 528 train questions, SFT on 400 of them drawn per gold-SQL template (100 steps,
 ~13 min), one DPO round on the 128 the SFT left out x 8 samples (on-policy chosen, 1 pair each, lr 2e-4), 16
 revision trees, a reward model from the DPO policy on up to 4 pairs per round question plus the trees' (lr 1e-3,
