@@ -10,8 +10,9 @@ DPO training and one evaluation, not a whole seed.
 A fresh lever (a setting that decides the SFT, such as ``n_sft``) copies nothing: it runs every stage
 into ``OUT/levers/<lever>/seed<k>`` itself, so it needs no finished seed, and levers can build on it.
 
-    .venv/bin/python benchmarks/quality_levers.py run --out quality_out --levers dpo_lr5e-5 --seeds 0 1
+    .venv/bin/python benchmarks/quality_levers.py run --out quality_first --levers dpo_lr5e-5 --seeds 0 1
     .venv/bin/python benchmarks/quality_levers.py table --out quality_out
+    (the first command needs seeds of ``quality.py --sizes first`` in quality_first: every lever changes those sizes)
 
 ``table`` (also part of ``quality.py``'s report) compares each lever with its seed: DPO EX against the
 seed's SFT and DPO, RM held-out accuracy against the seed's RM.
