@@ -34,6 +34,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +132,17 @@ def seed_sizes(root: Path, seed: int) -> str | None:
         if all(ran.get(k) == mine.get(k) for k in keys):
             return name
     return None
+
+
+def shared_sizes(names: Iterable[str | None]) -> str | None:
+    """The one of :data:`SIZES` that all of ``names`` (the seeds' :func:`seed_sizes`) are; None where they differ,
+    none is known, or there is no seed: a lever's seed columns compare it only with seeds at its sizes.
+
+    >>> shared_sizes(["quality", "quality"]), shared_sizes(["quality", "first"]), shared_sizes([])
+    ('quality', None, None)
+    """
+    distinct = set(names)
+    return distinct.pop() if len(distinct) == 1 else None
 
 
 def shape_change(before: str | None, after: str | None) -> str:
@@ -495,10 +507,8 @@ def write_report(out: Path, seeds: list[int]) -> dict[str, Any]:
         summary["seeds"][k] = s
     from quality_levers import table
 
-    # a lever's seed columns compare it with seeds at the sizes it changes: only where every seed here ran those
-    same = next(iter(sizes.values())) if len(set(sizes.values())) == 1 else None
     seeds_summaries = {int(k): s for k, s in summary["seeds"].items()}
-    summary["levers_table"], summary["levers"] = table(out, seeds_summaries, same)
+    summary["levers_table"], summary["levers"] = table(out, seeds_summaries, shared_sizes(sizes.values()))
     atomic_write_text(out / "report.json", json.dumps(summary, indent=2, default=str) + "\n")
     atomic_write_text(out / "report.md", markdown(summary))
     plot(summary, out / "ex_by_seed.png")

@@ -519,12 +519,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             for seed in args.seeds:
                 run_lever(args.out, seed, LEVERS[name])
-    from quality import seed_sizes, seed_summary
+    from quality import seed_sizes, seed_summary, shared_sizes
 
     runs = {k: args.out / f"seed{k}" for k in args.seeds if (args.out / f"seed{k}" / "report.json").is_file()}
-    sizes = {seed_sizes(d, k) for k, d in runs.items()}
     summaries = {k: seed_summary(runs[k]) if k in runs else None for k in args.seeds}
-    text, _ = table(args.out, summaries, sizes.pop() if len(sizes) == 1 else None)
+    text, _ = table(args.out, summaries, shared_sizes(seed_sizes(d, k) for k, d in runs.items()))
     print(text or "no lever has finished yet")
     return 0
 
